@@ -1,0 +1,57 @@
+# vlproxy — see README.md. Two entry points do all set-up on a fresh machine:
+#   make demo   real OpenSearch + sample catalogue + vlproxy on 127.0.0.1:8080
+#   make test   every test, against a real OpenSearch node started for the run
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: all build deps opensearch-jars opensearch test test-unit fuzz vet fmt demo bench bench-passthrough clean
+
+all: build
+
+deps:
+	$(GO) mod download
+
+build: deps
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Builds the OpenSearch launcher from Maven Central jars (cached in ~/.m2; a no-op when up to date).
+opensearch-jars:
+	bash testenv/build.sh
+
+# One OpenSearch node in the foreground on 127.0.0.1:9200.
+opensearch: opensearch-jars
+	$(GO) run ./testenv/cmd/opensearch -port 9200
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+
+# All tests. One OpenSearch node serves the whole run (VLPROXY_TEST_ES_URL); set that variable
+# yourself to test against an external Elasticsearch/OpenSearch instead.
+test: deps opensearch-jars vet
+	bash testenv/with-node.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+# Short runs of every fuzz target (the seed corpora also run inside `go test`).
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+	  done; done
+
+# OpenSearch on :9200 with a sample catalogue in index "products", the model simulator unless
+# VLPROXY_MODEL_URL is set, and vlproxy on :8080. Ctrl-C stops everything.
+demo: build opensearch-jars
+	bash testenv/demo.sh
+
+bench: build opensearch-jars
+	bash bench/scripts/all.sh
+
+bench-passthrough: build
+	bash bench/scripts/passthrough.sh
+
+clean:
+	rm -rf $(BIN)
