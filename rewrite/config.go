@@ -1,0 +1,230 @@
+package rewrite
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Config configures the rewriter. Zero fields take the value from DefaultConfig
+// (see New); the doc comment of each field gives that default.
+type Config struct {
+	// Profiles map index patterns to default fields and attribute mappings. The first
+	// profile whose pattern matches one of the request's indices wins; a profile with
+	// pattern "*" (or none matching) is the global default. Default: one profile "*"
+	// with no fields (multi_match then searches index.query.default_field).
+	Profiles []Profile `yaml:"profiles"`
+	// Image limits the images a clause may carry.
+	Image ImageConfig `yaml:"image"`
+	// Prompt selects the prompt language and version.
+	Prompt PromptConfig `yaml:"prompt"`
+	// MaxKeywords caps the keyword phrases taken from the model. Default 8.
+	MaxKeywords int `yaml:"max_keywords"`
+	// Timeout bounds one model call (the request's own deadline still applies). Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxTokens is the completion budget of a keyword call. Default 256.
+	MaxTokens int `yaml:"max_tokens"`
+	// Temperature of keyword calls. Default 0.2.
+	Temperature float64 `yaml:"temperature"`
+	// TopP of keyword calls. Default 0.8.
+	TopP float64 `yaml:"top_p"`
+	// Fallback says what happens when the model cannot help.
+	Fallback FallbackConfig `yaml:"fallback"`
+}
+
+// Profile is the search defaults of the indices matching Index.
+type Profile struct {
+	// Index is a pattern over index names: "*" and "?" wildcards, e.g. "products-*". Required.
+	Index string `yaml:"index"`
+	// Fields searched when the clause names none, e.g. ["title^3", "description"]. Default: none.
+	Fields []string `yaml:"fields"`
+	// Attributes maps model attributes (colour, material, …) to fields. Default: none.
+	Attributes []AttributeMapping `yaml:"attributes"`
+}
+
+// AttributeMapping turns one attribute of the model's answer into a filter or a boost.
+type AttributeMapping struct {
+	// Attribute is the key in the model's attributes object, e.g. "colour". Required.
+	Attribute string `yaml:"attribute"`
+	// Field is the document field it is matched against, e.g. "baseColour". Required.
+	Field string `yaml:"field"`
+	// As is "boost" (a should clause that raises matching documents) or "filter"
+	// (documents must match). Default "boost".
+	As string `yaml:"as"`
+	// Boost of a boost clause. Default 1.
+	Boost float64 `yaml:"boost"`
+}
+
+// ImageConfig limits and shapes query images.
+type ImageConfig struct {
+	// MaxBytes is the largest decoded image accepted; larger is a 413. Default 8 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+	// MaxPixels is the largest width*height accepted, read from the header before
+	// decoding so a decompression bomb is refused with a 400. Default 40 000 000.
+	MaxPixels int `yaml:"max_pixels"`
+	// PixelBudget is the width*height images are downscaled to before they are sent
+	// (Qwen3-VL spends one visual token per 32x32 pixels: 448*448 is 196 tokens).
+	// Default 448*448.
+	PixelBudget int `yaml:"pixel_budget"`
+	// JPEGQuality of re-encoded images. Default 85.
+	JPEGQuality int `yaml:"jpeg_quality"`
+	// AllowedHosts lists the hosts http(s) image URLs may name (exact names, or
+	// "*.example.com" for subdomains). Default none: URLs are refused. Loopback,
+	// private, link-local and metadata addresses are refused even when allowed.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// FetchTimeout bounds one image download. Default 3s.
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	// MaxRedirects followed by an image download (each one checked again). Default 3.
+	MaxRedirects int `yaml:"max_redirects"`
+}
+
+// PromptConfig selects the prompt.
+type PromptConfig struct {
+	// Language used when the clause sets none and its text has no CJK characters:
+	// "en" or "zh". Default "en". Text containing CJK characters selects "zh".
+	Language string `yaml:"language"`
+	// Version is recorded in the cache key and the explanation; change it to
+	// invalidate cached keywords. Default PromptVersion.
+	Version string `yaml:"version"`
+}
+
+// FallbackConfig says what happens when the model fails.
+type FallbackConfig struct {
+	// ImageOnly is what an image-only clause becomes without a usable model:
+	// "error" (an ES-shaped 503 naming the cause) or "empty" (a match_none query,
+	// so the search returns no hits). Default "error".
+	ImageOnly string `yaml:"image_only"`
+}
+
+// DefaultConfig returns the defaults every zero field of a Config takes.
+func DefaultConfig() Config {
+	return Config{
+		Profiles: []Profile{{Index: "*"}},
+		Image: ImageConfig{
+			MaxBytes:     8 << 20,
+			MaxPixels:    40_000_000,
+			PixelBudget:  448 * 448,
+			JPEGQuality:  85,
+			FetchTimeout: 3 * time.Second,
+			MaxRedirects: 3,
+		},
+		Prompt:      PromptConfig{Language: "en", Version: PromptVersion},
+		MaxKeywords: 8,
+		Timeout:     2 * time.Second,
+		MaxTokens:   256,
+		Temperature: 0.2,
+		TopP:        0.8,
+		Fallback:    FallbackConfig{ImageOnly: "error"},
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig and validates the result.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if len(c.Profiles) == 0 {
+		c.Profiles = d.Profiles
+	}
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt(&c.Image.MaxBytes, d.Image.MaxBytes)
+	setInt(&c.Image.MaxPixels, d.Image.MaxPixels)
+	setInt(&c.Image.PixelBudget, d.Image.PixelBudget)
+	setInt(&c.Image.JPEGQuality, d.Image.JPEGQuality)
+	setInt(&c.Image.MaxRedirects, d.Image.MaxRedirects)
+	setInt(&c.MaxKeywords, d.MaxKeywords)
+	setInt(&c.MaxTokens, d.MaxTokens)
+	if c.Image.FetchTimeout == 0 {
+		c.Image.FetchTimeout = d.Image.FetchTimeout
+	}
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.Temperature == 0 {
+		c.Temperature = d.Temperature
+	}
+	if c.TopP == 0 {
+		c.TopP = d.TopP
+	}
+	if c.Prompt.Language == "" {
+		c.Prompt.Language = d.Prompt.Language
+	}
+	if c.Prompt.Version == "" {
+		c.Prompt.Version = d.Prompt.Version
+	}
+	if c.Fallback.ImageOnly == "" {
+		c.Fallback.ImageOnly = d.Fallback.ImageOnly
+	}
+
+	if c.Prompt.Language != "en" && c.Prompt.Language != "zh" {
+		return c, fmt.Errorf("cannot use prompt.language %q: want en or zh", c.Prompt.Language)
+	}
+	if c.Fallback.ImageOnly != "error" && c.Fallback.ImageOnly != "empty" {
+		return c, fmt.Errorf("cannot use fallback.image_only %q: want error or empty", c.Fallback.ImageOnly)
+	}
+	if c.Image.JPEGQuality < 1 || c.Image.JPEGQuality > 100 {
+		return c, fmt.Errorf("cannot use image.jpeg_quality %d: want 1..100", c.Image.JPEGQuality)
+	}
+	if c.Image.PixelBudget < 32*32 {
+		return c, fmt.Errorf("cannot use image.pixel_budget %d: want at least 1024", c.Image.PixelBudget)
+	}
+	ps := make([]Profile, len(c.Profiles))
+	for i, p := range c.Profiles {
+		if p.Index == "" {
+			return c, fmt.Errorf("cannot use profiles[%d]: index pattern is empty", i)
+		}
+		if _, err := path.Match(p.Index, ""); err != nil {
+			return c, fmt.Errorf("cannot use profiles[%d].index %q: %w", i, p.Index, err)
+		}
+		p.Attributes = append([]AttributeMapping(nil), p.Attributes...)
+		for j := range p.Attributes {
+			a := &p.Attributes[j]
+			if a.Attribute == "" || a.Field == "" {
+				return c, fmt.Errorf("cannot use profiles[%d].attributes[%d]: attribute and field are required", i, j)
+			}
+			if a.As == "" {
+				a.As = "boost"
+			}
+			if a.As != "boost" && a.As != "filter" {
+				return c, fmt.Errorf("cannot use profiles[%d].attributes[%d].as %q: want boost or filter", i, j, a.As)
+			}
+			if a.Boost == 0 {
+				a.Boost = 1
+			}
+		}
+		ps[i] = p
+	}
+	c.Profiles = ps
+	return c, nil
+}
+
+// profile picks the profile for an index expression such as "products,shoes-*"
+// ("" for /_search, which only the default profile serves).
+func (c *Config) profile(index string) *Profile {
+	var def *Profile
+	for i := range c.Profiles {
+		p := &c.Profiles[i]
+		if p.Index == "*" {
+			if def == nil {
+				def = p
+			}
+			continue
+		}
+		for name := range strings.SplitSeq(index, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			if ok, _ := path.Match(p.Index, name); ok || p.Index == name {
+				return p
+			}
+		}
+	}
+	if def == nil {
+		def = &Profile{Index: "*"}
+	}
+	return def
+}

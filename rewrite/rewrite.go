@@ -1,0 +1,457 @@
+package rewrite
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/tidwall/gjson"
+
+	"github.com/vlproxy/vlproxy/model"
+)
+
+// Chatter is the part of the model client the rewriter uses.
+type Chatter interface {
+	Chat(ctx context.Context, req *model.ChatRequest) (*model.ChatResponse, error)
+	Name() string
+}
+
+// Cache is the part of cache.Cache the rewriter uses: a byte cache with single-flight.
+type Cache interface {
+	Do(ctx context.Context, key []byte, fn func(ctx context.Context) ([]byte, error)) (val []byte, hit bool, err error)
+}
+
+// Mode is the per-request switch (header X-VLProxy-Rewrite or ext.vlproxy.rewrite.enabled).
+type Mode int
+
+const (
+	// ModeOn rewrites clauses through the model.
+	ModeOn Mode = iota
+	// ModeOff turns each clause into its plain-text query without calling the model;
+	// an image-only clause becomes match_none (no hits), so an A/B control arm
+	// still answers instead of failing. Images are still validated.
+	ModeOff
+)
+
+// Options are the per-request options under ext.vlproxy.rewrite.
+type Options struct {
+	// Enabled false means ModeOff; nil leaves the mode to the header and the default.
+	Enabled *bool
+}
+
+// ParseOptions parses the JSON of ext.vlproxy.rewrite. An unknown key or a value
+// of the wrong type is an error naming it.
+func ParseOptions(raw []byte) (Options, error) {
+	var o Options
+	if len(raw) == 0 {
+		return o, nil
+	}
+	v := gjson.ParseBytes(raw)
+	if !v.IsObject() || !gjson.ValidBytes(raw) {
+		return o, illegalArgument("[ext.vlproxy.rewrite] must be an object")
+	}
+	var err error
+	v.ForEach(func(k, val gjson.Result) bool {
+		switch k.Str {
+		case "enabled":
+			if !val.IsBool() {
+				err = illegalArgument("[ext.vlproxy.rewrite.enabled] must be true or false")
+				return false
+			}
+			b := val.Bool()
+			o.Enabled = &b
+		default:
+			err = illegalArgument("[ext.vlproxy.rewrite] does not support option [%s]", k.Str)
+			return false
+		}
+		return true
+	})
+	return o, err
+}
+
+// Request is one search body to rewrite.
+type Request struct {
+	Index string // index expression from the URL path, "" for /_search
+	Body  []byte
+	Mode  Mode
+}
+
+// Query is the first clause's query, for reranking.
+type Query struct {
+	Text  string
+	Image string // downscaled JPEG as a data URI, "" without an image
+	Key   string // stable hash of text and original image bytes
+}
+
+// Result is the outcome of Rewrite.
+type Result struct {
+	// Body is the body to forward: the request's own slice when no clause exists,
+	// else a new slice where only the clauses' bytes differ.
+	Body  []byte
+	Found bool
+	// Status is "applied" | "cached" | "skipped" | "off" | "fallback:<reason>",
+	// the value of X-VLProxy-Rewrite. With several clauses a fallback wins over
+	// applied, and "cached" means every clause was a cache hit.
+	Status    string
+	ModelTime time.Duration // time spent waiting for the model (zero on cache hits)
+	Elapsed   time.Duration
+	Query     Query
+	// Explain describes the first clause: {"keywords","category","attributes","query","model","prompt_version"}
+	// plus "fallback" (the reason) when the model did not help and "clauses" when there were several.
+	Explain json.RawMessage
+}
+
+// Rewriter rewrites multimodal clauses. It is safe for concurrent use.
+type Rewriter struct {
+	cfg   Config
+	model Chatter
+	cache Cache
+	log   *slog.Logger
+	fetch *fetcher
+}
+
+// New builds a Rewriter. m may be nil (no model configured: text clauses fall back
+// to plain text, image-only clauses follow Fallback.ImageOnly); c may be nil (no caching).
+func New(cfg Config, m Chatter, c Cache, log *slog.Logger) (*Rewriter, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Rewriter{cfg: cfg, model: m, cache: c, log: log}
+	r.fetch = newFetcher(&r.cfg.Image)
+	return r, nil
+}
+
+var (
+	rewriteDuration  = metrics.NewHistogram(`vlproxy_rewrite_duration_seconds`)
+	modelCalls       = metrics.NewCounter(`vlproxy_rewrite_model_calls_total`)
+	imageBytesTotal  = metrics.NewCounter(`vlproxy_rewrite_image_bytes_total`)
+	imageDownscaled  = metrics.NewCounter(`vlproxy_rewrite_images_downscaled_total`)
+	rewriteBadInputs = metrics.NewCounter(`vlproxy_rewrite_bad_requests_total`)
+)
+
+func countClause(status string) {
+	metrics.GetOrCreateCounter(`vlproxy_rewrite_clauses_total{status="` + status + `"}`).Inc()
+}
+
+// Rewrite replaces every multimodal clause of the body by a standard query.
+// A returned error implements ESError (400 bad clause or image, 413 image too
+// large, 503 image-only query without a usable model); nothing should be forwarded then.
+func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
+	start := time.Now()
+	res := Result{Body: req.Body, Status: "skipped"}
+	clauses, err := findClauses(req.Body)
+	if err != nil {
+		rewriteBadInputs.Inc()
+		return res, err
+	}
+	if len(clauses) == 0 {
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+	res.Found = true
+	prof := r.cfg.profile(req.Index)
+	body := req.Body
+	out := make([]byte, 0, len(body)+256*len(clauses))
+	prev := 0
+	hits, fallback := 0, ""
+	for i := range clauses {
+		c := &clauses[i]
+		out = append(out, body[prev:c.start]...)
+		qStart := len(out)
+		var o clauseOutcome
+		out, o, err = r.rewriteClause(ctx, c, prof, req.Mode, out)
+		res.ModelTime += o.modelTime
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Status < 500 {
+				rewriteBadInputs.Inc()
+			}
+			res.Body, res.Found = req.Body, true
+			res.Status = o.status
+			res.Elapsed = time.Since(start)
+			return res, err
+		}
+		countClause(o.status)
+		switch {
+		case o.status == "cached":
+			hits++
+		case fallback == "" && o.status != "applied":
+			fallback = o.status // "off" or "fallback:<reason>"
+		}
+		if i == 0 {
+			res.Query = o.query
+			res.Explain = r.explain(&o, out[qStart:], len(clauses))
+		}
+		prev = c.end
+	}
+	out = append(out, body[prev:]...)
+	res.Body = out
+	switch {
+	case fallback != "":
+		res.Status = fallback
+	case hits == len(clauses):
+		res.Status = "cached"
+	default:
+		res.Status = "applied"
+	}
+	res.Elapsed = time.Since(start)
+	rewriteDuration.Update(res.Elapsed.Seconds())
+	return res, nil
+}
+
+type clauseOutcome struct {
+	status    string
+	reason    string
+	kw        *Keywords
+	modelTime time.Duration
+	query     Query
+}
+
+func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, mode Mode, dst []byte) ([]byte, clauseOutcome, error) {
+	var o clauseOutcome
+	fields := prof.Fields
+	if c.hasFields {
+		fields = c.Fields
+	}
+	var img *queryImage
+	if c.Image != "" {
+		q, err := r.image(ctx, c.Image)
+		if err != nil {
+			o.status = "error"
+			return dst, o, err
+		}
+		img = &q
+	}
+	o.query = makeQuery(c.Text, img)
+
+	if mode == ModeOff {
+		o.status = "off"
+		if c.Text == "" {
+			return appendMatchNone(dst), o, nil
+		}
+		return appendTextQuery(dst, c, fields), o, nil
+	}
+
+	kw, hit, err := r.keywords(ctx, c, img, &o)
+	if err != nil {
+		o.reason = model.Reason(err)
+		if o.reason == model.KindUnavailable && errors.Is(err, errNoModel) {
+			o.reason = "no_model"
+		}
+		o.status = "fallback:" + o.reason
+		r.log.LogAttrs(ctx, slog.LevelWarn, "rewrite fell back", slog.String("reason", o.reason),
+			slog.Bool("image", img != nil), slog.Any("err", err))
+		if c.Text != "" {
+			return appendTextQuery(dst, c, fields), o, nil
+		}
+		if r.cfg.Fallback.ImageOnly == "empty" {
+			return appendMatchNone(dst), o, nil
+		}
+		return dst, o, modelUnavailable(o.reason, err)
+	}
+	o.kw = &kw
+	o.status = "applied"
+	if hit {
+		o.status = "cached"
+	}
+	return appendKeywordQuery(dst, c, fields, &kw, prof.Attributes), o, nil
+}
+
+func makeQuery(text string, img *queryImage) Query {
+	h := sha256.New()
+	h.Write([]byte(text))
+	h.Write([]byte{0})
+	q := Query{Text: text}
+	if img != nil {
+		h.Write(img.Sum[:])
+		q.Image = img.DataURI()
+	}
+	q.Key = hex.EncodeToString(h.Sum(nil)[:16])
+	return q
+}
+
+// image loads, validates and downscales a clause image. The processed image is
+// cached by the sha256 of the original bytes, so a repeated image skips decoding.
+func (r *Rewriter) image(ctx context.Context, s string) (queryImage, error) {
+	raw, err := r.imageBytes(ctx, s)
+	if err != nil {
+		return queryImage{}, err
+	}
+	imageBytesTotal.Add(len(raw))
+	if r.cache == nil {
+		return r.processImage(raw)
+	}
+	sum := sha256.Sum256(raw)
+	key := make([]byte, 0, 64)
+	key = append(key, 1, 'i', 'm', 'g', 0)
+	key = strconv.AppendInt(key, int64(r.cfg.Image.PixelBudget), 10)
+	key = append(key, 0)
+	key = strconv.AppendInt(key, int64(r.cfg.Image.JPEGQuality), 10)
+	key = append(key, 0)
+	key = append(key, sum[:]...)
+	var q queryImage
+	var perr error
+	called := false
+	val, _, err := r.cache.Do(ctx, key, func(context.Context) ([]byte, error) {
+		called = true
+		q, perr = r.processImage(raw)
+		return q.JPEG, perr
+	})
+	switch {
+	case called:
+		return q, perr
+	case err == nil && sniff(val) == "jpeg":
+		return queryImage{Sum: sum, JPEG: val}, nil
+	}
+	return r.processImage(raw) // a leader's failure or a cache fault: decide for ourselves
+}
+
+func (r *Rewriter) processImage(raw []byte) (queryImage, error) {
+	q, err := processImage(raw, &r.cfg.Image)
+	if err == nil && len(q.JPEG) > 0 && &q.JPEG[0] != &raw[0] {
+		imageDownscaled.Inc()
+	}
+	return q, err
+}
+
+var errNoModel = errors.New("no model configured")
+
+// keywords asks the model (through the cache) for the clause's keywords.
+func (r *Rewriter) keywords(ctx context.Context, c *clause, img *queryImage, o *clauseOutcome) (kw Keywords, hit bool, err error) {
+	if r.model == nil {
+		return kw, false, errNoModel
+	}
+	lang := r.language(c)
+	call := func(ctx context.Context) (Keywords, error) {
+		ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+		defer cancel()
+		uri := ""
+		if img != nil {
+			uri = img.DataURI()
+		}
+		modelCalls.Inc()
+		resp, err := r.model.Chat(ctx, r.chatRequest(c, lang, uri))
+		if err != nil {
+			return Keywords{}, err
+		}
+		k, err := parseOutput(resp.Content, r.cfg.MaxKeywords)
+		if err != nil {
+			return k, &model.Error{Kind: model.KindBadOutput, Message: fmt.Sprintf("cannot parse keywords from %.80q", resp.Content), Err: err}
+		}
+		return k, nil
+	}
+	start := time.Now()
+	defer func() {
+		if !hit {
+			o.modelTime = time.Since(start)
+		}
+	}()
+	if r.cache == nil {
+		kw, err = call(ctx)
+		return kw, false, err
+	}
+	key := r.keywordKey(c, lang, img)
+	var (
+		fnKW   Keywords
+		fnErr  error
+		called bool
+	)
+	val, hit, err := r.cache.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
+		called = true
+		fnKW, fnErr = call(ctx)
+		if fnErr != nil {
+			return nil, fnErr
+		}
+		return json.Marshal(fnKW)
+	})
+	if called {
+		return fnKW, false, fnErr
+	}
+	if err != nil {
+		var me *model.Error
+		if errors.As(err, &me) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return kw, false, err // the leader's model call failed; so would ours
+		}
+		kw, err = call(ctx) // a cache fault is a miss
+		return kw, false, err
+	}
+	if json.Unmarshal(val, &kw) != nil || len(kw.Keywords) == 0 {
+		kw, err = call(ctx)
+		return kw, false, err
+	}
+	return kw, hit, nil
+}
+
+// keywordKey identifies a keyword answer: a version byte, model, prompt version,
+// language, attribute switch, keyword cap, text and the original image's sha256.
+func (r *Rewriter) keywordKey(c *clause, lang string, img *queryImage) []byte {
+	name := r.model.Name()
+	key := make([]byte, 0, 64+len(name)+len(c.Text))
+	key = append(key, 1, 'k', 'w', 0)
+	key = append(key, name...)
+	key = append(key, 0)
+	key = append(key, r.cfg.Prompt.Version...)
+	key = append(key, 0)
+	key = append(key, lang...)
+	key = append(key, 0)
+	if c.Attributes {
+		key = append(key, 'a')
+	}
+	key = strconv.AppendInt(key, int64(r.cfg.MaxKeywords), 10)
+	key = append(key, 0)
+	key = append(key, c.Text...)
+	key = append(key, 0)
+	if img != nil {
+		key = append(key, img.Sum[:]...)
+	}
+	return key
+}
+
+type explanation struct {
+	Keywords      []string          `json:"keywords"`
+	Category      string            `json:"category,omitempty"`
+	Attributes    map[string]string `json:"attributes,omitempty"`
+	Query         json.RawMessage   `json:"query"`
+	Model         string            `json:"model,omitempty"`
+	PromptVersion string            `json:"prompt_version"`
+	Status        string            `json:"status"`
+	Fallback      string            `json:"fallback,omitempty"`
+	Clauses       int               `json:"clauses,omitempty"`
+}
+
+func (r *Rewriter) explain(o *clauseOutcome, query []byte, n int) json.RawMessage {
+	e := explanation{
+		Keywords:      []string{},
+		Query:         json.RawMessage(query),
+		PromptVersion: r.cfg.Prompt.Version,
+		Status:        o.status,
+		Fallback:      o.reason,
+	}
+	if n > 1 {
+		e.Clauses = n
+	}
+	if r.model != nil {
+		e.Model = r.model.Name()
+	}
+	if o.kw != nil {
+		e.Keywords = o.kw.Keywords
+		e.Category = o.kw.Category
+		e.Attributes = o.kw.Attributes
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil
+	}
+	return b
+}
