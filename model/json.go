@@ -1,0 +1,202 @@
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+// JSON encoding of the contract types. The request encoder appends bytes by
+// hand (no reflection): a request may carry a 200 KB base64 image and runs on
+// every search.
+
+// MarshalJSON renders {"role":R,"content":"text"} when the message has no
+// parts and {"role":R,"content":[parts]} otherwise.
+func (m Message) MarshalJSON() ([]byte, error) {
+	return m.appendJSON(nil), nil
+}
+
+func (m Message) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"role":`...)
+	dst = appendString(dst, m.Role)
+	dst = append(dst, `,"content":`...)
+	if m.Parts == nil {
+		dst = appendString(dst, m.Text)
+	} else {
+		dst = appendParts(dst, m.Parts)
+	}
+	return append(dst, '}')
+}
+
+// UnmarshalJSON accepts content as a string, a list of parts or null.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	if !gjson.ValidBytes(b) {
+		return errors.New("cannot decode message: invalid JSON")
+	}
+	r := gjson.ParseBytes(b)
+	if !r.IsObject() {
+		return errors.New("cannot decode message: not an object")
+	}
+	*m = Message{Role: r.Get("role").String()}
+	c := r.Get("content")
+	switch {
+	case c.IsArray():
+		m.Parts = []Part{}
+		for _, p := range c.Array() {
+			var part Part
+			if err := part.UnmarshalJSON([]byte(p.Raw)); err != nil {
+				return err
+			}
+			m.Parts = append(m.Parts, part)
+		}
+	case c.Type == gjson.String:
+		m.Text = c.String()
+	case c.Type == gjson.Null || !c.Exists():
+	default:
+		return fmt.Errorf("cannot decode message: content must be a string or a list of parts, got %s", c.Type)
+	}
+	return nil
+}
+
+// MarshalJSON renders {"type":"text","text":T} or
+// {"type":"image_url","image_url":{"url":U}}.
+func (p Part) MarshalJSON() ([]byte, error) {
+	return p.appendJSON(nil), nil
+}
+
+func (p Part) appendJSON(dst []byte) []byte {
+	if p.Type == "image_url" {
+		dst = append(dst, `{"type":"image_url","image_url":{"url":`...)
+		dst = appendString(dst, p.URL)
+		return append(dst, `}}`...)
+	}
+	dst = append(dst, `{"type":`...)
+	t := p.Type
+	if t == "" {
+		t = "text"
+	}
+	dst = appendString(dst, t)
+	dst = append(dst, `,"text":`...)
+	dst = appendString(dst, p.Text)
+	return append(dst, '}')
+}
+
+// UnmarshalJSON accepts image_url as {"url":U} or as a bare string (Ollama).
+func (p *Part) UnmarshalJSON(b []byte) error {
+	if !gjson.ValidBytes(b) {
+		return errors.New("cannot decode content part: invalid JSON")
+	}
+	r := gjson.ParseBytes(b)
+	if !r.IsObject() {
+		return errors.New("cannot decode content part: not an object")
+	}
+	*p = Part{Type: r.Get("type").String()}
+	switch p.Type {
+	case "text":
+		p.Text = r.Get("text").String()
+	case "image_url":
+		u := r.Get("image_url")
+		if u.IsObject() {
+			u = u.Get("url")
+		}
+		p.URL = u.String()
+	default:
+		// Other part types (video_url, input_audio, ...) keep their type only.
+	}
+	return nil
+}
+
+func appendParts(dst []byte, parts []Part) []byte {
+	dst = append(dst, '[')
+	for i, p := range parts {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = p.appendJSON(dst)
+	}
+	return append(dst, ']')
+}
+
+func appendMessages(dst []byte, msgs []Message) []byte {
+	dst = append(dst, '[')
+	for i, m := range msgs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = m.appendJSON(dst)
+	}
+	return append(dst, ']')
+}
+
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+func appendFloat(dst []byte, f float64) []byte {
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does, so the server never sees a body it cannot parse.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+var _ json.Marshaler = Message{}
