@@ -1,0 +1,85 @@
+package cache
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+)
+
+type flight struct {
+	done chan struct{}
+	val  []byte // set before done is closed
+	err  error
+}
+
+// Do returns the value under key, calling fn to produce it on a miss. Concurrent Do calls for
+// the same missing key make one fn call (single flight); the others wait for its result and
+// Stats.Collapsed counts them. hit reports whether the value came from the cache.
+//
+// Each caller waits only as long as its own ctx allows and then returns an error wrapping
+// ctx.Err(). fn runs in its own goroutine with a context that keeps ctx's values but not its
+// cancellation, bounded by Config.FillTimeout, so the caller that started the fill can go away
+// without failing the others. A successful result is stored with Set; an error is returned to
+// every caller waiting for that fill and is not cached.
+//
+// Do takes ownership of the slice fn returns: neither fn nor any caller may modify it.
+func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context) ([]byte, error)) (val []byte, hit bool, err error) {
+	gen := c.gen.Load()
+	if v, ok := c.Get(key); ok {
+		return v, true, nil
+	}
+	fk := make([]byte, 8+len(key))
+	binary.LittleEndian.PutUint64(fk, gen)
+	copy(fk[8:], key)
+
+	c.flightMu.Lock()
+	f, joined := c.flights[string(fk)]
+	if joined {
+		c.collapsed.Add(1)
+		c.m.collapsed.Inc()
+	} else {
+		// A fill may have stored the value and left between our lookup and the lock.
+		if v, ok := c.lookup(gen, key, true); ok {
+			c.flightMu.Unlock()
+			return v, true, nil
+		}
+		f = &flight{done: make(chan struct{})}
+		c.flights[string(fk)] = f
+		go c.fill(ctx, f, string(fk), gen, fk[8:], fn)
+	}
+	c.flightMu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.val, false, f.err
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("cannot wait for the %s cache to be filled: %w", c.cfg.Name, ctx.Err())
+	}
+}
+
+func (c *Cache) fill(parent context.Context, f *flight, fk string, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.cfg.FillTimeout)
+	defer cancel()
+	val, err := call(ctx, fn)
+	if err == nil {
+		c.set(gen, key, val, c.cfg.TTL)
+	}
+	f.val, f.err = val, err
+	// Store first, then leave the table: a caller that no longer finds the flight finds the
+	// value (Do looks again under flightMu).
+	c.flightMu.Lock()
+	delete(c.flights, fk)
+	c.flightMu.Unlock()
+	close(f.done)
+}
+
+// call turns a panic in fn into an error for every waiter instead of killing the process
+// from a goroutine nobody can recover in.
+func call(ctx context.Context, fn func(context.Context) ([]byte, error)) (val []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			val, err = nil, fmt.Errorf("cannot fill cache: fill function panicked: %v", r)
+		}
+	}()
+	return fn(ctx)
+}
