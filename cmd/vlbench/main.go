@@ -1,0 +1,50 @@
+// Command vlbench measures vlproxy: a fake Elasticsearch backend, an open-loop load generator,
+// the pass-through benchmark against nginx, relevance evaluation and a catalogue loader.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+)
+
+type command struct {
+	summary string
+	run     func(args []string) error
+}
+
+var commands = map[string]command{
+	"fake-es":     {"serve canned Elasticsearch responses (cheaper than the proxy)", runFakeES},
+	"load":        {"open-loop (or closed-loop) load generator with HDR latency histograms", runLoad},
+	"passthrough": {"capacity and CPU per request of several targets; writes a BENCHMARKS.md section", runPassthrough},
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: vlbench <command> [flags]\n\ncommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nrun 'vlbench <command> -help' for its flags\n")
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-help" || os.Args[1] == "-h" || os.Args[1] == "help" {
+		usage()
+		os.Exit(2)
+	}
+	c, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "vlbench: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err := c.run(os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "vlbench %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
