@@ -1,0 +1,505 @@
+package rerank
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/vlproxy/vlproxy/model"
+)
+
+// Rerank statuses (X-VLProxy-Rerank); fallbacks are StatusFallback + ":" + reason.
+const (
+	StatusApplied  = "applied"
+	StatusPartial  = "partial"
+	StatusCached   = "cached"
+	StatusShadow   = "shadow"
+	StatusFallback = "fallback"
+)
+
+// Result is what Apply produced.
+type Result struct {
+	// Body is the response for the client: the requested from/size slice, shaped as asked.
+	Body []byte
+	// Status is applied, partial, cached, shadow or fallback:<reason>.
+	Status string
+	// ModelTime is the time spent getting scores (cache and model).
+	ModelTime time.Duration
+	// Explain is {"scorer","model","status","hits":[{_index,_id,rank,original_rank,
+	// original_score,model_score,score}]} for the returned hits; nil unless Request.Explain.
+	Explain json.RawMessage
+	// Shadow compares the reranked order with ES order; zero when nothing was scored.
+	Shadow ShadowStats
+}
+
+// ShadowStats measures how reranking changed (or, in shadow mode, would have changed) the order.
+type ShadowStats struct {
+	// K is the number of top positions compared: min(from+size, window hits).
+	K int
+	// Overlap is |top-K by ES ∩ top-K reranked| / K.
+	Overlap float64
+	// Displacement is the mean |new rank − ES rank| over the scored window.
+	Displacement float64
+	// Top1Changed reports whether the first hit changed.
+	Top1Changed bool
+	// Scored is the number of window hits with a model score.
+	Scored int
+}
+
+// hitInfo is one ES hit, pointing into the response bytes.
+type hitInfo struct {
+	raw      gjson.Result
+	id       string
+	index    string
+	esScore  float64
+	hasScore bool
+	seq      int64
+	hasSeq   bool
+	source   gjson.Result
+	doc      model.Document
+}
+
+// Apply reranks the ES response of a prepared request and returns the client's response.
+// esBody must stay unmodified during the call. Model problems never fail it: they degrade to
+// ES order with Status fallback:<reason>; a response without hits passes through shaped.
+func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result, error) {
+	if plan == nil {
+		return Result{Body: esBody, Status: StatusFallback + ":no_plan"}, nil
+	}
+	if len(esBody) == 0 {
+		return Result{Body: esBody, Status: StatusFallback + ":bad_response"}, nil
+	}
+	doc := unsafe.String(&esBody[0], len(esBody))
+	hitsRes := gjson.Get(doc, "hits.hits")
+	if !hitsRes.IsArray() || hitsRes.Index <= 0 || !gjson.Valid(doc) {
+		return Result{Body: plan.shape(esBody), Status: StatusFallback + ":bad_response"}, nil
+	}
+	hits := make([]hitInfo, 0, plan.fetch)
+	hitsRes.ForEach(func(_, h gjson.Result) bool {
+		hits = append(hits, parseHit(h))
+		return true
+	})
+	w := min(plan.window, len(hits))
+	for i := 0; i < w; i++ {
+		hits[i].doc = candidate(hits[i].source, plan.fields)
+	}
+
+	res := Result{}
+	var scores []float64
+	fromCache := false
+	if w > 0 {
+		sctx, cancel := context.WithTimeout(ctx, plan.timeout)
+		start := time.Now()
+		var err error
+		scores, fromCache, err = r.scoreWindow(sctx, plan, hits[:w])
+		res.ModelTime = time.Since(start)
+		cancel()
+		if err != nil {
+			reason := model.Reason(err)
+			if reason == model.KindCanceled && ctx.Err() == nil {
+				reason = model.KindTimeout
+			}
+			r.log.Debug("rerank falls back to ES order", "reason", reason, "err", err)
+			res.Status = StatusFallback + ":" + reason
+			res.Body = plan.shape(plan.build(esBody, hitsRes, hits, nil, nil, false))
+			if plan.explain {
+				res.Explain = r.explain(plan, res.Status, hits, nil, nil, nil)
+			}
+			return res, nil
+		}
+	}
+	order, fused, scored := plan.order(hits, scores)
+	res.Shadow = shadowStats(order, w, plan, scored)
+	switch {
+	case plan.shadow:
+		res.Status = StatusShadow
+	case scored < w:
+		res.Status = StatusPartial
+	case fromCache:
+		res.Status = StatusCached
+	default:
+		res.Status = StatusApplied
+	}
+	if plan.shadow {
+		res.Body = plan.build(esBody, hitsRes, hits, nil, nil, false)
+	} else {
+		res.Body = plan.build(esBody, hitsRes, hits, order, fused, true)
+	}
+	if plan.explain {
+		if plan.shadow {
+			res.Explain = r.explain(plan, res.Status, hits, nil, scores, fused)
+		} else {
+			res.Explain = r.explain(plan, res.Status, hits, order, scores, fused)
+		}
+	}
+	res.Body = plan.shape(res.Body)
+	return res, nil
+}
+
+func parseHit(h gjson.Result) hitInfo {
+	hi := hitInfo{raw: h}
+	h.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "_id":
+			hi.id = v.Str
+		case "_index":
+			hi.index = v.Str
+		case "_score":
+			if v.Type == gjson.Number {
+				hi.esScore, hi.hasScore = v.Num, true
+			}
+		case "_seq_no":
+			if v.Type == gjson.Number {
+				hi.seq, hi.hasSeq = v.Int(), true
+			}
+		case "_source":
+			hi.source = v
+		}
+		return true
+	})
+	return hi
+}
+
+// candidate builds the model document of a hit: text fields joined by newlines, and the image.
+func candidate(src gjson.Result, f FieldsConfig) model.Document {
+	var d model.Document
+	if !src.IsObject() {
+		return d
+	}
+	var b strings.Builder
+	for _, name := range f.Text {
+		v := src.Get(name)
+		if !v.Exists() || v.Type == gjson.Null {
+			continue
+		}
+		if v.IsArray() {
+			v.ForEach(func(_, e gjson.Result) bool {
+				if e.Type == gjson.String || e.Type == gjson.Number {
+					if b.Len() > 0 {
+						b.WriteByte('\n')
+					}
+					b.WriteString(e.String())
+				}
+				return true
+			})
+			continue
+		}
+		if v.Type == gjson.String || v.Type == gjson.Number {
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(v.String())
+		}
+	}
+	d.Text = b.String()
+	if f.Image != "" {
+		v := src.Get(f.Image)
+		if v.IsArray() {
+			v = v.Get("0")
+		}
+		if v.Type == gjson.String {
+			d.Image = v.Str
+		}
+	}
+	return d
+}
+
+// order returns the final hit order (window reordered, unscored window hits after the scored
+// ones in ES order, min_score drops, then the hits beyond the window in ES order), the fused
+// score per hit (NaN when not scored) and the number of scored window hits.
+func (p *Plan) order(hits []hitInfo, scores []float64) ([]int, []float64, int) {
+	w := len(scores)
+	fused := make([]float64, len(hits))
+	for i := range fused {
+		fused[i] = math.NaN()
+	}
+	scored := 0
+	mlo, mhi := math.Inf(1), math.Inf(-1)
+	elo, ehi := math.Inf(1), math.Inf(-1)
+	esOK := true
+	for i := 0; i < w; i++ {
+		if math.IsNaN(scores[i]) {
+			continue
+		}
+		scored++
+		mlo, mhi = math.Min(mlo, scores[i]), math.Max(mhi, scores[i])
+		if !hits[i].hasScore {
+			esOK = false
+		} else {
+			elo, ehi = math.Min(elo, hits[i].esScore), math.Max(ehi, hits[i].esScore)
+		}
+	}
+	norm := func(v, lo, hi float64) float64 {
+		if hi > lo {
+			return (v - lo) / (hi - lo)
+		}
+		return 1
+	}
+	order := make([]int, 0, len(hits))
+	for i := 0; i < w; i++ {
+		if math.IsNaN(scores[i]) {
+			continue
+		}
+		if p.minScore != nil && scores[i] < *p.minScore {
+			continue
+		}
+		var es float64
+		if esOK {
+			es = norm(hits[i].esScore, elo, ehi)
+		} else if w > 1 {
+			es = 1 - float64(i)/float64(w-1) // no ES scores: ES rank stands in
+		} else {
+			es = 1
+		}
+		fused[i] = p.weight*norm(scores[i], mlo, mhi) + (1-p.weight)*es
+		order = append(order, i)
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch {
+		case fused[a] > fused[b]:
+			return -1
+		case fused[a] < fused[b]:
+			return 1
+		}
+		return 0
+	})
+	for i := 0; i < w; i++ {
+		if math.IsNaN(scores[i]) {
+			order = append(order, i)
+		}
+	}
+	for i := w; i < len(hits); i++ {
+		order = append(order, i)
+	}
+	return order, fused, scored
+}
+
+func shadowStats(order []int, w int, p *Plan, scored int) ShadowStats {
+	st := ShadowStats{Scored: scored}
+	if scored == 0 || w == 0 {
+		return st
+	}
+	k := min(p.from+p.size, w, len(order))
+	st.K = k
+	if k == 0 {
+		return st
+	}
+	in := 0
+	for _, i := range order[:k] {
+		if i < k {
+			in++
+		}
+	}
+	st.Overlap = float64(in) / float64(k)
+	st.Top1Changed = order[0] != 0
+	var disp float64
+	n := 0
+	for pos, i := range order {
+		if i < w {
+			disp += math.Abs(float64(pos - i))
+			n++
+		}
+	}
+	// Hits dropped by min_score count as displaced to the end of the window.
+	if n < w {
+		seen := make([]bool, w)
+		for _, i := range order {
+			if i < w {
+				seen[i] = true
+			}
+		}
+		for i, s := range seen {
+			if !s {
+				disp += float64(w - i)
+				n++
+			}
+		}
+	}
+	st.Displacement = disp / float64(n)
+	return st
+}
+
+// build writes the response: the from/size slice of order (nil: ES order), with new _score
+// values and max_score when rescore is set, and the client's _source filter re-applied.
+func (p *Plan) build(esBody []byte, hitsRes gjson.Result, hits []hitInfo, order []int, fused []float64, rescore bool) []byte {
+	n := len(hits)
+	if order != nil {
+		n = len(order)
+	}
+	lo := min(p.from, n)
+	hi := min(p.from+p.size, n)
+	at := func(pos int) int {
+		if order != nil {
+			return order[pos]
+		}
+		return pos
+	}
+	out := make([]byte, 0, len(esBody))
+	msStart, msEnd := -1, -1
+	var maxScore float64
+	haveMax := false
+	if rescore {
+		ms := gjson.Get(unsafe.String(&esBody[0], len(esBody)), "hits.max_score")
+		if ms.Exists() && ms.Index > 0 {
+			msStart, msEnd = ms.Index, ms.Index+len(ms.Raw)
+		}
+		for _, i := range order {
+			s, ok := hitScore(&hits[i], fused[i])
+			if ok && (!haveMax || s > maxScore) {
+				maxScore, haveMax = s, true
+			}
+		}
+	}
+	hs, he := hitsRes.Index, hitsRes.Index+len(hitsRes.Raw)
+	if msStart >= 0 && msEnd <= hs {
+		out = append(out, esBody[:msStart]...)
+		out = appendScore(out, maxScore, haveMax)
+		out = append(out, esBody[msEnd:hs]...)
+	} else {
+		out = append(out, esBody[:hs]...)
+	}
+	out = append(out, '[')
+	for pos := lo; pos < hi; pos++ {
+		if pos > lo {
+			out = append(out, ',')
+		}
+		i := at(pos)
+		score := math.NaN()
+		if rescore {
+			score = fused[i]
+		}
+		out = p.appendHit(out, &hits[i], score)
+	}
+	out = append(out, ']')
+	if msStart >= he {
+		out = append(out, esBody[he:msStart]...)
+		out = appendScore(out, maxScore, haveMax)
+		out = append(out, esBody[msEnd:]...)
+	} else {
+		out = append(out, esBody[he:]...)
+	}
+	return out
+}
+
+func hitScore(h *hitInfo, fused float64) (float64, bool) {
+	if !math.IsNaN(fused) {
+		return fused, true
+	}
+	return h.esScore, h.hasScore
+}
+
+func appendScore(dst []byte, s float64, ok bool) []byte {
+	if !ok {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendFloat(dst, float64(float32(s)), 'g', -1, 32)
+}
+
+// appendHit writes one hit, replacing _score when score is not NaN and re-filtering _source.
+func (p *Plan) appendHit(dst []byte, h *hitInfo, score float64) []byte {
+	if math.IsNaN(score) && p.src == nil {
+		return append(dst, h.raw.Raw...)
+	}
+	dst = append(dst, '{')
+	first := true
+	h.raw.ForEach(func(k, v gjson.Result) bool {
+		switch {
+		case k.Str == "_score" && !math.IsNaN(score):
+			dst = appendKey(dst, k.Raw, &first)
+			dst = appendScore(dst, score, true)
+		case k.Str == "_source" && p.src != nil:
+			if p.src.disabled {
+				return true
+			}
+			dst = appendKey(dst, k.Raw, &first)
+			if v.IsObject() {
+				dst = p.src.appendFiltered(dst, v)
+			} else {
+				dst = append(dst, v.Raw...)
+			}
+		default:
+			dst = appendKey(dst, k.Raw, &first)
+			dst = append(dst, v.Raw...)
+		}
+		return true
+	})
+	return append(dst, '}')
+}
+
+func appendKey(dst []byte, raw string, first *bool) []byte {
+	if !*first {
+		dst = append(dst, ',')
+	}
+	*first = false
+	dst = append(dst, raw...)
+	return append(dst, ':')
+}
+
+// shape applies the client's filter_path.
+func (p *Plan) shape(body []byte) []byte {
+	if p.fp == nil {
+		return body
+	}
+	return p.fp.apply(body)
+}
+
+// explain describes the returned hits; order nil means ES order.
+func (r *Reranker) explain(p *Plan, status string, hits []hitInfo, order []int, scores, fused []float64) json.RawMessage {
+	name := r.scorer.Name()
+	kind, mdl, _ := strings.Cut(name, ":")
+	b := []byte(`{"scorer":`)
+	b = appendJSONString(b, kind)
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, mdl)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, status)
+	b = append(b, `,"window":`...)
+	b = strconv.AppendInt(b, int64(min(p.window, len(hits))), 10)
+	b = append(b, `,"hits":[`...)
+	n := len(hits)
+	if order != nil {
+		n = len(order)
+	}
+	lo, hi := min(p.from, n), min(p.from+p.size, n)
+	for pos := lo; pos < hi; pos++ {
+		i := pos
+		if order != nil {
+			i = order[pos]
+		}
+		h := &hits[i]
+		if pos > lo {
+			b = append(b, ',')
+		}
+		b = append(b, `{"_index":`...)
+		b = appendJSONString(b, h.index)
+		b = append(b, `,"_id":`...)
+		b = appendJSONString(b, h.id)
+		b = append(b, `,"rank":`...)
+		b = strconv.AppendInt(b, int64(pos+1), 10)
+		b = append(b, `,"original_rank":`...)
+		b = strconv.AppendInt(b, int64(i+1), 10)
+		b = append(b, `,"original_score":`...)
+		b = appendScore(b, h.esScore, h.hasScore)
+		b = append(b, `,"model_score":`...)
+		if i < len(scores) && !math.IsNaN(scores[i]) {
+			b = strconv.AppendFloat(b, scores[i], 'g', -1, 64)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, `,"score":`...)
+		if i < len(fused) {
+			b = appendScore(b, fused[i], !math.IsNaN(fused[i]))
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}

@@ -1,0 +1,407 @@
+package rerank
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// This file implements the two response-shaping features that can drop fields the
+// reranker needs, so that Prepare can ask ES for the fields and Apply can strip them again.
+//
+// _source filtering (body `_source`, URL `_source`, `_source_includes`, `_source_excludes`),
+// following XContentMapValues.filter: patterns are matched against full dotted paths, `*`
+// matches any characters (dots included), an included object brings its whole subtree,
+// excludes win over includes, arrays are transparent, and objects/arrays left empty by
+// filtering are dropped unless their own path was included. Values are copied as stored
+// (ES re-serializes filtered values; stored sources that are not compact JSON will differ
+// in whitespace).
+//
+// filter_path, following ES response filtering: a comma list of dotted paths; `*` matches
+// within one name, `**` matches any number of names; a leading `-` excludes. Arrays are
+// transparent. With includes, containers left empty are dropped and an empty result is `{}`.
+// When both kinds are given, exclusions are applied first, then inclusions. Not covered:
+// names that contain dots themselves, and escaping.
+
+// sourceFilter is an effective _source filter.
+type sourceFilter struct {
+	disabled bool // _source: false — no _source at all
+	includes []string
+	excludes []string
+}
+
+func (f *sourceFilter) isAll() bool {
+	return !f.disabled && len(f.includes) == 0 && len(f.excludes) == 0
+}
+
+// keepsPath reports whether the filter keeps the value at dotted path p entirely.
+func (f *sourceFilter) keepsPath(p string) bool {
+	if f.disabled {
+		return false
+	}
+	for _, e := range f.excludes {
+		if globMatch(e, p) || ancestorMatch(e, p) || globPrefix(e, p+".") {
+			return false
+		}
+	}
+	if len(f.includes) == 0 {
+		return true
+	}
+	for _, i := range f.includes {
+		if globMatch(i, p) || ancestorMatch(i, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// ancestorMatch reports whether pattern matches a proper ancestor path of p.
+func ancestorMatch(pat, p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '.' && globMatch(pat, p[:i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendFiltered appends the source object filtered by f (an empty object when nothing is left).
+func (f *sourceFilter) appendFiltered(dst []byte, src gjson.Result) []byte {
+	return f.appendObject(dst, src, "", len(f.includes) == 0)
+}
+
+func (f *sourceFilter) appendObject(dst []byte, obj gjson.Result, prefix string, included bool) []byte {
+	dst = append(dst, '{')
+	first := true
+	obj.ForEach(func(k, v gjson.Result) bool {
+		p := prefix + k.String()
+		start := len(dst)
+		if !first {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, k.Raw...)
+		dst = append(dst, ':')
+		if dst2, keep := f.appendValue(dst, v, p, included); keep {
+			dst = dst2
+			first = false
+		} else {
+			dst = dst[:start]
+		}
+		return true
+	})
+	return append(dst, '}')
+}
+
+// appendValue appends v at path p if the filter keeps any of it.
+func (f *sourceFilter) appendValue(dst []byte, v gjson.Result, p string, parentIncluded bool) ([]byte, bool) {
+	for _, e := range f.excludes {
+		if globMatch(e, p) {
+			return dst, false
+		}
+	}
+	included := parentIncluded
+	if !included {
+		for _, i := range f.includes {
+			if globMatch(i, p) {
+				included = true
+				break
+			}
+		}
+	}
+	descendExcl := false
+	for _, e := range f.excludes {
+		if globPrefix(e, p+".") {
+			descendExcl = true
+			break
+		}
+	}
+	if included && !descendExcl {
+		return append(dst, v.Raw...), true
+	}
+	if !included {
+		could := false
+		for _, i := range f.includes {
+			if globPrefix(i, p+".") {
+				could = true
+				break
+			}
+		}
+		if !could {
+			return dst, false
+		}
+	}
+	switch {
+	case v.IsObject():
+		start := len(dst)
+		dst = f.appendObject(dst, v, p+".", included)
+		if !included && len(dst)-start == 2 {
+			return dst[:start], false
+		}
+		return dst, true
+	case v.IsArray():
+		start := len(dst)
+		dst = append(dst, '[')
+		n := 0
+		v.ForEach(func(_, e gjson.Result) bool {
+			s := len(dst)
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			var keep bool
+			if e.IsObject() || e.IsArray() {
+				// Elements emptied by filtering are dropped (ES keeps only non-empty maps).
+				dst, keep = f.appendValue(dst, e, p, included)
+			} else if included {
+				dst, keep = append(dst, e.Raw...), true
+			}
+			if keep {
+				n++
+			} else {
+				dst = dst[:s]
+			}
+			return true
+		})
+		if n == 0 && !included {
+			return dst[:start], false
+		}
+		return append(dst, ']'), true
+	}
+	if included {
+		return append(dst, v.Raw...), true
+	}
+	return dst, false
+}
+
+// globMatch matches s against a pattern where '*' matches any run of characters.
+func globMatch(pat, s string) bool {
+	// Iterative wildcard matching with single backtrack point.
+	pi, si, star, mark := 0, 0, -1, 0
+	for si < len(s) {
+		switch {
+		case pi < len(pat) && pat[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case pi < len(pat) && pat[pi] == s[si]:
+			pi++
+			si++
+		case star >= 0:
+			pi, mark = star+1, mark+1
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(pat) && pat[pi] == '*' {
+		pi++
+	}
+	return pi == len(pat)
+}
+
+// globPrefix reports whether some extension of s matches pat.
+func globPrefix(pat, s string) bool {
+	for i := 0; i < len(s); i++ {
+		if i >= len(pat) {
+			return false
+		}
+		if pat[i] == '*' {
+			return true
+		}
+		if pat[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// filterPath is a parsed filter_path parameter.
+type filterPath struct {
+	incl [][]string
+	excl [][]string
+}
+
+func parseFilterPath(s string) *filterPath {
+	fp := &filterPath{}
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if ex, ok := strings.CutPrefix(e, "-"); ok {
+			if ex != "" {
+				fp.excl = append(fp.excl, strings.Split(ex, "."))
+			}
+			continue
+		}
+		fp.incl = append(fp.incl, strings.Split(e, "."))
+	}
+	if len(fp.incl) == 0 && len(fp.excl) == 0 {
+		return nil
+	}
+	return fp
+}
+
+type fpState struct{ pat, pos int }
+
+// advance computes the states after consuming name; full reports a complete match.
+func advance(pats [][]string, states []fpState, name string, next []fpState) ([]fpState, bool) {
+	full := false
+	for _, st := range states {
+		segs := pats[st.pat]
+		seg := segs[st.pos]
+		if seg == "**" {
+			if st.pos+1 == len(segs) {
+				full = true
+				continue
+			}
+			next = append(next, st) // ** consumes name
+			if globMatch(segs[st.pos+1], name) {
+				if st.pos+2 == len(segs) {
+					full = true
+				} else {
+					next = append(next, fpState{st.pat, st.pos + 2})
+				}
+			}
+			continue
+		}
+		if globMatch(seg, name) {
+			if st.pos+1 == len(segs) {
+				full = true
+			} else {
+				next = append(next, fpState{st.pat, st.pos + 1})
+			}
+		}
+	}
+	return next, full
+}
+
+func rootStates(pats [][]string) []fpState {
+	s := make([]fpState, len(pats))
+	for i := range pats {
+		s[i] = fpState{pat: i}
+	}
+	return s
+}
+
+// apply filters a whole response body.
+func (fp *filterPath) apply(body []byte) []byte {
+	v := gjson.ParseBytes(body)
+	if !v.IsObject() {
+		return body
+	}
+	if len(fp.excl) > 0 {
+		body = fp.appendExcluded(make([]byte, 0, len(body)), v, rootStates(fp.excl))
+		v = gjson.ParseBytes(body)
+	}
+	if len(fp.incl) > 0 {
+		out, ok := fp.appendIncluded(make([]byte, 0, len(body)/2), v, rootStates(fp.incl))
+		if !ok {
+			return []byte("{}")
+		}
+		body = out
+	}
+	return body
+}
+
+func (fp *filterPath) appendIncluded(dst []byte, v gjson.Result, states []fpState) ([]byte, bool) {
+	switch {
+	case v.IsObject():
+		start := len(dst)
+		dst = append(dst, '{')
+		n := 0
+		var buf []fpState
+		v.ForEach(func(k, val gjson.Result) bool {
+			next, full := advance(fp.incl, states, k.String(), buf[:0])
+			buf = next
+			if !full && len(next) == 0 {
+				return true
+			}
+			s := len(dst)
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, k.Raw...)
+			dst = append(dst, ':')
+			keep := true
+			if full {
+				dst = append(dst, val.Raw...)
+			} else {
+				dst, keep = fp.appendIncluded(dst, val, append([]fpState(nil), next...))
+			}
+			if keep {
+				n++
+			} else {
+				dst = dst[:s]
+			}
+			return true
+		})
+		if n == 0 {
+			return dst[:start], false
+		}
+		return append(dst, '}'), true
+	case v.IsArray():
+		start := len(dst)
+		dst = append(dst, '[')
+		n := 0
+		v.ForEach(func(_, e gjson.Result) bool {
+			s := len(dst)
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			var keep bool
+			dst, keep = fp.appendIncluded(dst, e, states)
+			if keep {
+				n++
+			} else {
+				dst = dst[:s]
+			}
+			return true
+		})
+		if n == 0 {
+			return dst[:start], false
+		}
+		return append(dst, ']'), true
+	}
+	return dst, false
+}
+
+func (fp *filterPath) appendExcluded(dst []byte, v gjson.Result, states []fpState) []byte {
+	switch {
+	case v.IsObject():
+		dst = append(dst, '{')
+		n := 0
+		var buf []fpState
+		v.ForEach(func(k, val gjson.Result) bool {
+			next, full := advance(fp.excl, states, k.String(), buf[:0])
+			buf = next
+			if full {
+				return true
+			}
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = append(dst, k.Raw...)
+			dst = append(dst, ':')
+			if len(next) == 0 {
+				dst = append(dst, val.Raw...)
+			} else {
+				dst = fp.appendExcluded(dst, val, append([]fpState(nil), next...))
+			}
+			return true
+		})
+		return append(dst, '}')
+	case v.IsArray():
+		dst = append(dst, '[')
+		n := 0
+		v.ForEach(func(_, e gjson.Result) bool {
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = fp.appendExcluded(dst, e, states)
+			return true
+		})
+		return append(dst, ']')
+	}
+	return append(dst, v.Raw...)
+}
