@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -44,6 +45,9 @@ func appendKeywordQuery(dst []byte, c *clause, fields []string, kw *Keywords, at
 		n++
 	}
 	for _, k := range kw.Keywords {
+		if strings.EqualFold(k, c.Text) {
+			continue // the text clause already carries it, with more weight
+		}
 		if n > 0 {
 			dst = append(dst, ',')
 		}

@@ -300,21 +300,19 @@ func (r *Rewriter) image(ctx context.Context, s string) (queryImage, error) {
 	key = strconv.AppendInt(key, int64(r.cfg.Image.JPEGQuality), 10)
 	key = append(key, 0)
 	key = append(key, sum[:]...)
-	var q queryImage
-	var perr error
-	called := false
+	// fn may outlive this call (the cache fills detached), so it shares nothing with it.
 	val, _, err := r.cache.Do(ctx, key, func(context.Context) ([]byte, error) {
-		called = true
-		q, perr = r.processImage(raw)
-		return q.JPEG, perr
+		q, err := r.processImage(raw)
+		return q.JPEG, err
 	})
+	var e *Error
 	switch {
-	case called:
-		return q, perr
 	case err == nil && sniff(val) == "jpeg":
 		return queryImage{Sum: sum, JPEG: val}, nil
+	case errors.As(err, &e):
+		return queryImage{}, err
 	}
-	return r.processImage(raw) // a leader's failure or a cache fault: decide for ourselves
+	return r.processImage(raw) // a cache fault is a miss
 }
 
 func (r *Rewriter) processImage(raw []byte) (queryImage, error) {
@@ -362,26 +360,18 @@ func (r *Rewriter) keywords(ctx context.Context, c *clause, img *queryImage, o *
 		return kw, false, err
 	}
 	key := r.keywordKey(c, lang, img)
-	var (
-		fnKW   Keywords
-		fnErr  error
-		called bool
-	)
+	// fn may outlive this call (the cache fills detached), so it shares nothing with it.
 	val, hit, err := r.cache.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
-		called = true
-		fnKW, fnErr = call(ctx)
-		if fnErr != nil {
-			return nil, fnErr
+		kw, err := call(ctx)
+		if err != nil {
+			return nil, err
 		}
-		return json.Marshal(fnKW)
+		return json.Marshal(kw)
 	})
-	if called {
-		return fnKW, false, fnErr
-	}
 	if err != nil {
 		var me *model.Error
 		if errors.As(err, &me) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			return kw, false, err // the leader's model call failed; so would ours
+			return kw, false, err // the model call failed, or our deadline passed while waiting for it
 		}
 		kw, err = call(ctx) // a cache fault is a miss
 		return kw, false, err
