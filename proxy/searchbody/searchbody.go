@@ -35,7 +35,7 @@ func argErr(format string, args ...any) *Error {
 }
 
 // Options is the `ext.vlproxy` block of one search body. Rewrite and Rerank are the raw JSON of
-// their sub-objects (nil when absent); rewrite/ and rerank/ parse them.
+// their values (nil when absent); rewrite.ParseOptions and rerank.ParseOptions validate them.
 type Options struct {
 	Rewrite []byte
 	Rerank  []byte
@@ -78,17 +78,9 @@ func ExtractOptions(body []byte) (Options, []byte, error) {
 	var err error
 	v.ForEach(func(k, val gjson.Result) bool {
 		switch k.String() {
-		case "rewrite":
-			if !val.IsObject() {
-				err = parseErr("[ext.vlproxy.rewrite] must be an object, got %s", kind(val))
-				return false
-			}
+		case "rewrite": // rewrite.ParseOptions validates the value
 			o.Rewrite = []byte(val.Raw)
-		case "rerank":
-			if !val.IsObject() {
-				err = parseErr("[ext.vlproxy.rerank] must be an object, got %s", kind(val))
-				return false
-			}
+		case "rerank": // rerank.ParseOptions validates the value (it also takes a bare boolean)
 			o.Rerank = []byte(val.Raw)
 		case "explain":
 			if val.Type != gjson.True && val.Type != gjson.False {

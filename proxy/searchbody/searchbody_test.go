@@ -50,8 +50,6 @@ func TestExtractOptionsErrors(t *testing.T) {
 	f(`{"ext":{"vlproxy":{"rerank":{},"explian":true}}}`, "unknown option [ext.vlproxy.explian]")
 	f(`{"ext":{"vlproxy":[]}}`, "[ext.vlproxy] must be an object, got an array")
 	f(`{"ext":{"vlproxy":{"explain":"yes"}}}`, "[ext.vlproxy.explain] must be a boolean, got a string")
-	f(`{"ext":{"vlproxy":{"rewrite":true}}}`, "[ext.vlproxy.rewrite] must be an object")
-	f(`{"ext":{"vlproxy":{"rerank":3}}}`, "[ext.vlproxy.rerank] must be an object")
 	f(`{"ext":{"vlproxy":{}}`, "not valid JSON")
 }
 

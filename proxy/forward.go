@@ -1,0 +1,314 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+)
+
+// request carries what the proxy knows about one client request while it is served.
+type request struct {
+	route    route
+	start    time.Time
+	deadline time.Time // start + RequestTimeout: every attempt and retry ends before it
+	timing   serverTiming
+	upstream string // address of the last node tried, for logs
+	body     *bytebufferpool.ByteBuffer
+}
+
+// smallBody: request bodies up to this size are read whole (cheaper than a stream, and replayable).
+const smallBody = 64 << 10
+
+var errClientBody = errors.New("cannot read the request body from the client")
+
+// bodyLimiter streams a client request body upstream, failing once more than max bytes came through.
+type bodyLimiter struct {
+	r       io.Reader
+	max     int64
+	n       int64
+	tooBig  bool
+	readErr error
+}
+
+func (l *bodyLimiter) Read(p []byte) (int, error) {
+	if l.tooBig {
+		return 0, errBodyTooLargeSentinel
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	if l.n > l.max {
+		l.tooBig = true
+		return 0, errBodyTooLargeSentinel
+	}
+	if err != nil && err != io.EOF {
+		l.readErr = err
+	}
+	return n, err
+}
+
+var errBodyTooLargeSentinel = errors.New("request body over max_body_size")
+
+// readBody reads the whole client body (at most MaxBodySize) into rq.body.
+func (s *Server) readBody(ctx *fasthttp.RequestCtx, rq *request) ([]byte, error) {
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		return ctx.Request.Body(), nil
+	}
+	rq.body = bytebufferpool.Get()
+	lim := int64(s.cfg.MaxBodySize)
+	n, err := rq.body.ReadFrom(io.LimitReader(stream, lim+1))
+	if n > lim {
+		return nil, errBodyTooLarge(s.cfg.MaxBodySize)
+	}
+	if err != nil {
+		return nil, errBadRequest(errClientBody.Error(), err)
+	}
+	return rq.body.B, nil
+}
+
+// passThrough forwards the request to a node and the answer back, bytes unchanged. Request bodies over
+// smallBody that may not be retried stream upstream; responses over ResponseBufferSize stream back.
+func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	prepareUpstreamRequest(&req.Header, ctx)
+
+	var lim *bodyLimiter
+	cl := ctx.Request.Header.ContentLength()
+	stream := ctx.RequestBodyStream()
+	if stream != nil && !rq.route.retryable && (cl < 0 || cl > smallBody) {
+		lim = &bodyLimiter{r: stream, max: int64(s.cfg.MaxBodySize)}
+	} else {
+		body, err := s.readBody(ctx, rq)
+		if err != nil {
+			s.fail(ctx, rq, err)
+			return
+		}
+		req.SetBodyRaw(body)
+	}
+
+	resp := fasthttp.AcquireResponse()
+	var prefix *bytebufferpool.ByteBuffer
+	complete := false
+	_, err := s.do(rq, req, resp, lim, cl, func(resp *fasthttp.Response) error {
+		var err error
+		prefix, complete, err = s.prefetch(resp)
+		return err
+	})
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		if lim != nil && lim.tooBig {
+			err = errBodyTooLarge(s.cfg.MaxBodySize)
+		} else if lim != nil && lim.readErr != nil {
+			err = errBadRequest(errClientBody.Error(), lim.readErr)
+		}
+		s.fail(ctx, rq, err)
+		return
+	}
+	copyUpstreamResponseHeader(&ctx.Response.Header, &resp.Header)
+	switch {
+	case resp.BodyStream() == nil:
+		// HEAD, 204, 304: no body, but Content-Length says what a GET would have carried.
+		if ctx.IsHead() {
+			ctx.Response.Header.SetContentLength(resp.Header.ContentLength())
+		}
+		fasthttp.ReleaseResponse(resp)
+	case complete:
+		ctx.Response.SetBody(prefix.B)
+		bytebufferpool.Put(prefix)
+		resp.CloseBodyStream() //nolint:errcheck
+		fasthttp.ReleaseResponse(resp)
+	default:
+		ctx.Response.SetBodyStream(&upstreamBody{prefix: prefix, resp: resp}, resp.Header.ContentLength())
+	}
+}
+
+// prefetch reads a streamed upstream response body up to ResponseBufferSize. complete says the whole
+// body is in prefix; otherwise the rest streams after it.
+func (s *Server) prefetch(resp *fasthttp.Response) (prefix *bytebufferpool.ByteBuffer, complete bool, err error) {
+	stream := resp.BodyStream()
+	if stream == nil {
+		return nil, true, nil
+	}
+	limit := int64(s.cfg.ResponseBufferSize)
+	cl := int64(resp.Header.ContentLength())
+	if cl > limit {
+		return nil, false, nil
+	}
+	prefix = bytebufferpool.Get()
+	n, err := prefix.ReadFrom(io.LimitReader(stream, limit+1))
+	if err != nil || (cl >= 0 && n != cl) {
+		bytebufferpool.Put(prefix)
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, false, errors.New("the upstream broke off the response body: " + err.Error())
+	}
+	return prefix, n <= limit, nil
+}
+
+// upstreamBody is a response body streaming from a node to the client; fasthttp closes it once the body
+// is written (or the client is gone), which returns the upstream connection to its pool.
+type upstreamBody struct {
+	prefix *bytebufferpool.ByteBuffer
+	off    int
+	resp   *fasthttp.Response
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.prefix != nil {
+		if b.off < len(b.prefix.B) {
+			n := copy(p, b.prefix.B[b.off:])
+			b.off += n
+			return n, nil
+		}
+		bytebufferpool.Put(b.prefix)
+		b.prefix = nil
+	}
+	return b.resp.BodyStream().Read(p)
+}
+
+func (b *upstreamBody) Close() error {
+	if b.prefix != nil {
+		bytebufferpool.Put(b.prefix)
+		b.prefix = nil
+	}
+	if b.resp != nil {
+		b.resp.CloseBodyStream() //nolint:errcheck
+		fasthttp.ReleaseResponse(b.resp)
+		b.resp = nil
+	}
+	return nil
+}
+
+// do sends req to a node chosen by the selector and fills resp, retrying on another node when safe:
+// after a dial error for any request, after other failures only for idempotent reads with a replayable
+// body. Every attempt ends before rq.deadline and at most MaxRetries retries follow the first attempt.
+// lim, when set, is a client body streaming upstream (cl its Content-Length or -1): it is replayable
+// only until its first byte was read. check, when set, runs on each successful response and its error
+// counts as a failed attempt.
+func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response, lim *bodyLimiter, cl int,
+	check func(*fasthttp.Response) error) (*node, error) {
+	streamResp := resp.StreamBody
+	var tried uint64
+	var lastErr error
+	for attempt := 0; attempt <= s.cfg.MaxRetries; attempt++ {
+		idx := s.sel.Select(s.nodes, tried)
+		if idx < 0 && lastErr != nil {
+			// Every available node failed once: wait a little (never past the deadline) and go around.
+			wait := s.cfg.RetryWait
+			if left := time.Until(rq.deadline); left < wait {
+				break
+			}
+			time.Sleep(wait)
+			tried = 0
+			idx = s.sel.Select(s.nodes, tried)
+		}
+		if idx < 0 {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			return nil, errNoHealthy
+		}
+		n := s.nodes[idx]
+		tried |= 1 << idx
+		rq.upstream = n.addr
+		if attempt > 0 {
+			retriesTotal.Inc()
+			resp.Reset()
+			resp.StreamBody = streamResp
+		}
+		if lim != nil {
+			if lim.n > 0 {
+				return nil, lastErr // the body is gone; it cannot be sent again
+			}
+			req.SetBodyStream(lim, cl)
+		}
+		now := time.Now()
+		deadline := now.Add(s.cfg.UpstreamTimeout)
+		if rq.deadline.Before(deadline) {
+			deadline = rq.deadline
+		}
+		if !deadline.After(now) {
+			return nil, &Error{Status: fasthttp.StatusGatewayTimeout, Type: typeTimeout,
+				Reason: "request_timeout (-request-timeout) expired before the upstream answered", Err: lastErr}
+		}
+		n.inFlight.Add(1)
+		err := n.client.DoDeadline(req, resp, deadline)
+		if err == nil && check != nil {
+			if err = check(resp); err != nil {
+				resp.CloseBodyStream() //nolint:errcheck
+			}
+		}
+		n.inFlight.Add(-1)
+		d := time.Since(now)
+		rq.timing.add("upstream", d)
+		n.m.observe(d)
+		if err == nil {
+			return n, nil
+		}
+		n.m.errors.Inc()
+		if isDialError(err) {
+			lastErr = err
+			if !errors.Is(err, fasthttp.ErrNoFreeConns) && n.eject(s.cfg.EjectDuration, err.Error()) {
+				s.log.Warn("upstream node ejected after a failed connection", "upstream", n.url,
+					"reason", err.Error(), "for", s.cfg.EjectDuration.String())
+			}
+			continue
+		}
+		lastErr = &upstreamError{addr: n.addr, err: err}
+		if !rq.route.retryable || lim != nil {
+			return nil, lastErr
+		}
+		s.log.Debug("retrying an idempotent read on another node", "upstream", n.url, "reason", err.Error())
+	}
+	return nil, lastErr
+}
+
+// serveSearch handles _search, _msearch and _count. It is the seam where the search pipeline plugs in:
+// read the body, (later) rewrite multimodal clauses and consult the result cache, send the buffered
+// request with roundTrip, (later) rerank the hits, and answer. For now it forwards unchanged.
+func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
+	body, err := s.readBody(ctx, rq)
+	if err != nil {
+		s.fail(ctx, rq, err)
+		return
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	prepareUpstreamRequest(&req.Header, ctx)
+	req.SetBodyRaw(body)
+	if err := s.roundTrip(rq, req, resp); err != nil {
+		s.fail(ctx, rq, err)
+		return
+	}
+	s.writeBuffered(ctx, resp)
+}
+
+// roundTrip sends a fully buffered request to an upstream node, with the retry rules and deadline of
+// rq, and returns with the whole response in resp (at most MaxBufferedResponseSize bytes). req and
+// resp stay owned by the caller. A returned error renders ES-shaped through fail.
+func (s *Server) roundTrip(rq *request, req *fasthttp.Request, resp *fasthttp.Response) error {
+	resp.StreamBody = false
+	_, err := s.do(rq, req, resp, nil, 0, nil)
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		return &Error{Status: fasthttp.StatusBadGateway, Type: typeBadGateway,
+			Reason: "upstream response is larger than max_buffered_response_size (" + s.cfg.MaxBufferedResponseSize.String() + ")", Err: err}
+	}
+	return err
+}
+
+// writeBuffered answers the client with a buffered upstream response, headers minus hop-by-hop.
+func (s *Server) writeBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
+	copyUpstreamResponseHeader(&ctx.Response.Header, &resp.Header)
+	if ctx.IsHead() {
+		ctx.Response.Header.SetContentLength(resp.Header.ContentLength())
+		return
+	}
+	ctx.Response.SwapBody(resp.SwapBody(nil))
+}

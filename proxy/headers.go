@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Header names are left to fasthttp's normalization (content-type → Content-Type). HTTP/1.1 field
+// names are case-insensitive (RFC 9110 §5.1), and fasthttp recognises its special headers
+// (Content-Length, Connection, Transfer-Encoding) only in canonical form, so turning normalization off
+// would make framing and hop-by-hop handling depend on a client's spelling. Values pass byte for byte.
+
+// hopByHop are the connection-specific fields of RFC 9110 §7.6.1 plus the legacy ones proxies drop.
+var hopByHop = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// connectionTokens returns the field names listed in Connection headers (RFC 9110 §7.6.1), which are
+// hop-by-hop as well. dst is reused.
+func connectionTokens(dst [][]byte, all func(yield func(k, v []byte) bool)) [][]byte {
+	all(func(k, v []byte) bool {
+		if !bytes.EqualFold(k, []byte("Connection")) {
+			return true
+		}
+		for len(v) > 0 {
+			var tok []byte
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				tok, v = v[:i], v[i+1:]
+			} else {
+				tok, v = v, nil
+			}
+			tok = bytes.TrimSpace(tok)
+			if len(tok) == 0 || bytes.EqualFold(tok, []byte("close")) || bytes.EqualFold(tok, []byte("keep-alive")) {
+				continue
+			}
+			dst = append(dst, append([]byte(nil), tok...))
+		}
+		return true
+	})
+	return dst
+}
+
+// prepareUpstreamRequest turns the client's request header into the one sent upstream: hop-by-hop
+// fields removed, Expect dropped (the proxy already answered 100-continue), X-Forwarded-For and
+// X-Forwarded-Proto appended, and the client's Connection: close not propagated (the upstream
+// connection is pooled).
+func prepareUpstreamRequest(dst *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx) {
+	src := &ctx.Request.Header
+	src.CopyTo(dst)
+	var tokBuf [4][]byte
+	for _, tok := range connectionTokens(tokBuf[:0], dst.All()) {
+		dst.DelBytes(tok)
+	}
+	for _, h := range hopByHop {
+		dst.Del(h)
+	}
+	dst.Del("Expect")
+	dst.ResetConnectionClose()
+	dst.SetNoDefaultContentType(true)
+
+	var buf [64]byte
+	ipb, _ := ctx.RemoteIP().AppendText(buf[:0])
+	appendHeaderList(dst, "X-Forwarded-For", ipb)
+	proto := []byte("http")
+	if ctx.IsTLS() {
+		proto = []byte("https")
+	}
+	appendHeaderList(dst, "X-Forwarded-Proto", proto)
+}
+
+// appendHeaderList appends v to a comma-separated list header, creating it when absent.
+func appendHeaderList(h *fasthttp.RequestHeader, name string, v []byte) {
+	old := h.Peek(name)
+	if len(old) == 0 {
+		h.SetBytesV(name, v)
+		return
+	}
+	nv := make([]byte, 0, len(old)+2+len(v))
+	nv = append(append(append(nv, old...), ", "...), v...)
+	h.SetBytesV(name, nv)
+}
+
+// copyUpstreamResponseHeader copies status and headers of an upstream response to the client response,
+// minus hop-by-hop fields and Content-Length (the body setter frames the body). Nothing is added: no
+// Server, Date or default Content-Type. Fields are added one by one rather than with CopyTo, which would
+// also copy the upstream header's "add a default Date" flag.
+func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
+	dst.SetStatusCode(src.StatusCode())
+	if msg := src.StatusMessage(); len(msg) > 0 {
+		dst.SetStatusMessage(msg)
+	}
+	var tokBuf [4][]byte
+	toks := connectionTokens(tokBuf[:0], src.All())
+	for k, v := range src.All() {
+		if isHopByHop(k) || bytes.EqualFold(k, []byte("Content-Length")) || inTokens(k, toks) {
+			continue
+		}
+		dst.AddBytesKV(k, v)
+	}
+	dst.ResetConnectionClose()
+	dst.SetNoDefaultContentType(true)
+}
+
+func isHopByHop(k []byte) bool {
+	for _, h := range hopByHop {
+		if len(h) == len(k) && bytes.EqualFold(k, []byte(h)) {
+			return true
+		}
+	}
+	return false
+}
+
+func inTokens(k []byte, toks [][]byte) bool {
+	for _, t := range toks {
+		if bytes.EqualFold(k, t) {
+			return true
+		}
+	}
+	return false
+}

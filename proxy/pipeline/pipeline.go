@@ -1,0 +1,109 @@
+// Package pipeline is the `_search`, `_msearch` and `_count` path of the proxy: per-request
+// switches (headers, experiment variant, `ext.vlproxy`), the result cache with single-flight,
+// rewrite of `multimodal` clauses, the upstream search, reranking of the top window, the
+// explanation, and the X-VLProxy-* status headers.
+//
+// proxy/ owns the server, the upstream pool and error rendering; it hands every request of those
+// three endpoints to Pipeline.Serve through a Forwarder that sends a buffered request upstream.
+// A request that carries nothing for vlproxy (no `multimodal` clause, no `ext.vlproxy`, no rerank
+// switched on) is forwarded with its body bytes unchanged.
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/proxy/experiment"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
+	"github.com/vlproxy/vlproxy/rerank"
+	"github.com/vlproxy/vlproxy/rewrite"
+)
+
+// Kind is the endpoint a request goes to.
+type Kind uint8
+
+const (
+	Search Kind = iota + 1
+	Msearch
+	Count
+)
+
+func (k Kind) String() string {
+	return [...]string{"", "search", "msearch", "count"}[k]
+}
+
+// Forwarder sends a request whose body is fully buffered to an upstream node, retrying where
+// that is safe, and fills resp with the whole response. The error is non-nil only when no
+// response was had; it implements ESError for proxy/ to render.
+type Forwarder interface {
+	Forward(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error
+}
+
+// Rewriter is what the pipeline uses of rewrite.Rewriter.
+type Rewriter interface {
+	Rewrite(ctx context.Context, req rewrite.Request) (rewrite.Result, error)
+}
+
+// Reranker is what the pipeline uses of rerank.Reranker.
+type Reranker interface {
+	Prepare(req rerank.Request) (plan *rerank.Plan, upstreamBody []byte, upstreamQuery string, skip string, err error)
+	Apply(ctx context.Context, plan *rerank.Plan, esBody []byte) (rerank.Result, error)
+}
+
+// Config holds the pipeline's own settings.
+type Config struct {
+	// Timeout bounds the whole search path (rewrite + search + rerank). Default: 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// IdentityHeaders are extra request headers that identify the caller for the result cache,
+	// on top of Authorization and the ES API-key header. Default: none.
+	IdentityHeaders []string `yaml:"identity_headers"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config { return Config{Timeout: 30 * time.Second} }
+
+// Pipeline serves the search endpoints. Every dependency except the Forwarder may be nil:
+// without a Rewriter a `multimodal` clause becomes its plain-text query; without a Reranker
+// nothing is reranked; without a result cache every response is a bypass.
+type Pipeline struct {
+	cfg     Config
+	fwd     Forwarder
+	rw      Rewriter
+	rr      Reranker
+	exp     *experiment.Set
+	results *cache.Cache
+	gens    *resultcache.Generations
+	log     *slog.Logger
+}
+
+// Deps are the parts a Pipeline is built from.
+type Deps struct {
+	Forwarder   Forwarder
+	Rewriter    Rewriter
+	Reranker    Reranker
+	Experiments *experiment.Set
+	Results     *cache.Cache             // result cache; nil disables it
+	Generations *resultcache.Generations // write-invalidation table shared with the write path
+	Log         *slog.Logger
+}
+
+// New builds a Pipeline.
+func New(cfg Config, d Deps) *Pipeline {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultConfig().Timeout
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	return &Pipeline{cfg: cfg, fwd: d.Forwarder, rw: d.Rewriter, rr: d.Reranker, exp: d.Experiments,
+		results: d.Results, gens: d.Generations, log: d.Log}
+}
+
+// Timings are the stages of one request, for Server-Timing.
+type Timings struct {
+	Rewrite, Model, Search, Rerank time.Duration
+}

@@ -1,0 +1,364 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/proxy/searchbody"
+	"github.com/vlproxy/vlproxy/rerank"
+	"github.com/vlproxy/vlproxy/rewrite"
+)
+
+// part is one search on its way through the pipeline: the whole body of `_search`/`_count`, or
+// one header/body pair of `_msearch`.
+type part struct {
+	index   string
+	body    []byte // as forwarded
+	explain bool
+	rewrite rewrite.Result
+	rwState string
+	plan    *rerank.Plan
+	rrState string
+	query   string // query string for the upstream (only `_search` may change it)
+}
+
+// run answers one request: prepare each search, one upstream call, then rerank and explain.
+func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
+	start := time.Now()
+	var parts []*part
+	var items []searchbody.Item
+	var t Timings
+	upQuery := string(in.req.URI().QueryString())
+	intercept := searchbody.MaybeIntercepted(in.body) || p.rerankWanted(in)
+
+	switch {
+	case !intercept:
+		// Nothing for vlproxy: forward as is.
+	case in.kind == Msearch:
+		var err error
+		if items, err = searchbody.SplitMsearch(in.body); err != nil {
+			return nil, err
+		}
+		for i := range items {
+			idx := items[i].Index()
+			if idx == "" {
+				idx = in.index
+			}
+			pt, err := p.prepare(ctx, in, idx, items[i].Body, "", &t)
+			if err != nil {
+				return nil, err
+			}
+			items[i].Body = pt.body
+			parts = append(parts, pt)
+		}
+	default:
+		pt, err := p.prepare(ctx, in, in.index, in.body, upQuery, &t)
+		if err != nil {
+			return nil, err
+		}
+		upQuery = pt.query
+		parts = append(parts, pt)
+	}
+
+	// The upstream request: the client's, with a new body only when something changed it.
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	in.req.Header.CopyTo(&req.Header)
+	changed := false
+	var body []byte
+	switch {
+	case len(parts) == 0:
+		body = in.req.Body() // untouched, even compressed
+	case in.kind == Msearch:
+		body = searchbody.AppendMsearch(nil, items)
+		changed = true
+	default:
+		body = parts[0].body
+		changed = string(body) != string(in.body)
+	}
+	if changed || (len(parts) > 0 && !in.raw) {
+		req.Header.Del("Content-Encoding")
+		if !in.raw && !changed {
+			body = in.body // we undid the encoding to read it; send it plain
+		}
+	}
+	if p.needsResponse(parts) {
+		req.Header.Del("Accept-Encoding") // the response is edited: get it plain
+	}
+	req.SetBody(body)
+	if upQuery != string(in.req.URI().QueryString()) {
+		req.SetRequestURI(string(in.req.URI().Path()) + "?" + upQuery)
+		if upQuery == "" {
+			req.SetRequestURI(string(in.req.URI().PathOriginal()))
+		}
+	}
+
+	s := time.Now()
+	if err := p.fwd.Forward(ctx, req, resp); err != nil {
+		return nil, err
+	}
+	t.Search = time.Since(s)
+
+	out := &outcome{status: resp.StatusCode()}
+	out.header = appendHeaderLines(nil, &resp.Header)
+	out.body = append([]byte(nil), resp.Body()...)
+	if p.needsResponse(parts) && out.status >= 200 && out.status <= 299 {
+		if err := p.finish(ctx, in, parts, out, &t); err != nil {
+			return nil, err
+		}
+	}
+	out.rewrite, out.rerank = summarize(in, parts)
+	out.timings = t
+	p.observe(in, parts, time.Since(start))
+	return out, nil
+}
+
+// rerankWanted reports whether reranking may apply although the body carries nothing for
+// vlproxy: a header or variant switched it on, or the index has it on by default.
+func (p *Pipeline) rerankWanted(in *input) bool {
+	if p.rr == nil || in.kind == Count {
+		return false
+	}
+	switch in.sw.Rerank {
+	case searchbody.SwitchOn, searchbody.SwitchShadow:
+		return true
+	case searchbody.SwitchOff:
+		return false
+	}
+	if in.variant != nil && (in.variant.Rerank == "on" || in.variant.Rerank == "shadow") {
+		return true
+	}
+	return p.rerankDefault(in.index)
+}
+
+func (p *Pipeline) needsResponse(parts []*part) bool {
+	for _, pt := range parts {
+		if pt.plan != nil || pt.explain {
+			return true
+		}
+	}
+	return false
+}
+
+// prepare runs options, rewrite and rerank planning for one search body.
+func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []byte, query string, t *Timings) (*part, error) {
+	pt := &part{index: index, query: query}
+	opts, body, err := searchbody.ExtractOptions(body)
+	if err != nil {
+		return nil, err
+	}
+	pt.explain = opts.Explain
+	rwOpts, err := rewrite.ParseOptions(opts.Rewrite)
+	if err != nil {
+		return nil, err
+	}
+	rrOpts, err := rerank.ParseOptions(opts.Rerank)
+	if err != nil {
+		return nil, err
+	}
+	if in.variant != nil && in.variant.WindowSize > 0 && rrOpts.WindowSize == nil {
+		w := in.variant.WindowSize
+		rrOpts.WindowSize = &w
+	}
+
+	mode := rewriteMode(in, rwOpts)
+	if p.rw != nil {
+		res, err := p.rw.Rewrite(ctx, rewrite.Request{Index: index, Body: body, Mode: mode})
+		if err != nil {
+			return nil, err
+		}
+		pt.rewrite = res
+		pt.rwState = res.Status
+		body = res.Body
+		t.Rewrite += res.Elapsed
+		t.Model += res.ModelTime
+	} else if searchbody.MaybeIntercepted(body) {
+		return nil, &Error{Status: 503, Type: "model_unavailable_exception",
+			Reason: "cannot rewrite the multimodal clause: no rewriter is configured"}
+	} else {
+		pt.rwState = "skipped"
+	}
+
+	pt.rrState = "off"
+	if in.kind == Count {
+		pt.rrState = "skipped:count"
+	} else if p.rr != nil {
+		rmode := rerankMode(in)
+		q := model.Document{Text: pt.rewrite.Query.Text, Image: pt.rewrite.Query.Image}
+		plan, upBody, upQuery, skip, err := p.rr.Prepare(rerank.Request{
+			Index: index, Body: body, Query: q, QueryKey: pt.rewrite.Query.Key,
+			Args: rerank.ParseQueryArgs(pt.query), Mode: rmode, Opts: rrOpts,
+		})
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case skip != "":
+			pt.rrState = "skipped:" + skip
+			if skip == "disabled" || skip == "off" {
+				pt.rrState = "off"
+			}
+		case plan != nil:
+			pt.plan = plan
+			body = upBody
+			if in.kind == Search {
+				pt.query = upQuery
+			}
+		}
+	}
+	pt.body = body
+	return pt, nil
+}
+
+// rewriteMode applies the precedence header > experiment variant > ext.vlproxy.rewrite.
+func rewriteMode(in *input, o rewrite.Options) rewrite.Mode {
+	on := true
+	switch {
+	case in.sw.Rewrite != searchbody.SwitchUnset:
+		on = in.sw.Rewrite == searchbody.SwitchOn
+	case in.variant != nil && in.variant.Rewrite != nil:
+		on = *in.variant.Rewrite
+	case o.Enabled != nil:
+		on = *o.Enabled
+	}
+	if on {
+		return rewrite.ModeOn
+	}
+	return rewrite.ModeOff
+}
+
+// rerankMode applies the precedence header > experiment variant; ext.vlproxy.rerank and the
+// per-index default are rerank's own business (ModeDefault).
+func rerankMode(in *input) rerank.Mode {
+	switch in.sw.Rerank {
+	case searchbody.SwitchOn:
+		return rerank.ModeOn
+	case searchbody.SwitchOff:
+		return rerank.ModeOff
+	case searchbody.SwitchShadow:
+		return rerank.ModeShadow
+	}
+	if in.variant != nil {
+		switch in.variant.Rerank {
+		case "on":
+			return rerank.ModeOn
+		case "off":
+			return rerank.ModeOff
+		case "shadow":
+			return rerank.ModeShadow
+		}
+	}
+	return rerank.ModeDefault
+}
+
+// finish reranks and explains a 2xx response.
+func (p *Pipeline) finish(ctx context.Context, in *input, parts []*part, out *outcome, t *Timings) error {
+	if in.kind != Msearch {
+		b, err := p.finishOne(ctx, parts[0], out.body, t)
+		if err != nil {
+			return err
+		}
+		out.body = b
+		return nil
+	}
+	resps, ok := searchbody.SplitResponses(out.body)
+	if !ok || len(resps) != len(parts) {
+		return nil // not the shape we sent: leave ES's answer alone
+	}
+	for i, pt := range parts {
+		if gjson.GetBytes(resps[i], "error").Exists() {
+			if pt.plan != nil {
+				pt.rrState = "skipped:error"
+			}
+			continue
+		}
+		b, err := p.finishOne(ctx, pt, resps[i], t)
+		if err != nil {
+			return err
+		}
+		resps[i] = b
+	}
+	b, err := searchbody.ReplaceResponses(out.body, resps)
+	if err != nil {
+		return nil
+	}
+	out.body = b
+	return nil
+}
+
+func (p *Pipeline) finishOne(ctx context.Context, pt *part, body []byte, t *Timings) ([]byte, error) {
+	var rrExplain []byte
+	if pt.plan != nil {
+		s := time.Now()
+		res, err := p.rr.Apply(ctx, pt.plan, body)
+		t.Rerank += time.Since(s)
+		if err != nil {
+			return nil, err
+		}
+		t.Model += res.ModelTime
+		pt.rrState = res.Status
+		body = res.Body
+		rrExplain = res.Explain
+	}
+	if !pt.explain {
+		return body, nil
+	}
+	ext := []byte(`{}`)
+	if len(pt.rewrite.Explain) > 0 {
+		ext, _ = sjson.SetRawBytes(ext, "rewrite", pt.rewrite.Explain)
+	}
+	if len(rrExplain) > 0 {
+		ext, _ = sjson.SetRawBytes(ext, "rerank", rrExplain)
+	}
+	ext, _ = sjson.SetBytes(ext, "status.rewrite", pt.rwState)
+	ext, _ = sjson.SetBytes(ext, "status.rerank", pt.rrState)
+	if b, err := sjson.SetRawBytes(body, "ext.vlproxy", ext); err == nil {
+		body = b
+	}
+	return body, nil
+}
+
+// summarize builds the X-VLProxy-Rewrite and X-VLProxy-Rerank values: one value, or for
+// `_msearch` one per search in order, comma-separated, when they differ.
+func summarize(in *input, parts []*part) (rw, rr string) {
+	if len(parts) == 0 {
+		rw, rr = "skipped", "off"
+		if in.kind == Count {
+			rr = "skipped:count"
+		}
+		if in.sw.Rewrite == searchbody.SwitchOff {
+			rw = "off"
+		}
+		return rw, rr
+	}
+	return join(parts, func(pt *part) string { return pt.rwState }), join(parts, func(pt *part) string { return pt.rrState })
+}
+
+func join(parts []*part, f func(*part) string) string {
+	first := f(parts[0])
+	same := true
+	for _, pt := range parts[1:] {
+		if f(pt) != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		return first
+	}
+	var b []byte
+	for i, pt := range parts {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, f(pt)...)
+	}
+	return string(b)
+}

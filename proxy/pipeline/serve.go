@@ -1,0 +1,163 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/proxy/experiment"
+	"github.com/vlproxy/vlproxy/proxy/searchbody"
+)
+
+// input is everything the pipeline needs from the client's request, copied out of the
+// RequestCtx: with single-flight the work may outlive the handler that started it.
+type input struct {
+	kind    Kind
+	index   string // index expression from the path, "" for /_search
+	req     *fasthttp.Request
+	body    []byte // the body as ES would read it (gunzipped)
+	raw     bool   // body is the request's own bytes (no Content-Encoding to undo)
+	sw      searchbody.Switches
+	variant *experiment.Variant
+}
+
+// outcome is one response of the pipeline, before it is written to the client. It is what the
+// result cache stores.
+type outcome struct {
+	status  int
+	header  []byte // upstream response headers, "Name: value\r\n" lines, hop-by-hop removed
+	body    []byte
+	rewrite string // X-VLProxy-Rewrite
+	rerank  string // X-VLProxy-Rerank
+	timings Timings
+	stored  time.Time // when it entered the result cache; zero when fresh
+}
+
+// Serve answers one search-endpoint request. index is the index expression from the path
+// ("" for /_search). On error the X-VLProxy-* headers already set stay, and proxy/ renders the
+// error (it implements ESError). The returned Timings feed Server-Timing.
+func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, index string) (Timings, error) {
+	get := func(name string) string { return string(rc.Request.Header.Peek(name)) }
+	sw, err := searchbody.ParseSwitches(get)
+	if err != nil {
+		return Timings{}, err
+	}
+	in := &input{kind: kind, index: index, sw: sw}
+	if p.exp != nil {
+		v, err := p.exp.Pick(get, sw.Variant)
+		if err != nil {
+			return Timings{}, err
+		}
+		if v != nil {
+			in.variant = v
+			rc.Response.Header.Set("X-VLProxy-Variant", v.Name)
+		}
+	}
+	body, raw, err := requestBody(&rc.Request)
+	if err != nil {
+		return Timings{}, err
+	}
+	in.body, in.raw = body, raw
+
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
+	defer cancel()
+
+	key := p.resultKey(rc, in)
+	if key == nil {
+		in.req = &rc.Request // no single-flight: the handler outlives the work
+		out, err := p.run(ctx, in)
+		if err != nil {
+			return Timings{}, err
+		}
+		p.write(rc, out, "bypass")
+		return out.timings, nil
+	}
+
+	// The fill may outlive this handler (its client can leave while others wait), so it gets
+	// its own copy of the request.
+	in.req = fasthttp.AcquireRequest()
+	rc.Request.Header.CopyTo(&in.req.Header)
+	in.body = append([]byte(nil), in.body...)
+	entry, hit, err := p.results.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
+		defer fasthttp.ReleaseRequest(in.req)
+		out, err := p.run(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if out.status < 200 || out.status > 299 {
+			return nil, &uncacheable{out: out}
+		}
+		out.stored = time.Now()
+		return encodeOutcome(out), nil
+	})
+	var unc *uncacheable
+	switch {
+	case errors.As(err, &unc):
+		p.write(rc, unc.out, "miss")
+		return unc.out.timings, nil
+	case err != nil:
+		return Timings{}, err
+	}
+	out, derr := decodeOutcome(entry)
+	if derr != nil { // a cache fault is a miss, never a failed request
+		p.log.Warn("cannot decode a result cache entry", "err", derr)
+		p.results.Flush()
+		return Timings{}, derr
+	}
+	state := "miss"
+	if hit {
+		state = "hit"
+		out.timings = Timings{}
+		age := int(time.Since(out.stored) / time.Second)
+		rc.Response.Header.Set("Age", strconv.Itoa(age))
+	}
+	p.write(rc, out, state)
+	return out.timings, nil
+}
+
+// uncacheable carries a response that must reach every waiter but not the cache (non-2xx).
+type uncacheable struct{ out *outcome }
+
+func (u *uncacheable) Error() string { return "response not cacheable" }
+
+func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState string) {
+	r := &rc.Response
+	r.SetStatusCode(out.status)
+	forEachHeaderLine(out.header, func(k, v []byte) { r.Header.AddBytesKV(k, v) })
+	r.Header.Set("X-VLProxy-Rewrite", out.rewrite)
+	r.Header.Set("X-VLProxy-Rerank", out.rerank)
+	r.Header.Set("X-VLProxy-Cache", cacheState)
+	if !rc.IsHead() {
+		r.SetBody(out.body)
+	}
+}
+
+// requestBody returns the request body as ES reads it. raw reports whether it is the request's
+// own bytes, i.e. there was no Content-Encoding to undo.
+func requestBody(req *fasthttp.Request) (body []byte, raw bool, err error) {
+	ce := req.Header.ContentEncoding()
+	if len(ce) == 0 || bytes.EqualFold(ce, []byte("identity")) {
+		return req.Body(), true, nil
+	}
+	if !bytes.EqualFold(ce, []byte("gzip")) {
+		return req.Body(), true, nil // ES answers unsupported encodings itself
+	}
+	b, err := req.BodyGunzip()
+	if err != nil {
+		return nil, false, &Error{Status: 400, Type: "parse_exception", Reason: "cannot decompress the gzip request body: " + err.Error()}
+	}
+	return b, false, nil
+}
+
+// Error is an error of the pipeline itself, rendered ES-shaped by proxy/.
+type Error struct {
+	Status       int
+	Type, Reason string
+}
+
+func (e *Error) Error() string                  { return e.Reason }
+func (e *Error) ESError() (int, string, string) { return e.Status, e.Type, e.Reason }
