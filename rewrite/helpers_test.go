@@ -11,7 +11,6 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -145,5 +144,3 @@ func esStatus(t *testing.T, err error) (int, string, string) {
 func bodyWith(img string) []byte {
 	return []byte(`{"query":{"multimodal":{"image":` + string(appendString(nil, img)) + `}}}`)
 }
-
-var _ = strings.Contains
