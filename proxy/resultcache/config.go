@@ -1,0 +1,20 @@
+package resultcache
+
+// Config sets how result-cache keys are built and how writes invalidate them.
+type Config struct {
+	// IdentityHeaders are request headers, besides Authorization, X-Api-Key and
+	// es-security-runas-user, that identify the caller (for example a header set by an
+	// authenticating gateway): requests differing in any of them never share an entry.
+	// Default: none.
+	IdentityHeaders []string `yaml:"identity_headers"`
+	// AssumeConcrete treats every plain index name that the topology does not know as a
+	// concrete index (not an alias). Set it only when the cluster has no aliases or data
+	// streams, or when every alias change passes through vlproxy and SetTopology is fed;
+	// otherwise an unknown name depends on every write. Default false.
+	AssumeConcrete bool `yaml:"assume_concrete"`
+}
+
+// DefaultConfig returns the defaults documented on each Config field.
+func DefaultConfig() Config {
+	return Config{}
+}

@@ -1,0 +1,207 @@
+package resultcache
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tidwall/gjson"
+)
+
+// maxTrackedIndices bounds the per-index generation table; past it the table is emptied and
+// the epoch bumped, which invalidates everything once instead of growing without end when
+// clients write to ever new index names.
+const maxTrackedIndices = 1 << 16
+
+// generations is the invalidation state: an epoch every key includes, an "any write" counter
+// that keys of searches with an unknown reach include, and one counter per concrete index.
+type generations struct {
+	epoch    atomic.Uint64 // bumped by writes whose reach is unknown
+	anyWrite atomic.Uint64 // bumped by every write
+
+	mu      sync.RWMutex
+	indices map[string]*atomic.Uint64
+
+	topoVersion atomic.Uint64
+	topo        atomic.Pointer[Topology]
+}
+
+func (g *generations) index(name string) uint64 {
+	// Callers hold g.mu.RLock.
+	if c := g.indices[name]; c != nil {
+		return c.Load()
+	}
+	return 0
+}
+
+func (g *generations) bumpIndex(name string) {
+	g.mu.RLock()
+	c := g.indices[name]
+	g.mu.RUnlock()
+	if c != nil {
+		c.Add(1)
+		return
+	}
+	g.mu.Lock()
+	if c = g.indices[name]; c == nil {
+		if len(g.indices) >= maxTrackedIndices {
+			g.indices = make(map[string]*atomic.Uint64)
+			g.epoch.Add(1)
+		}
+		c = new(atomic.Uint64)
+		g.indices[name] = c
+	}
+	g.mu.Unlock()
+	c.Add(1)
+}
+
+// Topology says which names are concrete indices and which are aliases (and of what). Build
+// it with NewTopology or ParseAliases; it is read-only once built.
+type Topology struct {
+	indices map[string]struct{}
+	aliases map[string][]string
+}
+
+// NewTopology returns a topology of the given concrete indices and aliases (alias name →
+// the concrete indices it points to).
+func NewTopology(indices []string, aliases map[string][]string) *Topology {
+	t := &Topology{indices: make(map[string]struct{}, len(indices)), aliases: make(map[string][]string, len(aliases))}
+	for _, name := range indices {
+		t.indices[name] = struct{}{}
+	}
+	for a, idx := range aliases {
+		t.aliases[a] = slices.Clone(idx)
+	}
+	return t
+}
+
+// ParseAliases builds a Topology from the body of `GET /_alias` (add
+// `?expand_wildcards=all` to include hidden indices):
+// {"index-1":{"aliases":{"alias-a":{}}},"index-2":{"aliases":{}}}.
+func ParseAliases(body []byte) (*Topology, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, fmt.Errorf("cannot parse the _alias response: invalid JSON")
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, fmt.Errorf("cannot parse the _alias response: want a JSON object, got %s", root.Type)
+	}
+	t := &Topology{indices: make(map[string]struct{}), aliases: make(map[string][]string)}
+	var err error
+	root.ForEach(func(k, v gjson.Result) bool {
+		index := k.String()
+		if !v.IsObject() {
+			err = fmt.Errorf("cannot parse the _alias response: index %q is not an object", index)
+			return false
+		}
+		t.indices[index] = struct{}{}
+		v.Get("aliases").ForEach(func(a, _ gjson.Result) bool {
+			t.aliases[a.String()] = append(t.aliases[a.String()], index)
+			return true
+		})
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// resolve maps a name from a request to the concrete indices it stands for. ok is false
+// when the name's reach is unknown: a pattern, an unknown name (without assumeConcrete), or
+// an alias of nothing.
+func (t *Topology) resolve(name string, assumeConcrete bool) (indices []string, ok bool) {
+	if isPattern(name) {
+		return nil, false
+	}
+	if t != nil {
+		if _, ok := t.indices[name]; ok {
+			return nil, true // the name itself
+		}
+		if idx, ok := t.aliases[name]; ok && len(idx) > 0 {
+			return idx, true
+		}
+	}
+	return nil, assumeConcrete
+}
+
+// isPattern reports whether an index name may stand for indices the proxy cannot list:
+// empty, _all, wildcards, exclusions, date math, cross-cluster names.
+func isPattern(name string) bool {
+	return name == "" || name == "_all" || name[0] == '-' || name[0] == '+' || name[0] == '_' ||
+		strings.ContainsAny(name, "*?<>:{}")
+}
+
+// appendGenerations appends what a search over the index expressions exprs depends on. A nil
+// exprs entry means "no index named" (all indices).
+func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcrete bool) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, g.epoch.Load())
+	topo := g.topo.Load()
+	// First pass: is the whole reach known?
+	for _, expr := range exprs {
+		for name := range strings.SplitSeq(expr, ",") {
+			if _, ok := topo.resolve(name, assumeConcrete); !ok {
+				dst = append(dst, 'A')
+				return binary.LittleEndian.AppendUint64(dst, g.anyWrite.Load())
+			}
+		}
+	}
+	dst = append(dst, 'I')
+	g.mu.RLock()
+	for _, expr := range exprs {
+		for name := range strings.SplitSeq(expr, ",") {
+			idx, _ := topo.resolve(name, assumeConcrete)
+			if idx == nil {
+				dst = binary.LittleEndian.AppendUint64(dst, g.index(name))
+				continue
+			}
+			dst = binary.AppendUvarint(dst, uint64(len(idx)))
+			for _, i := range idx {
+				dst = binary.LittleEndian.AppendUint64(dst, g.index(i))
+			}
+		}
+	}
+	g.mu.RUnlock()
+	return dst
+}
+
+// invalidate applies a write: every write bumps anyWrite; a write of known reach bumps the
+// generations of the concrete indices it touches, any other bumps the epoch.
+func (g *generations) invalidate(w Write, assumeConcrete bool) {
+	if !w.IsWrite() {
+		return
+	}
+	if w.Topology {
+		// Names may now mean other indices: forget them until the next SetTopology, and
+		// refuse a topology fetched before this write.
+		g.topoVersion.Add(1)
+		g.topo.Store(nil)
+	}
+	topo := g.topo.Load()
+	all := w.All
+	if !all {
+		for _, name := range w.Indices {
+			if _, ok := topo.resolve(name, assumeConcrete); !ok {
+				all = true
+				break
+			}
+		}
+	}
+	if all {
+		g.epoch.Add(1)
+	} else {
+		for _, name := range w.Indices {
+			idx, _ := topo.resolve(name, assumeConcrete)
+			if idx == nil {
+				g.bumpIndex(name)
+			}
+			for _, i := range idx {
+				g.bumpIndex(i)
+			}
+		}
+	}
+	g.anyWrite.Add(1)
+}

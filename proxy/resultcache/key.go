@@ -1,0 +1,271 @@
+package resultcache
+
+import (
+	"bytes"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/tidwall/gjson"
+)
+
+// keyVersion starts every key; bump it whenever the key layout changes.
+const keyVersion byte = 1
+
+// Headers gives read access to request headers; *fasthttp.RequestHeader satisfies it.
+// Peek returns nil or empty for an absent header.
+type Headers interface {
+	Peek(name string) []byte
+}
+
+// Route is a cacheable endpoint.
+type Route uint8
+
+const (
+	RouteNone    Route = iota // not cacheable
+	RouteSearch               // [/{index}]/_search
+	RouteMSearch              // [/{index}]/_msearch
+	RouteCount                // [/{index}]/_count
+)
+
+// RouteOf classifies a GET or POST request path (without the query string). Only
+// _search, _msearch and _count, at the root or under one index expression, are cacheable.
+func RouteOf(method, path []byte) Route {
+	if string(method) != "GET" && string(method) != "POST" {
+		return RouteNone
+	}
+	_, endpoint, ok := splitSearchPath(path)
+	if !ok {
+		return RouteNone
+	}
+	switch endpoint {
+	case "_search":
+		return RouteSearch
+	case "_msearch":
+		return RouteMSearch
+	case "_count":
+		return RouteCount
+	}
+	return RouteNone
+}
+
+// splitSearchPath splits "/{index}/{endpoint}" or "/{endpoint}".
+func splitSearchPath(path []byte) (index []byte, endpoint string, ok bool) {
+	if len(path) < 2 || path[0] != '/' {
+		return nil, "", false
+	}
+	p := path[1:]
+	i := bytes.IndexByte(p, '/')
+	if i < 0 {
+		return nil, string(p), true // the conversion does not allocate when compared in a switch
+	}
+	index, rest := p[:i], p[i+1:]
+	if len(index) == 0 || index[0] == '_' || bytes.IndexByte(rest, '/') >= 0 {
+		return nil, "", false
+	}
+	return index, string(rest), true
+}
+
+// identityHeaders always separate callers: credentials and run-as identity.
+var identityHeaders = []string{"Authorization", "X-Api-Key", "es-security-runas-user"}
+
+// responseHeaders change what the upstream or vlproxy answers for the same request.
+var responseHeaders = []string{
+	"Accept", "Accept-Encoding", "Content-Type",
+	"X-VLProxy-Rewrite", "X-VLProxy-Rerank", "X-VLProxy-Variant",
+}
+
+// KeyInput is one request as the result cache sees it. All fields are read only during Key.
+type KeyInput struct {
+	Method []byte
+	Path   []byte // without the query string
+	Query  []byte // the raw query string, without '?'
+	Body   []byte
+	Header Headers
+	// Variant is the experiment variant chosen for this request ("" when none). It belongs in
+	// the key even when no X-VLProxy-Variant header forced it.
+	Variant string
+}
+
+// Keyer builds result-cache keys and applies invalidation by writes. It is safe for
+// concurrent use; create it with New.
+type Keyer struct {
+	cfg  Config
+	gens generations
+}
+
+// New returns a Keyer with no topology: until SetTopology is called, a search depends on
+// every write unless cfg.AssumeConcrete is set.
+func New(cfg Config) *Keyer {
+	k := &Keyer{cfg: cfg}
+	k.gens.indices = make(map[string]*atomic.Uint64)
+	return k
+}
+
+// Key appends the cache key of the request to dst and returns it with true, or returns dst
+// unchanged and false when the request must bypass the cache: not a GET/POST _search,
+// _msearch or _count; a scroll or point-in-time search; request_cache=false (in the query
+// string or an _msearch header); or a Cache-Control / Pragma request header with no-cache or
+// no-store. Whether the response may be stored is a separate check (CacheableStatus).
+//
+// Two requests get the same key only when they agree on method, path, query parameters (in
+// any order), body (up to JSON whitespace), caller identity, every header that changes the
+// response, the variant, and the generations of what they search.
+func (k *Keyer) Key(dst []byte, in KeyInput) ([]byte, bool) {
+	route := RouteOf(in.Method, in.Path)
+	if route == RouteNone {
+		return dst, false
+	}
+	if bypassQuery(in.Query) || (in.Header != nil && bypassHeaders(in.Header)) || bypassBody(route, in.Body) {
+		return dst, false
+	}
+	start := len(dst)
+	dst = append(dst, keyVersion, byte(route))
+	dst = appendField(dst, in.Method)
+	dst = appendField(dst, in.Path)
+	dst = appendSortedQuery(dst, in.Query)
+	for _, h := range identityHeaders {
+		dst = appendField(dst, peek(in.Header, h))
+	}
+	for _, h := range k.cfg.IdentityHeaders {
+		dst = appendField(dst, peek(in.Header, h))
+	}
+	for _, h := range responseHeaders {
+		dst = appendField(dst, peek(in.Header, h))
+	}
+	dst = appendStringField(dst, in.Variant)
+
+	exprs, ok := searchedIndices(route, in.Path, in.Body)
+	if !ok {
+		return dst[:start], false
+	}
+	dst = k.gens.appendGenerations(dst, exprs, k.cfg.AssumeConcrete)
+
+	if route == RouteMSearch {
+		dst = appendNDJSON(dst, in.Body)
+	} else {
+		dst = appendBody(dst, in.Body)
+	}
+	return dst, true
+}
+
+func peek(h Headers, name string) []byte {
+	if h == nil {
+		return nil
+	}
+	return h.Peek(name)
+}
+
+func bypassQuery(query []byte) bool {
+	if _, ok := queryParam(query, "scroll"); ok {
+		return true
+	}
+	v, ok := queryParam(query, "request_cache")
+	return ok && string(v) == "false"
+}
+
+func bypassHeaders(h Headers) bool {
+	return hasNoCache(h.Peek("Cache-Control")) || hasNoCache(h.Peek("Pragma"))
+}
+
+func hasNoCache(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for tok := range bytes.SplitSeq(v, []byte{','}) {
+		tok = bytes.TrimSpace(tok)
+		if bytes.EqualFold(tok, []byte("no-cache")) || bytes.EqualFold(tok, []byte("no-store")) {
+			return true
+		}
+	}
+	return false
+}
+
+// bypassBody reports a point-in-time search, or an _msearch line asking for no request cache.
+func bypassBody(route Route, body []byte) bool {
+	if len(body) == 0 {
+		return false
+	}
+	if route != RouteMSearch {
+		return gjson.GetBytes(body, "pit").Exists()
+	}
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if len(line) == 0 {
+			continue
+		}
+		r := gjson.GetManyBytes(line, "pit", "request_cache")
+		if r[0].Exists() || (r[1].Exists() && r[1].Type == gjson.False) {
+			return true
+		}
+	}
+	return false
+}
+
+// searchedIndices returns the index expressions a search reads: the path's, and for _msearch
+// each header's own "index" (a header without one reads the path's). An empty expression
+// stands for all indices. ok is false when the path cannot be decoded.
+func searchedIndices(route Route, path, body []byte) (exprs []string, ok bool) {
+	index, _, _ := splitSearchPath(path)
+	pathExpr, ok := decodeIndex(index)
+	if !ok {
+		return nil, false
+	}
+	if route != RouteMSearch {
+		return []string{pathExpr}, true
+	}
+	// Headers and bodies alternate; a blank header line stands for "{}".
+	header := true
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if !header {
+			header = true
+			continue
+		}
+		header = false
+		if len(bytes.TrimSpace(line)) == 0 && len(body) == 0 {
+			break // trailing blank line
+		}
+		v := gjson.GetBytes(line, "index")
+		switch {
+		case !v.Exists():
+			exprs = append(exprs, pathExpr)
+		case v.IsArray():
+			var names []string
+			for _, x := range v.Array() {
+				names = append(names, x.String())
+			}
+			exprs = append(exprs, strings.Join(names, ","))
+		default:
+			exprs = append(exprs, v.String())
+		}
+	}
+	if len(exprs) == 0 {
+		exprs = append(exprs, pathExpr)
+	}
+	return exprs, true
+}
+
+// decodeIndex percent-decodes an index expression from a path ("logs%2A" is "logs*").
+func decodeIndex(index []byte) (string, bool) {
+	if bytes.IndexByte(index, '%') < 0 {
+		return string(index), true
+	}
+	s, err := url.PathUnescape(string(index))
+	return s, err == nil
+}
+
+// CacheableStatus reports whether a response with this status may be stored: 2xx only.
+func CacheableStatus(status int) bool {
+	return status >= 200 && status < 300
+}
