@@ -25,7 +25,7 @@ func FormatMicros(us float64) string {
 }
 
 func ratio(a, b float64) string {
-	if b == 0 || a == 0 {
+	if b == 0 || a == 0 || math.IsNaN(a) || math.IsNaN(b) {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", a/b)
@@ -247,4 +247,11 @@ func SeriesOf(rep *Report, suffix string) []SVGSeries {
 
 func xmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+}
+
+// WriteJSONValue writes any result as indented JSON.
+func WriteJSONValue(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -17,6 +17,8 @@ var commands = map[string]command{
 	"fake-es":     {"serve canned Elasticsearch responses (cheaper than the proxy)", runFakeES},
 	"load":        {"open-loop (or closed-loop) load generator with HDR latency histograms", runLoad},
 	"passthrough": {"capacity and CPU per request of several targets; writes a BENCHMARKS.md section", runPassthrough},
+	"freeport":    {"print a free loopback TCP port", runFreePort},
+	"wait":        {"wait until -addr host:port accepts connections", runWait},
 }
 
 func usage() {

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# make bench-passthrough: vlproxy vs nginx vs direct in front of `vlbench fake-es`, all on loopback.
+# Writes the "passthrough" section of BENCHMARKS.md and bench/results/passthrough.{svg,json}.
+# Tunables (env): PT_CAPACITY (5s), PT_LEVEL (5s), PT_ROUNDS (2), PT_LEVELS (10,25,50,75),
+#   PT_HITS (5), PT_SOURCE_BYTES (150), PT_OUT (BENCHMARKS.md), VLPROXY_BIN (built from ./cmd/vlproxy).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+GO=${GO:-go}
+CAP=${PT_CAPACITY:-5s}
+LEVEL=${PT_LEVEL:-5s}
+ROUNDS=${PT_ROUNDS:-2}
+LEVELS=${PT_LEVELS:-10,25,50,75}
+HITS=${PT_HITS:-5}
+SRC=${PT_SOURCE_BYTES:-150}
+OUT=${PT_OUT:-BENCHMARKS.md}
+
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx from Debian" >&2
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+TMP=$(mktemp -d /tmp/vlbench-pt.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+$GO build -o "$TMP/vlbench" ./cmd/vlbench
+if [ -n "${VLPROXY_BIN:-}" ]; then
+  cp "$VLPROXY_BIN" "$TMP/vlproxy"
+else
+  $GO build -o "$TMP/vlproxy" ./cmd/vlproxy
+fi
+VB=$TMP/vlbench
+
+# Same parallelism for both proxies: nginx workers = vlproxy's GOMAXPROCS.
+PROCS=${GOMAXPROCS:-$(nproc)}
+
+"$VB" fake-es -listen 127.0.0.1:0 -addrfile "$TMP/es.addr" -hits "$HITS" -source-bytes "$SRC" 2>"$TMP/fake-es.log" &
+ES_PID=$!; PIDS+=("$ES_PID")
+for _ in $(seq 100); do [ -s "$TMP/es.addr" ] && break; sleep 0.1; done
+ES=$(cat "$TMP/es.addr")
+
+VP_PORT=$("$VB" freeport)
+GOMAXPROCS=$PROCS "$TMP/vlproxy" -listen "127.0.0.1:$VP_PORT" -upstream "http://$ES" >"$TMP/vlproxy.log" 2>&1 &
+VP_PID=$!; PIDS+=("$VP_PID")
+
+NG_PORT=$("$VB" freeport)
+mkdir -p "$TMP/nginx"
+chmod 755 "$TMP"
+cat >"$TMP/nginx/nginx.conf" <<CONF
+worker_processes $PROCS;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/body;
+  proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi;
+  uwsgi_temp_path $TMP/nginx/uwsgi;
+  scgi_temp_path $TMP/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream es {
+    server $ES;
+    keepalive 128;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$NG_PORT;
+    client_max_body_size 0;
+    location / {
+      proxy_pass http://es;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+    }
+  }
+}
+CONF
+"$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
+NG_PID=$!; PIDS+=("$NG_PID")
+
+"$VB" wait -addr "127.0.0.1:$VP_PORT" -timeout 20s || { cat "$TMP/vlproxy.log" >&2; exit 1; }
+"$VB" wait -addr "127.0.0.1:$NG_PORT" -timeout 20s || { cat "$TMP/nginx/error.log" >&2; exit 1; }
+
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
+mkdir -p bench/results
+ARGS=(-target "direct=http://$ES" -target "vlproxy=http://127.0.0.1:$VP_PORT" -target "nginx=http://127.0.0.1:$NG_PORT"
+  -pid "vlproxy=$VP_PID" -pid "nginx=$NG_PID" -pid "backend=$ES_PID"
+  -capacity-duration "$CAP" -level-duration "$LEVEL" -rounds "$ROUNDS" -levels "$LEVELS" -quiet)
+"$VB" passthrough "${ARGS[@]}" \
+  -out "$OUT" -svg bench/results/passthrough.svg -json bench/results/passthrough.json \
+  -machine "$NGINX_VERSION (worker_processes $PROCS, upstream keepalive 128, access_log off)" \
+  -machine "vlproxy GOMAXPROCS=$PROCS" \
+  -machine "fake ES: $HITS hits x $SRC B _source per _search" \
+  -command "make bench-passthrough    # = bash bench/scripts/passthrough.sh" \
+  -command "vlbench fake-es -listen 127.0.0.1:0 -hits $HITS -source-bytes $SRC" \
+  -command "GOMAXPROCS=$PROCS vlproxy -listen 127.0.0.1:P1 -upstream http://FAKE_ES" \
+  -command "nginx -c nginx.conf   # generated: worker_processes $PROCS; upstream keepalive 128; access_log off" \
+  -command "vlbench passthrough -target direct=http://FAKE_ES -target vlproxy=http://127.0.0.1:P1 -target nginx=http://127.0.0.1:P2 -pid vlproxy=PID -pid nginx=PID -pid backend=PID -capacity-duration $CAP -level-duration $LEVEL -rounds $ROUNDS -levels $LEVELS"
+echo "wrote the passthrough section of $OUT" >&2
