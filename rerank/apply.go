@@ -78,7 +78,13 @@ func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result
 	}
 	doc := unsafe.String(&esBody[0], len(esBody))
 	hitsRes := gjson.Get(doc, "hits.hits")
-	if !hitsRes.IsArray() || hitsRes.Index <= 0 || !gjson.Valid(doc) {
+	// Full validation costs as much as the rest of Apply; a truncated body is the failure
+	// worth catching cheaply (ES sends valid JSON otherwise).
+	if !hitsRes.IsArray() || hitsRes.Index <= 0 || !strings.HasSuffix(hitsRes.Raw, "]") ||
+		!strings.HasSuffix(strings.TrimRight(doc, " \t\r\n"), "}") {
+		if !gjson.Valid(doc) {
+			return Result{Body: esBody, Status: StatusFallback + ":bad_response"}, nil
+		}
 		return Result{Body: plan.shape(esBody), Status: StatusFallback + ":bad_response"}, nil
 	}
 	hits := make([]hitInfo, 0, plan.fetch)
@@ -116,6 +122,19 @@ func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result
 		}
 	}
 	order, fused, scored := plan.order(hits, scores)
+	if w > 0 && scored == 0 {
+		// Nothing came back in time: that is a timeout, not a partial rerank.
+		reason := model.KindTimeout
+		if ctx.Err() != nil {
+			reason = model.Reason(ctx.Err())
+		}
+		res.Status = StatusFallback + ":" + reason
+		res.Body = plan.shape(plan.build(esBody, hitsRes, hits, nil, nil, false))
+		if plan.explain {
+			res.Explain = r.explain(plan, res.Status, hits, nil, nil, nil)
+		}
+		return res, nil
+	}
 	res.Shadow = shadowStats(order, w, plan, scored)
 	switch {
 	case plan.shadow:
