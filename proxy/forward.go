@@ -91,6 +91,7 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	}
 
 	resp := fasthttp.AcquireResponse()
+	resp.StreamBody = true
 	var prefix *bytebufferpool.ByteBuffer
 	complete := false
 	_, err := s.do(rq, req, resp, lim, cl, func(resp *fasthttp.Response) error {
@@ -114,6 +115,8 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 		// HEAD, 204, 304: no body, but Content-Length says what a GET would have carried.
 		if ctx.IsHead() {
 			ctx.Response.Header.SetContentLength(resp.Header.ContentLength())
+		} else {
+			ctx.Response.SwapBody(resp.SwapBody(nil))
 		}
 		fasthttp.ReleaseResponse(resp)
 	case complete:

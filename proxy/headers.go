@@ -93,11 +93,15 @@ func appendHeaderList(h *fasthttp.RequestHeader, name string, v []byte) {
 // minus hop-by-hop fields and Content-Length (the body setter frames the body). Nothing is added: no
 // Server, Date or default Content-Type. Fields are added one by one rather than with CopyTo, which would
 // also copy the upstream header's "add a default Date" flag.
+//
+// Known limit: fasthttp manages Date itself and offers no way to set it on a response, so an upstream
+// Date header is dropped (ES and OpenSearch send none).
 func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	dst.SetStatusCode(src.StatusCode())
 	if msg := src.StatusMessage(); len(msg) > 0 {
 		dst.SetStatusMessage(msg)
 	}
+	src.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
 	var tokBuf [4][]byte
 	toks := connectionTokens(tokBuf[:0], src.All())
 	for k, v := range src.All() {

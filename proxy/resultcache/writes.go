@@ -96,7 +96,7 @@ func Writes(method, path, query, body []byte) Write {
 		return Write{All: true, Topology: true}
 	}
 	first := segs[0]
-	if strings.HasPrefix(first, "_") {
+	if strings.HasPrefix(first, "_") && first != "_all" {
 		return clusterWrite(method, segs, query, body)
 	}
 	// An index expression first.
