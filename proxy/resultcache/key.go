@@ -60,7 +60,7 @@ func splitSearchPath(path []byte) (index []byte, endpoint string, ok bool) {
 		return nil, string(p), true // the conversion does not allocate when compared in a switch
 	}
 	index, rest := p[:i], p[i+1:]
-	if len(index) == 0 || index[0] == '_' || bytes.IndexByte(rest, '/') >= 0 {
+	if len(index) == 0 || (index[0] == '_' && string(index) != "_all") || bytes.IndexByte(rest, '/') >= 0 {
 		return nil, "", false
 	}
 	return index, string(rest), true

@@ -1,0 +1,241 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func TestRoundRobin(t *testing.T) {
+	ok := func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") }
+	a, b, c := startFake(t, ok), startFake(t, ok), startFake(t, ok)
+	p := startProxy(t, []string{a.URL, b.URL, c.URL}, nil)
+	for i := 0; i < 90; i++ {
+		resp := p.do(t, "GET", "/idx/_doc/1", nil)
+		if resp.StatusCode() != 200 {
+			t.Fatalf("status %d", resp.StatusCode())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if a.Hits.Load() != 30 || b.Hits.Load() != 30 || c.Hits.Load() != 30 {
+		t.Fatalf("hits %d/%d/%d, want 30 each", a.Hits.Load(), b.Hits.Load(), c.Hits.Load())
+	}
+}
+
+// TestFailoverZeroFailedReads kills one of two nodes (listener and open connections) in the middle of a
+// read load; every read must still succeed.
+func TestFailoverZeroFailedReads(t *testing.T) {
+	slowish := func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(time.Millisecond)
+		ctx.SetBodyString(`{"hits":{"total":1}}`)
+	}
+	a, b := startFake(t, slowish), startFake(t, slowish)
+	p := startProxy(t, []string{a.URL, b.URL}, nil)
+
+	var done, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newClient(p.Addr)
+			for i := 0; i < 150; i++ {
+				req := fasthttp.AcquireRequest()
+				resp := fasthttp.AcquireResponse()
+				req.Header.SetHost(p.Addr)
+				if i%2 == 0 {
+					req.Header.SetMethod("GET")
+					req.SetRequestURI("/idx/_doc/1")
+				} else {
+					req.Header.SetMethod("POST")
+					req.SetRequestURI("/idx/_search")
+					req.SetBodyString(`{"query":{"match_all":{}}}`)
+				}
+				err := c.DoTimeout(req, resp, 10*time.Second)
+				if err != nil || resp.StatusCode() != 200 {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("err %v status %d body %s", err, resp.StatusCode(), resp.Body()))
+				}
+				done.Add(1)
+				fasthttp.ReleaseRequest(req)
+				fasthttp.ReleaseResponse(resp)
+			}
+		}()
+	}
+	for done.Load() < 600 {
+		time.Sleep(time.Millisecond)
+	}
+	b.kill()
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d reads failed; first: %v", failed.Load(), done.Load(), firstErr.Load())
+	}
+	if b.Hits.Load() == 0 || a.Hits.Load() <= b.Hits.Load() {
+		t.Fatalf("hits a=%d b=%d: the load did not span the failover", a.Hits.Load(), b.Hits.Load())
+	}
+	if !p.Logs.contains("upstream node ejected") && !p.Logs.contains("failed its health check") {
+		t.Fatalf("the dead node was neither ejected nor marked unhealthy")
+	}
+}
+
+// TestRetryRules counts how often a node that reads the request and hangs up is hit per request:
+// idempotent reads are retried (1 + MaxRetries attempts), writes never.
+func TestRetryRules(t *testing.T) {
+	url, hits := startRaw(t, func(c net.Conn, br *bufio.Reader) {})
+	p := startProxy(t, []string{url}, func(c *Config) { c.MaxRetries = 2 })
+	f := func(method, uri string, wantHits int64) {
+		t.Helper()
+		before := hits.Load()
+		var body []byte
+		if method != "GET" && method != "HEAD" && method != "DELETE" {
+			body = []byte("{\"index\":{}}\n{}\n")
+		}
+		resp := p.do(t, method, uri, body)
+		defer fasthttp.ReleaseResponse(resp)
+		if method != "HEAD" {
+			checkESError(t, resp.StatusCode(), resp.Body(), 502, typeBadGateway)
+		} else if resp.StatusCode() != 502 {
+			t.Fatalf("HEAD: status %d", resp.StatusCode())
+		}
+		if got := hits.Load() - before; got != wantHits {
+			t.Fatalf("%s %s reached the node %d times, want %d", method, uri, got, wantHits)
+		}
+	}
+	f("POST", "/_bulk", 1)
+	f("POST", "/idx/_bulk", 1)
+	f("PUT", "/idx/_doc/1", 1)
+	f("POST", "/idx/_doc", 1)
+	f("POST", "/idx/_update/1", 1)
+	f("DELETE", "/idx/_doc/1", 1)
+	f("POST", "/idx/_delete_by_query", 1)
+	f("PUT", "/idx", 1)
+	f("POST", "/_search/scroll", 1)
+	f("GET", "/idx/_doc/1", 3)
+	f("HEAD", "/idx", 3)
+	f("POST", "/idx/_search", 3)
+	f("POST", "/_msearch", 3)
+	f("POST", "/idx/_count", 3)
+	f("POST", "/_mget", 3)
+}
+
+// TestDialErrorRetriedForWrites: a refused connection means the request never left, so even a _bulk
+// goes to the next node.
+func TestDialErrorRetriedForWrites(t *testing.T) {
+	live := startFake(t, func(ctx *fasthttp.RequestCtx) {
+		io.Copy(io.Discard, ctx.RequestBodyStream()) //nolint:errcheck
+		ctx.SetBodyString(`{"errors":false}`)
+	})
+	// Ejection off, so the dead node stays in rotation and every other request dials it first.
+	p := startProxy(t, []string{deadURL(t), live.URL}, func(c *Config) {
+		c.EjectDuration = 0
+		c.HealthCheckInterval = 0
+	})
+	for i := 0; i < 10; i++ {
+		resp := p.do(t, "POST", "/_bulk", []byte(strings.Repeat("{\"index\":{}}\n{}\n", 10000)))
+		if resp.StatusCode() != 200 {
+			t.Fatalf("bulk %d: status %d %s", i, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if live.Hits.Load() != 10 {
+		t.Fatalf("live node hits %d, want 10", live.Hits.Load())
+	}
+}
+
+func TestNoHealthyNode503(t *testing.T) {
+	a := startFake(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") })
+	a.HealthStatus.Store(503)
+	p := startProxy(t, []string{a.URL}, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp := p.do(t, "GET", "/_vlproxy/health", nil)
+		red := strings.Contains(string(resp.Body()), `"status":"red"`)
+		st := resp.StatusCode()
+		fasthttp.ReleaseResponse(resp)
+		if red {
+			if st != 503 {
+				t.Fatalf("health is red with status %d", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node never marked unhealthy")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp := p.do(t, "GET", "/idx/_search", nil)
+	checkESError(t, resp.StatusCode(), resp.Body(), 503, typeNoHealthy)
+	fasthttp.ReleaseResponse(resp)
+	if a.Hits.Load() != 0 {
+		t.Fatalf("an unhealthy node got %d requests", a.Hits.Load())
+	}
+	// Recovery: the next passing check brings it back.
+	a.HealthStatus.Store(0)
+	for time.Now().Before(deadline) {
+		resp := p.do(t, "GET", "/idx/_doc/1", nil)
+		st := resp.StatusCode()
+		fasthttp.ReleaseResponse(resp)
+		if st == 200 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("node never came back after its health check passed")
+}
+
+func TestUpstreamMisbehaves502(t *testing.T) {
+	f := func(name string, handle func(c net.Conn, br *bufio.Reader)) {
+		t.Helper()
+		url, _ := startRaw(t, handle)
+		p := startProxy(t, []string{url}, nil)
+		for _, uri := range []string{"/_bulk", "/idx/_search", "/_cat/indices"} {
+			resp := p.do(t, "POST", uri, []byte("{}\n"))
+			checkESError(t, resp.StatusCode(), resp.Body(), 502, typeBadGateway)
+			fasthttp.ReleaseResponse(resp)
+		}
+		if !p.Logs.contains(`"status":502`) {
+			t.Fatalf("%s: the 502 was not logged", name)
+		}
+	}
+	f("garbage", func(c net.Conn, br *bufio.Reader) { io.WriteString(c, "SSH-2.0-OpenSSH\r\n\r\n") }) //nolint:errcheck
+	f("close before answering", func(c net.Conn, br *bufio.Reader) {})
+	f("close mid-body", func(c net.Conn, br *bufio.Reader) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"took\":") //nolint:errcheck
+	})
+	f("close mid-chunk", func(c net.Conn, br *bufio.Reader) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"took\":") //nolint:errcheck
+	})
+	f("broken header", func(c net.Conn, br *bufio.Reader) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n{}") //nolint:errcheck
+	})
+}
+
+func TestSlowUpstream504(t *testing.T) {
+	up := startFake(t, func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(400 * time.Millisecond)
+		ctx.SetBodyString("{}")
+	})
+	p := startProxy(t, []string{up.URL}, func(c *Config) {
+		c.UpstreamTimeout = 50 * time.Millisecond
+		c.RequestTimeout = 150 * time.Millisecond
+	})
+	for _, m := range []string{"GET /idx/_doc/1", "POST /_bulk", "POST /idx/_search"} {
+		method, uri, _ := strings.Cut(m, " ")
+		resp := p.do(t, method, uri, nil)
+		checkESError(t, resp.StatusCode(), resp.Body(), 504, typeTimeout)
+		fasthttp.ReleaseResponse(resp)
+	}
+	// Reads were retried inside the deadline, writes were not.
+	if h := up.Hits.Load(); h < 4 || h > 7 {
+		t.Fatalf("slow node was hit %d times, want 1 (bulk) + 2..3 per read", h)
+	}
+}
