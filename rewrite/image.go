@@ -38,6 +38,9 @@ func (r *Rewriter) imageBytes(ctx context.Context, s string) ([]byte, error) {
 	lower := strings.ToLower(s[:min(len(s), 16)])
 	switch {
 	case strings.HasPrefix(lower, "http://"), strings.HasPrefix(lower, "https://"):
+		if r.fetch == nil {
+			return nil, imageError(nil, "cannot fetch image URLs here")
+		}
 		return r.fetch.get(ctx, s)
 	case strings.HasPrefix(lower, "data:"):
 		meta, payload, ok := strings.Cut(s[len("data:"):], ",")

@@ -1,0 +1,396 @@
+// Package enrich is index-time enrichment: it walks an index, asks the
+// vision-language model for keywords describing each document's image, and
+// writes them into a field with bulk updates, so that plain text queries find
+// products by what their photos show. cmd/vlbench wires it as `vlbench enrich`.
+package enrich
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/olivere/elastic/v7"
+
+	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/rewrite"
+)
+
+// Chatter is the part of the model client enrichment uses.
+type Chatter interface {
+	Chat(ctx context.Context, req *model.ChatRequest) (*model.ChatResponse, error)
+	Name() string
+}
+
+// Config configures one enrichment run.
+type Config struct {
+	// ESURL is the cluster (or a vlproxy in front of it). Default "http://127.0.0.1:9200".
+	ESURL string `yaml:"es_url"`
+	// Index to walk. Required.
+	Index string `yaml:"index"`
+	// ImageField holds each document's image: an http(s) URL, a data URI or base64,
+	// or a file path (relative paths are resolved against ImageDir). Default "image".
+	ImageField string `yaml:"image_field"`
+	// ImageDir resolves relative file paths in ImageField. Default "" (the working directory).
+	ImageDir string `yaml:"image_dir"`
+	// TargetField receives the keyword phrases (an array of strings; the category and
+	// attribute values are appended). Default "vl_keywords".
+	TargetField string `yaml:"target_field"`
+	// BatchSize is the page size of the walk and of each bulk update. Default 50.
+	BatchSize int `yaml:"batch_size"`
+	// Rate caps model calls per second; 0 means no cap. Default 0.
+	Rate float64 `yaml:"rate"`
+	// Concurrency is the number of model calls in flight. Default 2.
+	Concurrency int `yaml:"concurrency"`
+	// Resume skips documents whose TargetField already exists, so a rerun
+	// continues where a stopped or partly failed run left off. Default false.
+	Resume bool `yaml:"resume"`
+	// MaxKeywords per document. Default 10.
+	MaxKeywords int `yaml:"max_keywords"`
+	// Timeout of one model call. Default 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Image limits and downscaling, as for query images.
+	Image rewrite.ImageConfig `yaml:"image"`
+}
+
+// DefaultConfig returns the defaults of every field.
+func DefaultConfig() Config {
+	return Config{
+		ESURL:       "http://127.0.0.1:9200",
+		ImageField:  "image",
+		TargetField: "vl_keywords",
+		BatchSize:   50,
+		Concurrency: 2,
+		MaxKeywords: 10,
+		Timeout:     30 * time.Second,
+		Image:       rewrite.DefaultConfig().Image,
+	}
+}
+
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.ESURL == "" {
+		c.ESURL = d.ESURL
+	}
+	if c.ImageField == "" {
+		c.ImageField = d.ImageField
+	}
+	if c.TargetField == "" {
+		c.TargetField = d.TargetField
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = d.BatchSize
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = d.Concurrency
+	}
+	if c.MaxKeywords <= 0 {
+		c.MaxKeywords = d.MaxKeywords
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.Image.MaxBytes == 0 {
+		c.Image.MaxBytes = d.Image.MaxBytes
+	}
+	if c.Index == "" {
+		return c, errors.New("cannot enrich: no index given")
+	}
+	if c.Rate < 0 {
+		return c, fmt.Errorf("cannot use rate %v: want >= 0", c.Rate)
+	}
+	return c, nil
+}
+
+// Stats counts what a run did.
+type Stats struct {
+	Total, Done, Failed, NoImage int
+}
+
+// Run walks the index with a point in time and search_after, enriching every
+// document (or, with Resume, every document still lacking the target field).
+// Per-document failures are counted and logged to progress, not fatal: those
+// documents keep no target field, so a Resume run retries them. Run fails when
+// the cluster cannot be walked or written, or when every document failed.
+func Run(ctx context.Context, cfg Config, m Chatter, progress io.Writer) error {
+	_, err := RunStats(ctx, cfg, m, progress)
+	return err
+}
+
+// RunStats is Run returning its counts.
+func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (Stats, error) {
+	var st Stats
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return st, err
+	}
+	if m == nil {
+		return st, errors.New("cannot enrich without a model: set the model URL")
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	client, err := elastic.NewClient(elastic.SetURL(cfg.ESURL), elastic.SetSniff(false), elastic.SetHealthcheck(false))
+	if err != nil {
+		return st, fmt.Errorf("cannot connect to %s: %w", cfg.ESURL, err)
+	}
+	var q elastic.Query = elastic.NewMatchAllQuery()
+	if cfg.Resume {
+		q = elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.TargetField))
+	}
+	total, err := client.Count(cfg.Index).Query(q).Do(ctx)
+	if err != nil {
+		return st, fmt.Errorf("cannot count documents of %s: %w", cfg.Index, err)
+	}
+	st.Total = int(total)
+
+	p, err := openPIT(ctx, client, cfg.Index)
+	if err != nil {
+		return st, err
+	}
+	defer p.close(client)
+
+	e := &enricher{cfg: cfg, m: m, http: &http.Client{Timeout: cfg.Image.FetchTimeout}}
+	if cfg.Rate > 0 {
+		e.interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
+	bar := newBar(progress, st.Total)
+	var after []any
+	for {
+		svc := client.Search().PointInTime(elastic.NewPointInTimeWithKeepAlive(p.id, "5m")).
+			Query(q).Size(cfg.BatchSize).SortBy(p.sorter).
+			FetchSourceContext(elastic.NewFetchSourceContext(true).Include(cfg.ImageField))
+		if after != nil {
+			svc = svc.SearchAfter(after...)
+		}
+		res, err := svc.Do(ctx)
+		if err != nil {
+			return st, fmt.Errorf("cannot walk %s: %w", cfg.Index, err)
+		}
+		if res.PitId != "" {
+			p.id = res.PitId
+		}
+		hits := res.Hits.Hits
+		if len(hits) == 0 {
+			break
+		}
+		after = hits[len(hits)-1].Sort
+		updates := e.batch(ctx, hits, &st, progress)
+		if len(updates) > 0 {
+			bulk := client.Bulk()
+			for _, u := range updates {
+				bulk.Add(u)
+			}
+			br, err := bulk.Do(ctx)
+			if err != nil {
+				return st, fmt.Errorf("cannot write keywords to %s: %w", cfg.Index, err)
+			}
+			for _, item := range br.Failed() {
+				st.Done--
+				st.Failed++
+				fmt.Fprintf(progress, "\ndoc %s: cannot update: %v\n", item.Id, item.Error)
+			}
+		}
+		bar.draw(st)
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+	}
+	bar.finish(st)
+	if st.Done == 0 && st.Failed > 0 {
+		return st, fmt.Errorf("cannot enrich %s: all %d documents failed", cfg.Index, st.Failed)
+	}
+	return st, nil
+}
+
+type enricher struct {
+	cfg      Config
+	m        Chatter
+	http     *http.Client
+	interval time.Duration
+
+	mu   sync.Mutex
+	next time.Time
+}
+
+// wait paces model calls to cfg.Rate.
+func (e *enricher) wait(ctx context.Context) error {
+	if e.interval == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	now := time.Now()
+	if e.next.Before(now) {
+		e.next = now
+	}
+	at := e.next
+	e.next = e.next.Add(e.interval)
+	e.mu.Unlock()
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// batch enriches one page of hits concurrently and returns the bulk updates.
+func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Stats, progress io.Writer) []elastic.BulkableRequest {
+	type result struct {
+		hit *elastic.SearchHit
+		kws []string
+		err error
+	}
+	results := make([]result, len(hits))
+	sem := make(chan struct{}, e.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, h := range hits {
+		results[i].hit = h
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i].kws, results[i].err = e.document(ctx, h)
+		}()
+	}
+	wg.Wait()
+	var out []elastic.BulkableRequest
+	for _, r := range results {
+		switch {
+		case errors.Is(r.err, errNoImage):
+			st.NoImage++
+		case r.err != nil:
+			st.Failed++
+			fmt.Fprintf(progress, "\ndoc %s: %v\n", r.hit.Id, r.err)
+		default:
+			st.Done++
+			out = append(out, elastic.NewBulkUpdateRequest().Index(r.hit.Index).Id(r.hit.Id).
+				Doc(map[string]any{e.cfg.TargetField: r.kws}))
+		}
+	}
+	return out
+}
+
+var errNoImage = errors.New("document has no image")
+
+// document returns the keyword phrases for one hit.
+func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) ([]string, error) {
+	var src map[string]any
+	if err := json.Unmarshal(h.Source, &src); err != nil {
+		return nil, fmt.Errorf("cannot read _source: %w", err)
+	}
+	v, _ := lookup(src, e.cfg.ImageField).(string)
+	if strings.TrimSpace(v) == "" {
+		return nil, errNoImage
+	}
+	raw, err := e.load(ctx, strings.TrimSpace(v))
+	if err != nil {
+		return nil, err
+	}
+	jpg, err := rewrite.PrepareImage(raw, e.cfg.Image)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.wait(ctx); err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	resp, err := e.m.Chat(cctx, chatRequest(jpg, e.cfg.MaxKeywords))
+	if err != nil {
+		return nil, fmt.Errorf("cannot get keywords: %w", err)
+	}
+	kw, err := rewrite.ParseKeywords(resp.Content, e.cfg.MaxKeywords)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse keywords from %.80q: %w", resp.Content, err)
+	}
+	return phrases(kw), nil
+}
+
+// phrases flattens the answer into searchable phrases: keywords, then the
+// category and attribute values not already present.
+func phrases(kw rewrite.Keywords) []string {
+	out := append([]string(nil), kw.Keywords...)
+	seen := map[string]bool{}
+	for _, k := range out {
+		seen[strings.ToLower(k)] = true
+	}
+	add := func(s string) {
+		if s != "" && !seen[strings.ToLower(s)] {
+			seen[strings.ToLower(s)] = true
+			out = append(out, s)
+		}
+	}
+	add(kw.Category)
+	for _, a := range []string{"colour", "material", "pattern", "style", "gender", "season", "usage"} {
+		add(kw.Attributes[a])
+	}
+	return out
+}
+
+// lookup reads a dotted field path from a _source map.
+func lookup(src map[string]any, path string) any {
+	var cur any = src
+	for part := range strings.SplitSeq(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[part]
+	}
+	return cur
+}
+
+// load reads the image a field value names: URL, data URI/base64 or file path.
+func (e *enricher) load(ctx context.Context, v string) ([]byte, error) {
+	lower := strings.ToLower(v[:min(len(v), 8)])
+	switch {
+	case strings.HasPrefix(lower, "http://"), strings.HasPrefix(lower, "https://"):
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, v, nil)
+		if err != nil {
+			return nil, fmt.Errorf("cannot fetch image %s: %w", v, err)
+		}
+		resp, err := e.http.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("cannot fetch image: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("cannot fetch image %s: status %d", v, resp.StatusCode)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, int64(e.cfg.Image.MaxBytes)+1))
+		if err != nil {
+			return nil, fmt.Errorf("cannot read image %s: %w", v, err)
+		}
+		if len(b) > e.cfg.Image.MaxBytes {
+			return nil, fmt.Errorf("cannot use image %s: larger than image.max_bytes (%d)", v, e.cfg.Image.MaxBytes)
+		}
+		return b, nil
+	case strings.HasPrefix(lower, "data:"):
+		return rewrite.DecodeImageString(v, e.cfg.Image.MaxBytes)
+	}
+	p := v
+	if !filepath.IsAbs(p) && e.cfg.ImageDir != "" {
+		p = filepath.Join(e.cfg.ImageDir, p)
+	}
+	if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		if st.Size() > int64(e.cfg.Image.MaxBytes) {
+			return nil, fmt.Errorf("cannot use image %s: larger than image.max_bytes (%d)", p, e.cfg.Image.MaxBytes)
+		}
+		return os.ReadFile(p)
+	}
+	if b, err := rewrite.DecodeImageString(v, e.cfg.Image.MaxBytes); err == nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("cannot load image %.60q: not a URL, base64 or readable file", v)
+}
