@@ -406,7 +406,8 @@ func (r *runner) segment(ctx context.Context, round int) {
 		for k, v := range resp.Header.All() {
 			switch {
 			case len(k) > 10 && bytes.EqualFold(k[:10], []byte("X-VLProxy-")):
-				b := append(append(append((*scratch)[:0], k...), '='), v...)
+				// Counted under one spelling whatever case the server normalised the name to.
+				b := append(append(append(append((*scratch)[:0], "X-VLProxy-"...), k[10:]...), '='), v...)
 				*scratch = b
 				p := sh.headers[string(b)]
 				if p == nil {
