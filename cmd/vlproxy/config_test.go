@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vlproxy/vlproxy/proxy"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vlproxy.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func envOf(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
+	file := writeFile(t, `
+proxy:
+  listen: "127.0.0.1:1111"
+  upstreams: ["http://file:9200"]
+  max_body_size: 10MiB
+  dial_timeout: 7s
+  max_retries: 5
+`)
+	f := func(args []string, env func(string) string, want func(c *proxy.Config)) {
+		t.Helper()
+		got, err := loadConfig(args, env, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp := got
+		want(&exp)
+		if got.Listen != exp.Listen || strings.Join(got.Upstreams, ",") != strings.Join(exp.Upstreams, ",") ||
+			got.MaxBodySize != exp.MaxBodySize || got.DialTimeout != exp.DialTimeout || got.MaxRetries != exp.MaxRetries {
+			t.Fatalf("args %v: got %+v", args, got)
+		}
+	}
+	def := proxy.DefaultConfig()
+	// file over defaults
+	f([]string{"-config", file}, envOf(), func(c *proxy.Config) {
+		c.Listen, c.Upstreams, c.MaxBodySize, c.DialTimeout, c.MaxRetries = "127.0.0.1:1111", []string{"http://file:9200"}, 10<<20, 7*time.Second, 5
+	})
+	// env over file; file still fills the rest; defaults the remainder
+	f([]string{"-config", file}, envOf("VLPROXY_LISTEN", "127.0.0.1:2222", "VLPROXY_MAX_BODY_SIZE", "1GiB"), func(c *proxy.Config) {
+		c.Listen, c.MaxBodySize, c.Upstreams, c.DialTimeout, c.MaxRetries = "127.0.0.1:2222", 1<<30, []string{"http://file:9200"}, 7*time.Second, 5
+	})
+	// flag over env over file
+	f([]string{"-config", file, "-listen", "127.0.0.1:3333", "-upstream", "http://a:1, http://b:2"},
+		envOf("VLPROXY_LISTEN", "127.0.0.1:2222", "VLPROXY_UPSTREAM", "http://env:9200"), func(c *proxy.Config) {
+			c.Listen, c.Upstreams = "127.0.0.1:3333", []string{"http://a:1", "http://b:2"}
+		})
+	// config path from env
+	f(nil, envOf("VLPROXY_CONFIG", file), func(c *proxy.Config) { c.Listen = "127.0.0.1:1111" })
+	// no file: defaults plus the required upstream
+	f([]string{"-upstream", "http://x:9200"}, envOf(), func(c *proxy.Config) {
+		c.Listen, c.MaxBodySize, c.DialTimeout, c.MaxRetries = def.Listen, def.MaxBodySize, def.DialTimeout, def.MaxRetries
+	})
+}
+
+func TestConfigErrorsNameTheSetting(t *testing.T) {
+	f := func(args []string, env func(string) string, want string) {
+		t.Helper()
+		_, err := loadConfig(args, env, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("args %v: error %v, want it to mention %q", args, err, want)
+		}
+	}
+	f(nil, envOf(), "upstream")
+	f([]string{"-upstream", "http://x", "-max-body-size", "12 parsecs"}, envOf(), "-max-body-size")
+	f([]string{"-upstream", "http://x"}, envOf("VLPROXY_DIAL_TIMEOUT", "soon"), "VLPROXY_DIAL_TIMEOUT")
+	f([]string{"-upstream", "ftp://x"}, envOf(), "scheme")
+	f([]string{"-upstream", "http://x", "-log-level", "loud"}, envOf(), "log_level")
+	f([]string{"-config", writeFile(t, "proxy:\n  max_body_sise: 1MiB\n")}, envOf(), "max_body_sise")
+	f([]string{"-config", writeFile(t, "proxy:\n  upstreams: [http://x]\n  max_body_size: lots\n")}, envOf(), "lots")
+	f([]string{"-config", filepath.Join(t.TempDir(), "missing.yaml")}, envOf(), "cannot read -config")
+	f([]string{"-upstream", "http://x", "stray"}, envOf(), "unexpected arguments")
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	_, err := loadConfig([]string{"-help"}, envOf(), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err %v", err)
+	}
+	help := out.String()
+	def := proxy.DefaultConfig()
+	for _, o := range options {
+		line := "-" + o.name + "\n"
+		if !strings.Contains(help, line) || !strings.Contains(help, "env "+envName(o.name)+"; default ") {
+			t.Errorf("help does not document -%s with its env var", o.name)
+		}
+		if d := o.get(&def); d != "" && !strings.Contains(help, "default "+d+")") {
+			t.Errorf("help does not show the default %q of -%s", d, o.name)
+		}
+	}
+	if names := sortedEnvNames(); len(names) != len(options)+1 || names[0] != "VLPROXY_CONFIG" {
+		t.Errorf("env names %v", names)
+	}
+}
+
+func TestByteSizes(t *testing.T) {
+	f := func(in string, want proxy.ByteSize) {
+		t.Helper()
+		cfg, err := loadConfig([]string{"-upstream", "http://x", "-max-body-size", in}, envOf(), &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxBodySize != want {
+			t.Fatalf("%q: got %d, want %d", in, cfg.MaxBodySize, want)
+		}
+	}
+	f("65536", 65536)
+	f("64KiB", 64<<10)
+	f("100MiB", 100<<20)
+	f("1GiB", 1<<30)
+	f("1.5GiB", 3<<29)
+	f("2MB", 2000000)
+}

@@ -1,0 +1,60 @@
+// Command vlproxy serves the vlproxy proxy: it reads flags, env and the config file, builds the
+// logger and the server, and turns SIGTERM/SIGINT into a graceful drain. All logic lives in proxy/.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vlproxy/vlproxy/proxy"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := loadConfig(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vlproxy:", err)
+		return 2
+	}
+	level, _ := proxy.ParseLogLevel(cfg.LogLevel) // validated by loadConfig
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	srv, err := proxy.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "error", err.Error())
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			log.Error("cannot serve", "error", err.Error())
+			return 1
+		}
+		return 0
+	case <-ctx.Done():
+	}
+	stop()
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		log.Error("drain incomplete", "error", err.Error())
+		return 1
+	}
+	return 0
+}
