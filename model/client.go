@@ -458,7 +458,9 @@ func (c *Client) transportError(ctx context.Context, deadline time.Time, err err
 	}
 	var ne net.Error
 	if errors.Is(err, errDeadline) || (errors.As(err, &ne) && ne.Timeout()) || !time.Now().Before(deadline) {
-		return &Error{Kind: KindTimeout, Message: "cannot get a model answer before the deadline", Err: err}
+		// Wrap context.DeadlineExceeded too: the connection deadline can fire a
+		// moment before the context's, and callers test errors.Is(err, context.DeadlineExceeded).
+		return &Error{Kind: KindTimeout, Message: "cannot get a model answer before the deadline", Err: errors.Join(context.DeadlineExceeded, err)}
 	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		return &Error{Kind: KindBadOutput, Message: fmt.Sprintf("cannot read the model answer: larger than max_response_bytes (%d)", c.cfg.MaxResponseBytes), Err: err}

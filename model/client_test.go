@@ -1,0 +1,430 @@
+package model_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/model/modeltest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func newClient(t testing.TB, role, url string, mod func(*model.Config)) *model.Client {
+	t.Helper()
+	cfg := model.DefaultConfig()
+	cfg.URL = url
+	cfg.HealthInterval = -1
+	cfg.APIKeyEnv = "VLPROXY_TEST_NO_SUCH_ENV"
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := model.New(role, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// waitFor polls a condition that another goroutine makes true; it is not a timing assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 2000; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+		runtime.Gosched()
+	}
+	t.Fatalf("gave up waiting for %s", what)
+}
+
+func kindOf(err error) string {
+	var me *model.Error
+	if errors.As(err, &me) {
+		return me.Kind
+	}
+	return "not a model.Error: " + err.Error()
+}
+
+var shoe = []byte("\xff\xd8\xff\xe0 red shoe")
+
+func keywordRequest() *model.ChatRequest {
+	seed := int64(42)
+	return &model.ChatRequest{
+		Messages: []model.Message{
+			{Role: "system", Text: "You extract e-commerce search keywords. Reply with JSON only."},
+			{Role: "user", Parts: []model.Part{
+				model.ImagePart("data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(shoe)),
+				model.TextPart("User query: 'running'. Return keywords."),
+			}},
+		},
+		MaxTokens: 128, Temperature: 0.2, TopP: 0.8, Seed: &seed,
+		ResponseFormat: json.RawMessage(`{"type":"json_schema","json_schema":{"name":"keywords","schema":{"type":"object","properties":{"keywords":{"type":"array","items":{"type":"string"}}},"required":["keywords"]},"strict":true}}`),
+	}
+}
+
+func TestChatRequestJSON(t *testing.T) {
+	f := func(api string, guided bool, req *model.ChatRequest, want string) {
+		t.Helper()
+		c := newClient(t, model.RoleChat, "http://127.0.0.1:1/v1", func(c *model.Config) {
+			c.API, c.Model, c.GuidedChoice = api, "Qwen/Qwen3-VL-4B-Instruct", guided
+		})
+		got := string(c.AppendChatBody(nil, req))
+		if got != want {
+			t.Fatalf("%s\n got %s\nwant %s", api, got, want)
+		}
+		if !json.Valid([]byte(got)) {
+			t.Fatalf("invalid JSON %s", got)
+		}
+	}
+	img := "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(shoe)
+	f(model.APIVLLM, false, keywordRequest(), `{"model":"Qwen/Qwen3-VL-4B-Instruct","messages":[{"role":"system","content":"You extract e-commerce search keywords. Reply with JSON only."},{"role":"user","content":[{"type":"image_url","image_url":{"url":"`+img+`"}},{"type":"text","text":"User query: 'running'. Return keywords."}]}],"max_tokens":128,"temperature":0.2,"top_p":0.8,"seed":42,"response_format":{"type":"json_schema","json_schema":{"name":"keywords","schema":{"type":"object","properties":{"keywords":{"type":"array","items":{"type":"string"}}},"required":["keywords"]},"strict":true}}}`)
+	judge := func() *model.ChatRequest {
+		return &model.ChatRequest{Model: "judge", Messages: []model.Message{{Role: "user", Text: "Query: red\nDocument: red shoe"}},
+			MaxTokens: 1, Temperature: 0, TopP: 1, Choices: []string{"yes", "no"}, Logprobs: true, TopLogprobs: 5}
+	}
+	head := `{"model":"judge","messages":[{"role":"user","content":"Query: red\nDocument: red shoe"}],"max_tokens":1,"temperature":0,"top_p":1,"logprobs":true,"top_logprobs":5`
+	f(model.APIVLLM, false, judge(), head+`,"structured_outputs":{"choice":["yes","no"]}}`)
+	f(model.APIVLLM, true, judge(), head+`,"guided_choice":["yes","no"]}`)
+	f(model.APISGLang, false, judge(), head+`,"regex":"(yes|no)"}`)
+	f(model.APILlamaCpp, false, judge(), head+`,"grammar":"root ::= \"yes\" | \"no\""}`)
+	f(model.APIOllama, false, judge(), head+`}`)
+	f(model.APIOpenAI, false, judge(), head+`}`)
+	// Zero MaxTokens/TopP take the configured max_tokens and 1.0; TopLogprobs implies logprobs.
+	f(model.APIVLLM, false, &model.ChatRequest{Messages: []model.Message{{Role: "user", Text: "hi"}}, TopLogprobs: 2},
+		`{"model":"Qwen/Qwen3-VL-4B-Instruct","messages":[{"role":"user","content":"hi"}],"max_tokens":256,"temperature":0,"top_p":1,"logprobs":true,"top_logprobs":2}`)
+}
+
+func TestChatAgainstSimulator(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{
+		APIKey: "sekret",
+		Images: map[string]modeltest.Output{modeltest.ImageHash(shoe): {Keywords: []string{"red shoe"}, Category: "shoes"}},
+		QueryPattern: `'([^']*)'`,
+	})
+	defer srv.Close()
+	c := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) { c.APIKey = "sekret" })
+	resp, err := c.Chat(context.Background(), keywordRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"keywords":["red shoe","running"],"category":"shoes"}`; resp.Content != want || resp.FinishReason != "stop" {
+		t.Fatalf("got %+v, want content %s", resp, want)
+	}
+	if resp.PromptTokens <= 256 || resp.CompletionTokens <= 0 || resp.Model != modeltest.DefaultModel {
+		t.Fatalf("usage/model: %+v", resp)
+	}
+	// The simulator received exactly the body the client builds.
+	if got, want := string(srv.LastRequest("/v1/chat/completions")), string(c.AppendChatBody(nil, keywordRequest())); got != want {
+		t.Fatalf("wire body\n got %s\nwant %s", got, want)
+	}
+	// Without the key: vLLM's 401 {"error":"Unauthorized"}.
+	noKey := newClient(t, model.RoleChat, srv.URL, nil)
+	_, err = noKey.Chat(context.Background(), keywordRequest())
+	var me *model.Error
+	if !errors.As(err, &me) || me.Kind != model.KindBadRequest || me.Status != 401 || me.Message != "Unauthorized" {
+		t.Fatalf("no key: %v", err)
+	}
+}
+
+func TestChatJudgeLogprobs(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{ScoreRules: []modeltest.ScoreRule{
+		{Query: "red shoes", Doc: "pegasus", Score: 0.73},
+		{Query: "red shoes", Doc: "sandal", Score: 0.05},
+	}})
+	defer srv.Close()
+	for _, api := range []string{model.APIVLLM, model.APISGLang, model.APILlamaCpp} {
+		c := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) { c.API = api })
+		f := func(doc string, want float64, wantContent string) {
+			t.Helper()
+			resp, err := c.Chat(context.Background(), &model.ChatRequest{
+				Messages:  []model.Message{{Role: "user", Parts: []model.Part{model.TextPart("Query: red shoes\n"), model.TextPart("Document: " + doc)}}},
+				MaxTokens: 1, TopP: 1, Choices: []string{"yes", "no"}, Logprobs: true, TopLogprobs: 5,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, ok := resp.ChoiceProb("yes", "no")
+			if !ok || math.Abs(p-want) > 1e-6 || resp.Content != wantContent || len(resp.TopLogprobs) != 5 {
+				t.Fatalf("%s %s: P(yes)=%v ok=%v content=%q top=%v", api, doc, p, ok, resp.Content, resp.TopLogprobs)
+			}
+		}
+		f("Nike Pegasus 40", 0.73, "yes")
+		f("beach sandal", 0.05, "no")
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{})
+	defer srv.Close()
+	c := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) { c.Breaker.Failures = -1 })
+	f := func(fault modeltest.Fault, wantKind string, wantStatus int, wantMsg string) {
+		t.Helper()
+		fault.Times = 1
+		srv.SetConfig(modeltest.Config{Faults: []modeltest.Fault{fault}})
+		_, err := c.Chat(context.Background(), keywordRequest())
+		var me *model.Error
+		if !errors.As(err, &me) || me.Kind != wantKind || me.Status != wantStatus || me.Message != wantMsg {
+			t.Fatalf("%+v\n got %v\nwant %s %d %q", fault, err, wantKind, wantStatus, wantMsg)
+		}
+	}
+	f(modeltest.Fault{Status: 400, Shape: modeltest.ShapeVLLM, Message: "bad"}, model.KindBadRequest, 400, "BadRequestError: bad")
+	f(modeltest.Fault{Status: 404, Shape: modeltest.ShapeVLLM}, model.KindBadRequest, 404, "NotFoundError: The model `unknown` does not exist.")
+	f(modeltest.Fault{Status: 500, Shape: modeltest.ShapeVLLM}, model.KindUnavailable, 500, "InternalServerError: EngineCore encountered an issue.")
+	f(modeltest.Fault{Status: 501, Shape: modeltest.ShapeVLLM}, model.KindUnavailable, 501, "NotImplementedError: Only base64 data URLs are supported for now.")
+	f(modeltest.Fault{Status: 400, Shape: modeltest.ShapeVLLMFlat, Message: "old"}, model.KindBadRequest, 400, "BadRequestError: old")
+	f(modeltest.Fault{Status: 401, Shape: modeltest.ShapeUnauthorized}, model.KindBadRequest, 401, "Unauthorized")
+	f(modeltest.Fault{Status: 404, Shape: modeltest.ShapeFastAPI, Message: "Not Found"}, model.KindBadRequest, 404, "Not Found")
+	f(modeltest.Fault{Status: 500, Shape: modeltest.ShapeText}, model.KindUnavailable, 500, "Internal Server Error")
+	f(modeltest.Fault{Status: 503, Shape: modeltest.ShapeLlamaCpp}, model.KindUnavailable, 503, "unavailable_error: Loading model")
+	f(modeltest.Fault{Status: 400, Shape: modeltest.ShapeLlamaCpp, Message: "ctx"}, model.KindBadRequest, 400, "invalid_request_error: ctx")
+	f(modeltest.Fault{Status: 404, Shape: modeltest.ShapeOllama, Message: "model not found"}, model.KindBadRequest, 404, "model not found")
+	f(modeltest.Fault{Status: 400, Shape: modeltest.ShapeOllamaOpenAI, Message: "invalid image input"}, model.KindBadRequest, 400, "invalid_request_error: invalid image input")
+	f(modeltest.Fault{Status: 429, Shape: modeltest.ShapeTEI}, model.KindOverloaded, 429, "Overloaded: Model is overloaded")
+	f(modeltest.Fault{Status: 503, Shape: modeltest.ShapeEmpty}, model.KindUnavailable, 503, "empty body with status 503")
+	f(modeltest.Fault{Status: 504, Shape: modeltest.ShapeText}, model.KindTimeout, 504, "Gateway Timeout")
+	// Malformed 200 answers.
+	f(modeltest.Fault{Output: modeltest.OutEmptyChoices}, model.KindBadOutput, 200, "cannot use chat response: no choices")
+	f(modeltest.Fault{Output: modeltest.OutNullContent}, model.KindBadOutput, 200, `cannot use chat response: empty content (finish_reason "stop")`)
+	srv.SetConfig(modeltest.Config{Faults: []modeltest.Fault{{Output: modeltest.OutBadBody}}})
+	if _, err := c.Chat(context.Background(), keywordRequest()); kindOf(err) != model.KindBadOutput {
+		t.Fatalf("truncated body: %v", err)
+	}
+	// Content the caller's parser must judge is returned with its finish reason.
+	g := func(out, wantFinish string, wantJSON bool) {
+		t.Helper()
+		srv.SetConfig(modeltest.Config{Faults: []modeltest.Fault{{Output: out}}})
+		resp, err := c.Chat(context.Background(), keywordRequest())
+		if err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		if resp.FinishReason != wantFinish || json.Valid([]byte(resp.Content)) != wantJSON || resp.Content == "" {
+			t.Fatalf("%s: %+v", out, resp)
+		}
+	}
+	g(modeltest.OutLength, "length", false)
+	g(modeltest.OutTruncated, "stop", false)
+	g(modeltest.OutNonJSON, "stop", false)
+	g(modeltest.OutPlainList, "stop", false)
+	// Connection refused.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	dc := newClient(t, model.RoleChat, dead, nil)
+	if _, err := dc.Chat(context.Background(), keywordRequest()); kindOf(err) != model.KindUnavailable {
+		t.Fatalf("connection refused: %v", err)
+	}
+	if st, typ, _ := (&model.Error{Kind: model.KindOverloaded}).ESError(); st != 429 || typ != "model_overloaded_exception" {
+		t.Fatalf("ESError overloaded = %d %s", st, typ)
+	}
+}
+
+func TestLimiterQueue(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{})
+	defer srv.Close()
+	c := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) {
+		c.MaxConcurrent, c.MaxQueue, c.QueueWait = 1, 1, time.Minute
+	})
+	srv.Pause()
+	errs := make(chan error, 2)
+	go func() { _, err := c.Chat(context.Background(), keywordRequest()); errs <- err }()
+	waitFor(t, "one call at the server", func() bool { return srv.InFlight() == 1 })
+	go func() { _, err := c.Chat(context.Background(), keywordRequest()); errs <- err }()
+	waitFor(t, "one call queued", func() bool { return c.Health().Queued == 1 })
+	if h := c.Health(); h.InFlight != 1 {
+		t.Fatalf("health %+v", h)
+	}
+	_, err := c.Chat(context.Background(), keywordRequest())
+	if kindOf(err) != model.KindOverloaded {
+		t.Fatalf("third call: %v, want overloaded", err)
+	}
+	if st, _, _ := err.(*model.Error).ESError(); st != 429 {
+		t.Fatalf("ESError status %d", st)
+	}
+	srv.Resume()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("queued call: %v", err)
+		}
+	}
+	if n := srv.Calls()["/v1/chat/completions"]; n != 2 {
+		t.Fatalf("server saw %d calls, want 2", n)
+	}
+}
+
+func TestDeadlineAndCancel(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{})
+	defer srv.Close()
+	c := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) { c.Breaker.Failures = -1 })
+	srv.Pause()
+	defer srv.Resume()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := c.Chat(ctx, keywordRequest())
+	if kindOf(err) != model.KindTimeout || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("deadline: %v", err)
+	}
+	waitFor(t, "the server to see the request canceled", func() bool { return srv.Canceled() == 1 })
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { _, err := c.Chat(ctx2, keywordRequest()); done <- err }()
+	waitFor(t, "the call at the server", func() bool { return srv.InFlight() == 1 })
+	cancel2()
+	if err := <-done; kindOf(err) != model.KindCanceled {
+		t.Fatalf("cancel: %v", err)
+	}
+	waitFor(t, "the server to see the second request canceled", func() bool { return srv.Canceled() == 2 })
+	// The config timeout caps a context without deadline.
+	tc := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) { c.Timeout = 30 * time.Millisecond })
+	if _, err := tc.Chat(context.Background(), keywordRequest()); kindOf(err) != model.KindTimeout {
+		t.Fatalf("config timeout: %v", err)
+	}
+}
+
+func TestBreakerOpensOnFailures(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{Faults: []modeltest.Fault{
+		{Status: 400, Shape: modeltest.ShapeVLLM, Times: 3},
+		{Status: 500, Shape: modeltest.ShapeText},
+	}})
+	defer srv.Close()
+	c := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) { c.Breaker = model.BreakerConfig{Failures: 2, OpenFor: time.Hour} })
+	want := []string{model.KindBadRequest, model.KindBadRequest, model.KindBadRequest, // 4xx do not count
+		model.KindUnavailable, model.KindUnavailable, model.KindCircuitOpen, model.KindCircuitOpen}
+	for i, w := range want {
+		if _, err := c.Chat(context.Background(), keywordRequest()); kindOf(err) != w {
+			t.Fatalf("call %d: %v, want %s", i, err, w)
+		}
+	}
+	if n := srv.Calls()["/v1/chat/completions"]; n != 5 {
+		t.Fatalf("server saw %d calls, want 5 (open circuit calls must not reach it)", n)
+	}
+	if h := c.Health(); h.Breaker != model.BreakerOpen || h.State != model.StateDown || h.LastError == "" {
+		t.Fatalf("health %+v", h)
+	}
+}
+
+func TestHealthProbe(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{})
+	defer srv.Close()
+	c := newClient(t, model.RoleChat, srv.URL, nil)
+	if s := c.Health().State; s != model.StateUnknown {
+		t.Fatalf("before any probe: %s", s)
+	}
+	c.Probe()
+	if h := c.Health(); h.State != model.StateUp || h.CheckedAt == "" {
+		t.Fatalf("healthy: %+v", h)
+	}
+	srv.SetConfig(modeltest.Config{Unhealthy: true})
+	c.Probe()
+	if h := c.Health(); h.State != model.StateDown || h.LastError != "health probe /health: model unavailable (status 503): empty body with status 503" {
+		t.Fatalf("unhealthy: %+v", h)
+	}
+	// No /health route (404): /v1/models answers.
+	srv.SetConfig(modeltest.Config{Faults: []modeltest.Fault{{Route: modeltest.RouteHealth, Status: 404, Shape: modeltest.ShapeFastAPI, Message: "Not Found"}}})
+	c.Probe()
+	if c.Health().State != model.StateUp || srv.Calls()["/v1/models"] != 1 {
+		t.Fatalf("fallback to /v1/models: %+v %v", c.Health(), srv.Calls())
+	}
+	oc := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) { c.API = model.APIOllama })
+	oc.Probe()
+	if oc.Health().State != model.StateUp || srv.Calls()["/api/tags"] != 1 {
+		t.Fatalf("ollama: %+v %v", oc.Health(), srv.Calls())
+	}
+	// Background probing.
+	bg := newClient(t, model.RoleChat, srv.URL, func(c *model.Config) { c.HealthInterval = 10 * time.Millisecond })
+	waitFor(t, "a background probe", func() bool { return bg.Health().State == model.StateUp })
+	b, _ := json.Marshal(bg.Health())
+	if !json.Valid(b) {
+		t.Fatal(string(b))
+	}
+	srv.Close()
+	c.Probe()
+	if c.Health().State != model.StateDown {
+		t.Fatalf("closed server: %+v", c.Health())
+	}
+}
+
+func TestRerank(t *testing.T) {
+	img := "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(shoe)
+	srv := modeltest.NewServer(modeltest.Config{Model: "reranker",
+		Images: map[string]modeltest.Output{modeltest.ImageHash(shoe): {Keywords: []string{"red", "running", "shoe"}}}})
+	defer srv.Close()
+	req := &model.RerankRequest{Query: model.Document{Text: "red running shoe"}, Docs: []model.Document{
+		{Text: "blue shirt"}, {Text: "red shoe"}, {Image: img}, {Text: "running"},
+	}}
+	f := func(api string, req *model.RerankRequest, wantPath, wantBody, wantScores string) {
+		t.Helper()
+		c := newClient(t, model.RoleRerank, srv.URL, func(c *model.Config) { c.API, c.Model = api, "reranker" })
+		body, err := c.AppendRerankBody(nil, req)
+		if err != nil || string(body) != wantBody {
+			t.Fatalf("%s body\n got %s %v\nwant %s", api, body, err, wantBody)
+		}
+		resp, err := c.Rerank(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", api, err)
+		}
+		got, _ := json.Marshal(resp.Scores)
+		if string(got) != wantScores {
+			t.Fatalf("%s scores %s, want %s", api, got, wantScores)
+		}
+		if string(srv.LastRequest(wantPath)) != wantBody {
+			t.Fatalf("%s: %s did not receive the body", api, wantPath)
+		}
+	}
+	// Results come back sorted by score; the client maps them to input order.
+	f(model.APIVLLM, req, "/v1/rerank",
+		`{"model":"reranker","query":"red running shoe","documents":["blue shirt","red shoe",{"content":[{"type":"image_url","image_url":{"url":"`+img+`"}}]},"running"]}`,
+		`[0,0.6666666666666666,1,0.3333333333333333]`)
+	text := &model.RerankRequest{Query: model.Document{Text: "red running shoe"}, Docs: []model.Document{{Text: "blue shirt"}, {Text: "red shoe"}, {Text: "running"}}}
+	f(model.APITEI, text, "/rerank", `{"query":"red running shoe","texts":["blue shirt","red shoe","running"]}`, `[0,0.6666666666666666,0.3333333333333333]`)
+	f(model.APIVLLMScore, text, "/score", `{"model":"reranker","text_1":"red running shoe","text_2":["blue shirt","red shoe","running"]}`, `[0,0.6666666666666666,0.3333333333333333]`)
+	f(model.APIJina, &model.RerankRequest{Query: model.Document{Text: "red running shoe"}, Docs: []model.Document{{Text: "x", Image: img}}}, "/v1/rerank",
+		`{"model":"reranker","query":"red running shoe","documents":[{"text":"x","image":"`+img+`"}]}`, `[1]`)
+
+	tei := newClient(t, model.RoleRerank, srv.URL, func(c *model.Config) { c.API = model.APITEI })
+	if _, err := tei.Rerank(context.Background(), req); kindOf(err) != model.KindBadRequest {
+		t.Fatalf("image to TEI: %v", err)
+	}
+	srv.SetConfig(modeltest.Config{Model: "reranker", Faults: []modeltest.Fault{{Route: modeltest.RouteRerank, Output: modeltest.OutBadIndex}}})
+	vc := newClient(t, model.RoleRerank, srv.URL, nil)
+	if _, err := vc.Rerank(context.Background(), text); kindOf(err) != model.KindBadOutput {
+		t.Fatalf("bad index: %v", err)
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{EmbedDim: 8})
+	defer srv.Close()
+	c := newClient(t, model.RoleEmbed, srv.URL, nil)
+	resp, err := c.Embed(context.Background(), &model.EmbedRequest{Input: []string{"red shoe", "red shoe", "blue shirt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Vectors) != 3 || len(resp.Vectors[0]) != 8 {
+		t.Fatalf("shape %d", len(resp.Vectors))
+	}
+	var n float64
+	for i, x := range resp.Vectors[0] {
+		n += float64(x * x)
+		if x != resp.Vectors[1][i] {
+			t.Fatalf("identical inputs differ")
+		}
+	}
+	if math.Abs(n-1) > 1e-3 {
+		t.Fatalf("norm %v", n)
+	}
+	if got := string(srv.LastRequest("/v1/embeddings")); got != `{"input":["red shoe","red shoe","blue shirt"],"encoding_format":"float"}` {
+		t.Fatalf("body %s", got)
+	}
+}
