@@ -142,7 +142,9 @@ func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcre
 	topo := g.topo.Load()
 	// First pass: is the whole reach known?
 	for _, expr := range exprs {
-		for name := range strings.SplitSeq(expr, ",") {
+		for rest, more := expr, true; more; {
+			var name string
+			name, rest, more = strings.Cut(rest, ",")
 			if _, ok := topo.resolve(name, assumeConcrete); !ok {
 				dst = append(dst, 'A')
 				return binary.LittleEndian.AppendUint64(dst, g.anyWrite.Load())
@@ -152,7 +154,9 @@ func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcre
 	dst = append(dst, 'I')
 	g.mu.RLock()
 	for _, expr := range exprs {
-		for name := range strings.SplitSeq(expr, ",") {
+		for rest, more := expr, true; more; {
+			var name string
+			name, rest, more = strings.Cut(rest, ",")
 			idx, _ := topo.resolve(name, assumeConcrete)
 			if idx == nil {
 				dst = binary.LittleEndian.AppendUint64(dst, g.index(name))

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -38,7 +39,7 @@ func RouteOf(method, path []byte) Route {
 	if !ok {
 		return RouteNone
 	}
-	switch endpoint {
+	switch string(endpoint) {
 	case "_search":
 		return RouteSearch
 	case "_msearch":
@@ -50,20 +51,20 @@ func RouteOf(method, path []byte) Route {
 }
 
 // splitSearchPath splits "/{index}/{endpoint}" or "/{endpoint}".
-func splitSearchPath(path []byte) (index []byte, endpoint string, ok bool) {
+func splitSearchPath(path []byte) (index, endpoint []byte, ok bool) {
 	if len(path) < 2 || path[0] != '/' {
-		return nil, "", false
+		return nil, nil, false
 	}
 	p := path[1:]
 	i := bytes.IndexByte(p, '/')
 	if i < 0 {
-		return nil, string(p), true // the conversion does not allocate when compared in a switch
+		return nil, p, true
 	}
 	index, rest := p[:i], p[i+1:]
 	if len(index) == 0 || (index[0] == '_' && string(index) != "_all") || bytes.IndexByte(rest, '/') >= 0 {
-		return nil, "", false
+		return nil, nil, false
 	}
-	return index, string(rest), true
+	return index, rest, true
 }
 
 // identityHeaders always separate callers: credentials and run-as identity.
@@ -135,11 +136,17 @@ func (k *Keyer) Key(dst []byte, in KeyInput) ([]byte, bool) {
 	}
 	dst = appendStringField(dst, in.Variant)
 
-	exprs, ok := searchedIndices(route, in.Path, in.Body)
+	index, _, _ := splitSearchPath(in.Path)
+	pathExpr, ok := decodeIndex(index)
 	if !ok {
 		return dst[:start], false
 	}
-	dst = k.gens.appendGenerations(dst, exprs, k.cfg.AssumeConcrete)
+	if route == RouteMSearch {
+		dst = k.gens.appendGenerations(dst, msearchIndices(pathExpr, in.Body), k.cfg.AssumeConcrete)
+	} else {
+		one := [1]string{pathExpr}
+		dst = k.gens.appendGenerations(dst, one[:], k.cfg.AssumeConcrete)
+	}
 
 	if route == RouteMSearch {
 		dst = appendNDJSON(dst, in.Body)
@@ -207,18 +214,9 @@ func bypassBody(route Route, body []byte) bool {
 	return false
 }
 
-// searchedIndices returns the index expressions a search reads: the path's, and for _msearch
-// each header's own "index" (a header without one reads the path's). An empty expression
-// stands for all indices. ok is false when the path cannot be decoded.
-func searchedIndices(route Route, path, body []byte) (exprs []string, ok bool) {
-	index, _, _ := splitSearchPath(path)
-	pathExpr, ok := decodeIndex(index)
-	if !ok {
-		return nil, false
-	}
-	if route != RouteMSearch {
-		return []string{pathExpr}, true
-	}
+// msearchIndices returns the index expressions an _msearch reads: each header's own "index"
+// (a header without one reads the path's). An empty expression stands for all indices.
+func msearchIndices(pathExpr string, body []byte) (exprs []string) {
 	// Headers and bodies alternate; a blank header line stands for "{}".
 	header := true
 	for len(body) > 0 {
@@ -253,13 +251,16 @@ func searchedIndices(route Route, path, body []byte) (exprs []string, ok bool) {
 	if len(exprs) == 0 {
 		exprs = append(exprs, pathExpr)
 	}
-	return exprs, true
+	return exprs
 }
 
 // decodeIndex percent-decodes an index expression from a path ("logs%2A" is "logs*").
+//
+// Without escapes the result shares memory with index (no copy on the lookup path): it is
+// only used while Key runs, for map lookups, and the request is not modified meanwhile.
 func decodeIndex(index []byte) (string, bool) {
 	if bytes.IndexByte(index, '%') < 0 {
-		return string(index), true
+		return unsafe.String(unsafe.SliceData(index), len(index)), true
 	}
 	s, err := url.PathUnescape(string(index))
 	return s, err == nil
