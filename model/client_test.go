@@ -108,8 +108,8 @@ func TestChatRequestJSON(t *testing.T) {
 
 func TestChatAgainstSimulator(t *testing.T) {
 	srv := modeltest.NewServer(modeltest.Config{
-		APIKey: "sekret",
-		Images: map[string]modeltest.Output{modeltest.ImageHash(shoe): {Keywords: []string{"red shoe"}, Category: "shoes"}},
+		APIKey:       "sekret",
+		Images:       map[string]modeltest.Output{modeltest.ImageHash(shoe): {Keywords: []string{"red shoe"}, Category: "shoes"}},
 		QueryPattern: `'([^']*)'`,
 	})
 	defer srv.Close()

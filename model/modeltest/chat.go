@@ -364,7 +364,7 @@ func splitJudge(segs []segment) (Doc, []Doc) {
 
 func stripQuery(d Doc) Doc {
 	if loc := queryMarker.FindStringIndex(d.Text); loc != nil {
-		d.Text = d.Text[loc[1]:]
+		d.Text = strings.TrimSpace(d.Text[loc[1]:])
 	}
 	return d
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -161,5 +162,50 @@ func TestLoadConfig(t *testing.T) {
 	os.WriteFile(p, []byte("latncy: 1\n"), 0o644)
 	if _, err := LoadConfig(p); err == nil {
 		t.Fatal("unknown key accepted")
+	}
+}
+
+func TestLatencyDistributions(t *testing.T) {
+	s := &Server{}
+	f := func(l Latency, lo, hi time.Duration) {
+		t.Helper()
+		cfg := Config{Latency: l}
+		s.SetConfig(cfg)
+		cfg = s.Config()
+		var sum time.Duration
+		for range 1000 {
+			d := s.latency(cfg)
+			if d < lo || d > hi {
+				t.Fatalf("%+v: %v outside [%v,%v]", l, d, lo, hi)
+			}
+			sum += d
+		}
+		if l.Dist == "uniform" && (sum/1000 < l.Base.d()+l.Jitter.d()/3 || sum/1000 > l.Base.d()+2*l.Jitter.d()/3) {
+			t.Fatalf("uniform mean %v", sum/1000)
+		}
+	}
+	f(Latency{Base: Duration(20 * time.Millisecond)}, 20*time.Millisecond, 20*time.Millisecond)
+	f(Latency{Dist: "uniform", Base: Duration(10 * time.Millisecond), Jitter: Duration(10 * time.Millisecond)}, 10*time.Millisecond, 20*time.Millisecond)
+	f(Latency{Dist: "lognormal", Base: Duration(10 * time.Millisecond), Sigma: 0.3}, time.Millisecond, 100*time.Millisecond)
+}
+
+func (d Duration) d() time.Duration { return time.Duration(d) }
+
+func TestSplitJudgeWithImages(t *testing.T) {
+	q, c := splitJudge([]segment{
+		{text: "Judge whether the Document meets the Query.\n<Query>: red shoe"}, {image: strings.Repeat("a", 64)},
+		{text: "<Document>: Nike Pegasus"}, {image: strings.Repeat("b", 64)},
+	})
+	if q.Text != "red shoe" || len(q.Images) != 1 || q.Images[0][0] != 'a' || len(c) != 1 || c[0].Text != "Nike Pegasus" || len(c[0].Images) != 1 || c[0].Images[0][0] != 'b' {
+		t.Fatalf("query %+v candidates %+v", q, c)
+	}
+}
+
+func TestRunCommandFlags(t *testing.T) {
+	if err := RunCommand([]string{"-latency-dist", "gamma"}); err == nil || !strings.Contains(err.Error(), "-latency-dist") {
+		t.Fatalf("bad distribution: %v", err)
+	}
+	if err := RunCommand([]string{"-rules", "/nonexistent.yaml"}); err == nil {
+		t.Fatal("missing rules file accepted")
 	}
 }
