@@ -28,6 +28,7 @@ var errClientBody = errors.New("cannot read the request body from the client")
 type bodyLimiter struct {
 	r       io.Reader
 	max     int64
+	want    int64 // Content-Length, or -1 for chunked
 	n       int64
 	tooBig  bool
 	readErr error
@@ -42,6 +43,9 @@ func (l *bodyLimiter) Read(p []byte) (int, error) {
 	if l.n > l.max {
 		l.tooBig = true
 		return 0, errBodyTooLargeSentinel
+	}
+	if err == io.EOF && l.want >= 0 && l.n < l.want {
+		err = io.ErrUnexpectedEOF // the client hung up before sending what it announced
 	}
 	if err != nil && err != io.EOF {
 		l.readErr = err
@@ -63,6 +67,9 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, rq *request) ([]byte, error)
 	if n > lim {
 		return nil, errBodyTooLarge(s.cfg.MaxBodySize)
 	}
+	if cl := ctx.Request.Header.ContentLength(); err == nil && cl >= 0 && n < int64(cl) {
+		err = io.ErrUnexpectedEOF // the client hung up before sending what it announced
+	}
 	if err != nil {
 		return nil, errBadRequest(errClientBody.Error(), err)
 	}
@@ -80,7 +87,7 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	cl := ctx.Request.Header.ContentLength()
 	stream := ctx.RequestBodyStream()
 	if stream != nil && !rq.route.retryable && (cl < 0 || cl > smallBody) {
-		lim = &bodyLimiter{r: stream, max: int64(s.cfg.MaxBodySize)}
+		lim = &bodyLimiter{r: stream, max: int64(s.cfg.MaxBodySize), want: int64(cl)}
 	} else {
 		body, err := s.readBody(ctx, rq)
 		if err != nil {

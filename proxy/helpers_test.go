@@ -283,3 +283,13 @@ func (r *patternReader) Read(p []byte) (int, error) {
 	r.off += int64(len(p))
 	return len(p), nil
 }
+
+// drainBody reads the request body a fake node received (nil stream: no body).
+func drainBody(ctx *fasthttp.RequestCtx) int64 {
+	s := ctx.RequestBodyStream()
+	if s == nil {
+		return int64(len(ctx.Request.Body()))
+	}
+	n, _ := io.Copy(io.Discard, s)
+	return n
+}

@@ -131,7 +131,7 @@ func TestRetryRules(t *testing.T) {
 // goes to the next node.
 func TestDialErrorRetriedForWrites(t *testing.T) {
 	live := startFake(t, func(ctx *fasthttp.RequestCtx) {
-		io.Copy(io.Discard, ctx.RequestBodyStream()) //nolint:errcheck
+		drainBody(ctx)
 		ctx.SetBodyString(`{"errors":false}`)
 	})
 	// Ejection off, so the dead node stays in rotation and every other request dials it first.

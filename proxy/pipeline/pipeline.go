@@ -52,15 +52,14 @@ type Rewriter interface {
 type Reranker interface {
 	Prepare(req rerank.Request) (plan *rerank.Plan, upstreamBody []byte, upstreamQuery string, skip string, err error)
 	Apply(ctx context.Context, plan *rerank.Plan, esBody []byte) (rerank.Result, error)
+	// EnabledFor reports whether the index expression has reranking on by default.
+	EnabledFor(index string) bool
 }
 
 // Config holds the pipeline's own settings.
 type Config struct {
 	// Timeout bounds the whole search path (rewrite + search + rerank). Default: 30s.
 	Timeout time.Duration `yaml:"timeout"`
-	// IdentityHeaders are extra request headers that identify the caller for the result cache,
-	// on top of Authorization and the ES API-key header. Default: none.
-	IdentityHeaders []string `yaml:"identity_headers"`
 }
 
 // DefaultConfig returns the defaults.
@@ -76,7 +75,7 @@ type Pipeline struct {
 	rr      Reranker
 	exp     *experiment.Set
 	results *cache.Cache
-	gens    *resultcache.Generations
+	keys    *resultcache.Keyer
 	log     *slog.Logger
 }
 
@@ -86,8 +85,8 @@ type Deps struct {
 	Rewriter    Rewriter
 	Reranker    Reranker
 	Experiments *experiment.Set
-	Results     *cache.Cache             // result cache; nil disables it
-	Generations *resultcache.Generations // write-invalidation table shared with the write path
+	Results     *cache.Cache        // result cache; nil disables it
+	Keys        *resultcache.Keyer  // result-cache keys and write invalidation, shared with the write path
 	Log         *slog.Logger
 }
 
@@ -96,11 +95,14 @@ func New(cfg Config, d Deps) *Pipeline {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultConfig().Timeout
 	}
+	if d.Results == nil || d.Keys == nil {
+		d.Results, d.Keys = nil, nil
+	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
 	return &Pipeline{cfg: cfg, fwd: d.Forwarder, rw: d.Rewriter, rr: d.Reranker, exp: d.Experiments,
-		results: d.Results, gens: d.Generations, log: d.Log}
+		results: d.Results, keys: d.Keys, log: d.Log}
 }
 
 // Timings are the stages of one request, for Server-Timing.

@@ -24,6 +24,7 @@ type part struct {
 	rwState string
 	plan    *rerank.Plan
 	rrState string
+	shadow  rerank.ShadowStats
 	query   string // query string for the upstream (only `_search` may change it)
 }
 
@@ -107,7 +108,7 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	t.Search = time.Since(s)
 
 	out := &outcome{status: resp.StatusCode()}
-	out.header = appendHeaderLines(nil, &resp.Header)
+	out.header = outcomeHeaders(nil, &resp.Header)
 	out.body = append([]byte(nil), resp.Body()...)
 	if p.needsResponse(parts) && out.status >= 200 && out.status <= 299 {
 		if err := p.finish(ctx, in, parts, out, &t); err != nil {
@@ -135,7 +136,7 @@ func (p *Pipeline) rerankWanted(in *input) bool {
 	if in.variant != nil && (in.variant.Rerank == "on" || in.variant.Rerank == "shadow") {
 		return true
 	}
-	return p.rerankDefault(in.index)
+	return p.rr.EnabledFor(in.index)
 }
 
 func (p *Pipeline) needsResponse(parts []*part) bool {
@@ -194,7 +195,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 		q := model.Document{Text: pt.rewrite.Query.Text, Image: pt.rewrite.Query.Image}
 		plan, upBody, upQuery, skip, err := p.rr.Prepare(rerank.Request{
 			Index: index, Body: body, Query: q, QueryKey: pt.rewrite.Query.Key,
-			Args: rerank.ParseQueryArgs(pt.query), Mode: rmode, Opts: rrOpts,
+			Args: rerank.QueryArgs(pt.query), Mode: rmode, Opts: rrOpts, Explain: pt.explain,
 		})
 		if err != nil {
 			return nil, err
@@ -202,7 +203,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 		switch {
 		case skip != "":
 			pt.rrState = "skipped:" + skip
-			if skip == "disabled" || skip == "off" {
+			if skip == rerank.SkipDisabled {
 				pt.rrState = "off"
 			}
 		case plan != nil:
@@ -304,6 +305,7 @@ func (p *Pipeline) finishOne(ctx context.Context, pt *part, body []byte, t *Timi
 		}
 		t.Model += res.ModelTime
 		pt.rrState = res.Status
+		pt.shadow = res.Shadow
 		body = res.Body
 		rrExplain = res.Explain
 	}

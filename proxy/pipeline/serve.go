@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vlproxy/vlproxy/proxy/experiment"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
 	"github.com/vlproxy/vlproxy/proxy/searchbody"
 )
 
@@ -29,7 +30,7 @@ type input struct {
 // result cache stores.
 type outcome struct {
 	status  int
-	header  []byte // upstream response headers, "Name: value\r\n" lines, hop-by-hop removed
+	header  []resultcache.Header // upstream response headers, hop-by-hop removed
 	body    []byte
 	rewrite string // X-VLProxy-Rewrite
 	rerank  string // X-VLProxy-Rerank
@@ -112,8 +113,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, index string) (Timi
 	if hit {
 		state = "hit"
 		out.timings = Timings{}
-		age := int(time.Since(out.stored) / time.Second)
-		rc.Response.Header.Set("Age", strconv.Itoa(age))
+		rc.Response.Header.Set("Age", strconv.Itoa(out.age(time.Now())))
 	}
 	p.write(rc, out, state)
 	return out.timings, nil
@@ -127,7 +127,9 @@ func (u *uncacheable) Error() string { return "response not cacheable" }
 func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState string) {
 	r := &rc.Response
 	r.SetStatusCode(out.status)
-	forEachHeaderLine(out.header, func(k, v []byte) { r.Header.AddBytesKV(k, v) })
+	for _, h := range out.header {
+		r.Header.AddBytesKV(h.Name, h.Value)
+	}
 	r.Header.Set("X-VLProxy-Rewrite", out.rewrite)
 	r.Header.Set("X-VLProxy-Rerank", out.rerank)
 	r.Header.Set("X-VLProxy-Cache", cacheState)

@@ -65,6 +65,7 @@ func BenchmarkKeySearch(b *testing.B) {
 	in.Header = fastHeaders{{[]byte("Authorization"), []byte("Basic YWxpY2U6c2VjcmV0")}, {[]byte("Content-Type"), []byte("application/json")}}
 	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()
+	reportCPU(b)
 	b.SetBytes(int64(len(in.Body)))
 	for b.Loop() {
 		buf, _ = k.Key(buf[:0], in)
@@ -74,6 +75,7 @@ func BenchmarkKeySearch(b *testing.B) {
 func BenchmarkWritesBulk(b *testing.B) {
 	body := []byte("{\"index\":{\"_index\":\"products\",\"_id\":\"1\"}}\n{\"title\":\"a\"}\n{\"index\":{\"_index\":\"reviews\",\"_id\":\"2\"}}\n{\"t\":\"b\"}\n")
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		Writes([]byte("POST"), []byte("/_bulk"), nil, body)
 	}

@@ -190,7 +190,8 @@ func hasNoCache(v []byte) bool {
 
 // bypassBody reports a point-in-time search, or an _msearch line asking for no request cache.
 func bypassBody(route Route, body []byte) bool {
-	if len(body) == 0 {
+	// Most bodies mention neither key: skip parsing them.
+	if len(body) == 0 || (!bytes.Contains(body, []byte(`"pit"`)) && !bytes.Contains(body, []byte(`"request_cache"`))) {
 		return false
 	}
 	if route != RouteMSearch {

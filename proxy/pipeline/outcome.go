@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
+)
+
+// resultKey returns the result-cache key of the request, or nil when it bypasses the cache.
+func (p *Pipeline) resultKey(rc *fasthttp.RequestCtx, in *input) []byte {
+	if p.results == nil {
+		return nil
+	}
+	variant := ""
+	if in.variant != nil {
+		variant = in.variant.Name
+	}
+	key, ok := p.keys.Key(nil, resultcache.KeyInput{
+		Method:  rc.Method(),
+		Path:    rc.URI().PathOriginal(),
+		Query:   rc.URI().QueryString(),
+		Body:    in.body,
+		Header:  headerPeeker{&rc.Request.Header},
+		Variant: variant,
+	})
+	if !ok {
+		return nil
+	}
+	return key
+}
+
+type headerPeeker struct{ h *fasthttp.RequestHeader }
+
+func (p headerPeeker) Peek(name string) []byte { return p.h.Peek(name) }
+
+// outcomeHeaders copies the upstream's response headers; Forwarder already removed hop-by-hop
+// ones, and fasthttp sets Content-Length itself.
+func outcomeHeaders(dst []resultcache.Header, h *fasthttp.ResponseHeader) []resultcache.Header {
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte("Content-Length")) {
+			continue
+		}
+		dst = append(dst, resultcache.Header{Name: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
+	}
+	return dst
+}
+
+// encodeOutcome stores a 2xx outcome as a result-cache entry: only the headers a hit may replay.
+func encodeOutcome(out *outcome) []byte {
+	e := resultcache.Entry{Status: out.status, Stored: out.stored, Body: out.body}
+	for _, h := range out.header {
+		if resultcache.StoredHeader(h.Name) {
+			e.Headers = append(e.Headers, h)
+		}
+	}
+	e.Headers = append(e.Headers,
+		resultcache.Header{Name: []byte("X-VLProxy-Rewrite"), Value: []byte(out.rewrite)},
+		resultcache.Header{Name: []byte("X-VLProxy-Rerank"), Value: []byte(out.rerank)})
+	return resultcache.AppendEntry(nil, &e)
+}
+
+// decodeOutcome reads an entry back; the result shares memory with the immutable entry.
+func decodeOutcome(b []byte) (*outcome, error) {
+	var e resultcache.Entry
+	if err := e.Decode(b); err != nil {
+		return nil, err
+	}
+	out := &outcome{status: e.Status, body: e.Body, stored: e.Stored}
+	for _, h := range e.Headers {
+		switch {
+		case bytes.EqualFold(h.Name, []byte("X-VLProxy-Rewrite")):
+			out.rewrite = string(h.Value)
+		case bytes.EqualFold(h.Name, []byte("X-VLProxy-Rerank")):
+			out.rerank = string(h.Value)
+		default:
+			out.header = append(out.header, h)
+		}
+	}
+	return out, nil
+}
+
+func (out *outcome) age(now time.Time) int {
+	d := now.Sub(out.stored)
+	if d < 0 {
+		return 0
+	}
+	return int(d / time.Second)
+}
