@@ -14,6 +14,7 @@ func BenchmarkGetHit(b *testing.B) {
 		c.Set(keys[i], make([]byte, 2048))
 	}
 	b.ReportAllocs()
+	reportCPU(b)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if _, ok := c.Get(keys[i&1023]); !ok {
@@ -28,6 +29,7 @@ func BenchmarkSetWithEviction(b *testing.B) {
 	val := make([]byte, 2048)
 	key := []byte("GET /products/_search?q=shirt&size=10 ........")
 	b.ReportAllocs()
+	reportCPU(b)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		binary.LittleEndian.PutUint64(key[len(key)-8:], uint64(i))
@@ -45,6 +47,7 @@ func BenchmarkDoHit(b *testing.B) {
 	ctx := context.Background()
 	c.Do(ctx, key, fn)
 	b.ReportAllocs()
+	reportCPU(b)
 	b.ResetTimer()
 	for b.Loop() {
 		if _, hit, _ := c.Do(ctx, key, fn); !hit {
@@ -58,6 +61,7 @@ func BenchmarkGetHitParallel(b *testing.B) {
 	key := []byte("GET /products/_search?q=shirt&size=10")
 	c.Set(key, make([]byte, 2048))
 	b.ReportAllocs()
+	reportCPU(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			c.Get(key)
