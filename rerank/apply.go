@@ -423,7 +423,7 @@ func appendScore(dst []byte, s float64, ok bool) []byte {
 
 // appendHit writes one hit, replacing _score when score is not NaN and re-filtering _source.
 func (p *Plan) appendHit(dst []byte, h *hitInfo, score float64) []byte {
-	if math.IsNaN(score) && p.src == nil {
+	if math.IsNaN(score) && p.src == nil || !h.raw.IsObject() {
 		return append(dst, h.raw.Raw...)
 	}
 	dst = append(dst, '{')

@@ -243,8 +243,17 @@ func parseFilterPath(s string) *filterPath {
 type fpState struct{ pat, pos int }
 
 // advance computes the states after consuming name; full reports a complete match.
+// States are deduplicated so that several `**` cannot multiply them level after level.
 func advance(pats [][]string, states []fpState, name string, next []fpState) ([]fpState, bool) {
 	full := false
+	add := func(st fpState) {
+		for _, o := range next {
+			if o == st {
+				return
+			}
+		}
+		next = append(next, st)
+	}
 	for _, st := range states {
 		segs := pats[st.pat]
 		seg := segs[st.pos]
@@ -253,12 +262,12 @@ func advance(pats [][]string, states []fpState, name string, next []fpState) ([]
 				full = true
 				continue
 			}
-			next = append(next, st) // ** consumes name
+			add(st) // ** consumes name
 			if globMatch(segs[st.pos+1], name) {
 				if st.pos+2 == len(segs) {
 					full = true
 				} else {
-					next = append(next, fpState{st.pat, st.pos + 2})
+					add(fpState{st.pat, st.pos + 2})
 				}
 			}
 			continue
@@ -267,7 +276,7 @@ func advance(pats [][]string, states []fpState, name string, next []fpState) ([]
 			if st.pos+1 == len(segs) {
 				full = true
 			} else {
-				next = append(next, fpState{st.pat, st.pos + 1})
+				add(fpState{st.pat, st.pos + 1})
 			}
 		}
 	}
