@@ -181,8 +181,11 @@ func (g *generations) invalidate(w Write, assumeConcrete bool) {
 	if w.Topology {
 		// Names may now mean other indices: forget them until the next SetTopology, and
 		// refuse a topology fetched before this write.
+		// Under mu, so SetTopology cannot check the version before this and store after.
+		g.mu.Lock()
 		g.topoVersion.Add(1)
 		g.topo.Store(nil)
+		g.mu.Unlock()
 	}
 	topo := g.topo.Load()
 	all := w.All

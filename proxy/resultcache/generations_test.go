@@ -182,3 +182,25 @@ func TestTrackedIndicesBound(t *testing.T) {
 		t.Fatalf("table holds %d names after the reset; want 1", n)
 	}
 }
+
+// TestConcurrentUse runs keys, writes and topology updates together for the race detector.
+func TestConcurrentUse(t *testing.T) {
+	k := New(DefaultConfig())
+	topo := testTopology(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			write(k, "PUT /products/_doc/1", `{}`)
+			if i%10 == 0 {
+				write(k, "POST /_aliases", `{}`)
+			}
+			k.SetTopology(k.TopologyVersion(), topo)
+		}
+	}()
+	in := req("POST /_msearch", "{\"index\":\"products\"}\n{}\n{\"index\":\"logs\"}\n{}\n", nil)
+	for range 300 {
+		mustKey(t, k, in)
+	}
+	<-done
+}
