@@ -1,0 +1,54 @@
+package main
+
+import (
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// TestSIGTERMDrains runs the binary's main loop, waits until it serves, sends SIGTERM to the process
+// (caught by run's handler) and expects a clean exit.
+func TestSIGTERMDrains(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("VLPROXY_UPSTREAM", "http://127.0.0.1:1")
+	t.Setenv("VLPROXY_LOG_LEVEL", "error")
+	exit := make(chan int, 1)
+	go func() { exit <- run([]string{"-listen", addr, "-drain-timeout", "5s", "-health-check-interval", "0"}) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body, err := fasthttp.Get(nil, "http://"+addr+"/_vlproxy/health")
+		if err == nil {
+			if status != 200 {
+				t.Fatalf("health status %d: %s", status, body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vlproxy never served: %s", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit code %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("vlproxy did not stop on SIGTERM")
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Fatal("still accepting after SIGTERM")
+	}
+}
