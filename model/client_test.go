@@ -1,14 +1,17 @@
 package model_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"runtime"
 	"testing"
 	"time"
@@ -426,5 +429,71 @@ func TestEmbed(t *testing.T) {
 	}
 	if got := string(srv.LastRequest("/v1/embeddings")); got != `{"input":["red shoe","red shoe","blue shirt"],"encoding_format":"float"}` {
 		t.Fatalf("body %s", got)
+	}
+}
+
+// The simulator reads the rerank helper's prompt layout: shared part first
+// (query image, "Query: …"), then each candidate's image and "Product N: …".
+func TestChatJudgeBatchedWithImages(t *testing.T) {
+	sandal := []byte("\xff\xd8\xff\xe0 beach sandal")
+	img := func(b []byte) string { return "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(b) }
+	srv := modeltest.NewServer(modeltest.Config{Images: map[string]modeltest.Output{
+		modeltest.ImageHash(shoe):   {Keywords: []string{"red running shoe"}},
+		modeltest.ImageHash(sandal): {Keywords: []string{"sandal"}},
+	}})
+	defer srv.Close()
+	c := newClient(t, model.RoleChat, srv.URL, nil)
+	resp, err := c.Chat(context.Background(), &model.ChatRequest{
+		Messages: []model.Message{{Role: "system", Text: "You judge products."}, {Role: "user", Parts: []model.Part{
+			model.TextPart("Query: red shoe\n"),
+			model.ImagePart(img(sandal)), model.TextPart("Product 1: summer item\n"),
+			model.ImagePart(img(shoe)), model.TextPart("Product 2: footwear\n"),
+			model.TextPart("Answer as JSON {\"scores\":[...]} in product order."),
+		}}},
+		MaxTokens: 40, TopP: 1, ResponseFormat: json.RawMessage(`{"type":"json_schema","json_schema":{"name":"scores","schema":{"type":"object"}}}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Content != `{"scores":[0,1]}` {
+		t.Fatalf("content %s", resp.Content)
+	}
+}
+
+// A server that drops keep-alive connections after each answer (without
+// "Connection: close") must not fail the next call: the client retries once
+// on a fresh connection.
+func TestStaleKeepAliveRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const answer = `{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`
+	served := make(chan struct{}, 10)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			req, err := http.ReadRequest(bufio.NewReader(conn))
+			if err == nil {
+				io.Copy(io.Discard, req.Body)
+				fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+				served <- struct{}{}
+			}
+			conn.Close()
+		}
+	}()
+	c := newClient(t, model.RoleChat, "http://"+ln.Addr().String(), nil)
+	for i := range 3 {
+		resp, err := c.Chat(context.Background(), keywordRequest())
+		if err != nil || resp.Content != "ok" {
+			t.Fatalf("call %d: %v %+v", i, err, resp)
+		}
+	}
+	if len(served) != 3 {
+		t.Fatalf("served %d", len(served))
 	}
 }

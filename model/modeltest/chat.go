@@ -71,10 +71,13 @@ var (
 // answer is "yes" or "no" and P(yes) in the top logprobs equals
 // Config.Score(query, candidate). The last user message is split at the last
 // candidate marker ("Document:", "Candidate:", "Product:", "Item:"): what
-// follows (text and images) is the candidate; what precedes, after a "Query:"
-// marker if any, is the query. Without markers the last content part is the
-// candidate. Several numbered candidates ("Document 1:", "Document 2:") give
-// {"scores":[…]} in content instead (batched judging).
+// follows (text and images), plus images right before the marker, is the
+// candidate; what precedes, after a "Query:" marker if any, is the query.
+// Without markers the last content part is the candidate. Several numbered
+// candidates ("Product 1:", "Product 2:") give {"scores":[…]} in content
+// (batched judging), with or without a choice constraint. Instructions after
+// the candidate text count as candidate words for the default score; use
+// ScoreRules or ScoreFunc for exact scores.
 func (s *Server) chat(ctx context.Context, cfg Config, body []byte) (any, *Fault) {
 	if !gjson.ValidBytes(body) {
 		return nil, badRequest("JSON decode error: the request body is not valid JSON")
@@ -155,8 +158,8 @@ func (s *Server) chat(ctx context.Context, cfg Config, body []byte) (any, *Fault
 	var content string
 	var lp *logprobs
 	finish := "stop"
-	if choices != nil || topN > 0 {
-		q, cands := splitJudge(lastUser)
+	q, cands := splitJudge(lastUser)
+	if choices != nil || topN > 0 || len(cands) > 1 {
 		if len(cands) > 1 {
 			scores := make([]float64, len(cands))
 			for i, c := range cands {
@@ -346,21 +349,41 @@ func splitJudge(segs []segment) (Doc, []Doc) {
 		}
 		return stripQuery(segmentsDoc(segs[:len(segs)-1])), []Doc{segmentsDoc(segs[len(segs)-1:])}
 	}
-	query := flatDoc(flat[:marks[0][0]])
+	// Unnumbered repeated markers are not a batch: only the last one counts.
+	if len(marks) > 1 && !digit.MatchString(flat[marks[0][0]:marks[0][1]]) {
+		marks = marks[len(marks)-1:]
+	}
+	// An image right before a marker belongs to that candidate
+	// ([image] "Product: …" is as common as "Product: …" [image]).
+	starts := make([]int, len(marks))
+	for i, m := range marks {
+		starts[i] = m[0]
+		for {
+			head := strings.TrimRight(flat[:starts[i]], " \t\n")
+			loc := trailingImage.FindStringIndex(head)
+			if loc == nil {
+				break
+			}
+			starts[i] = loc[0]
+		}
+	}
+	query := flatDoc(flat[:starts[0]])
 	var cands []Doc
 	for i, m := range marks {
 		end := len(flat)
 		if i+1 < len(marks) {
-			end = marks[i+1][0]
+			end = starts[i+1]
 		}
-		cands = append(cands, flatDoc(flat[m[1]:end]))
-	}
-	// Unnumbered repeated markers are not a batch: only the last one counts.
-	if len(cands) > 1 && !regexp.MustCompile(`\d`).MatchString(flat[marks[0][0]:marks[0][1]]) {
-		cands = cands[len(cands)-1:]
+		body := flat[starts[i]:m[0]] + flat[m[1]:end]
+		cands = append(cands, flatDoc(body))
 	}
 	return stripQuery(query), cands
 }
+
+var (
+	digit         = regexp.MustCompile(`\d`)
+	trailingImage = regexp.MustCompile("\x00[0-9a-f]{64}\x00$")
+)
 
 func stripQuery(d Doc) Doc {
 	if loc := queryMarker.FindStringIndex(d.Text); loc != nil {

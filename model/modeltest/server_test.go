@@ -193,11 +193,26 @@ func (d Duration) d() time.Duration { return time.Duration(d) }
 
 func TestSplitJudgeWithImages(t *testing.T) {
 	q, c := splitJudge([]segment{
-		{text: "Judge whether the Document meets the Query.\n<Query>: red shoe"}, {image: strings.Repeat("a", 64)},
-		{text: "<Document>: Nike Pegasus"}, {image: strings.Repeat("b", 64)},
+		{text: "Judge whether the Document meets the Query.\n"}, {image: strings.Repeat("a", 64)},
+		{text: "<Query>: red shoe\n<Document>: Nike Pegasus"}, {image: strings.Repeat("b", 64)},
 	})
 	if q.Text != "red shoe" || len(q.Images) != 1 || q.Images[0][0] != 'a' || len(c) != 1 || c[0].Text != "Nike Pegasus" || len(c[0].Images) != 1 || c[0].Images[0][0] != 'b' {
 		t.Fatalf("query %+v candidates %+v", q, c)
+	}
+}
+
+func TestSplitJudgeImageBeforeMarker(t *testing.T) {
+	a, b, c := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)
+	q, cands := splitJudge([]segment{
+		{image: a}, {text: "Query: red shoe\n"},
+		{image: b}, {text: "Product 1: Nike Pegasus\n"},
+		{text: "Product 2: sandal\n"}, {image: c},
+		{text: "Rate each product."},
+	})
+	if q.Text != "red shoe" || len(q.Images) != 1 || q.Images[0] != a || len(cands) != 2 ||
+		cands[0].Text != "Nike Pegasus" || len(cands[0].Images) != 1 || cands[0].Images[0] != b ||
+		len(cands[1].Images) != 1 || cands[1].Images[0] != c || !strings.HasPrefix(cands[1].Text, "sandal") {
+		t.Fatalf("query %+v candidates %+v", q, cands)
 	}
 }
 
