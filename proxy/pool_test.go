@@ -239,3 +239,22 @@ func TestSlowUpstream504(t *testing.T) {
 		t.Fatalf("slow node was hit %d times, want 1 (bulk) + 2..3 per read", h)
 	}
 }
+
+// TestClientConnectionCloseKeepsUpstreamAlive: clients that close after each request still share one
+// pooled upstream connection.
+func TestClientConnectionCloseKeepsUpstreamAlive(t *testing.T) {
+	up := startFake(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") })
+	p := startProxy(t, []string{up.URL}, func(c *Config) { c.HealthCheckInterval = 0 })
+	for i := 0; i < 20; i++ {
+		resp := rawExchange(t, p.Addr, "GET /idx/_doc/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		if resp.StatusCode() != 200 || !resp.ConnectionClose() {
+			t.Fatalf("status %d, connection close %v", resp.StatusCode(), resp.ConnectionClose())
+		}
+	}
+	up.ln.mu.Lock()
+	conns := len(up.ln.conns)
+	up.ln.mu.Unlock()
+	if conns != 1 || up.Hits.Load() != 20 {
+		t.Fatalf("%d upstream connections for %d requests, want 1", conns, up.Hits.Load())
+	}
+}
