@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -13,9 +14,11 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/model/modeltest"
 )
@@ -495,5 +498,28 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 	}
 	if len(served) != 3 {
 		t.Fatalf("served %d", len(served))
+	}
+}
+
+func TestMetricsExposed(t *testing.T) {
+	srv := modeltest.NewServer(modeltest.Config{Faults: []modeltest.Fault{{Status: 500, Shape: modeltest.ShapeText, Times: 1}}})
+	defer srv.Close()
+	c := newClient(t, model.RoleEmbed, srv.URL, nil)
+	c.Embed(context.Background(), &model.EmbedRequest{Input: []string{"a"}})
+	if _, err := c.Embed(context.Background(), &model.EmbedRequest{Input: []string{"red shoe"}}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	metrics.WritePrometheus(&buf, false)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, want := range []string{
+		`vlproxy_model_errors_total{role="embed",kind="unavailable"} 1`,
+		`vlproxy_model_request_duration_seconds_count{role="embed",endpoint="` + host + `"} 2`,
+		`vlproxy_model_in_flight{role="embed",endpoint="` + host + `"} 0`,
+		`vlproxy_model_tokens_total{role="embed",kind="prompt"} 3`,
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Fatalf("metrics lack %s", want)
+		}
 	}
 }

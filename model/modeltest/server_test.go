@@ -224,3 +224,19 @@ func TestRunCommandFlags(t *testing.T) {
 		t.Fatal("missing rules file accepted")
 	}
 }
+
+func TestExampleRulesFile(t *testing.T) {
+	cfg, err := LoadConfig("testdata/rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if len(cfg.Rules) != 2 || cfg.Rules[0].Output.Category != "dresses" || len(cfg.Faults) != 3 || cfg.Faults[0].Delay != Duration(5*time.Second) ||
+		cfg.ScoreRules[0].Score != 0.92 || cfg.Latency.Dist != "lognormal" {
+		t.Fatalf("loaded %+v", cfg)
+	}
+}
