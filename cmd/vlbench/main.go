@@ -14,11 +14,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"fake-es":     {"serve canned Elasticsearch responses (cheaper than the proxy)", runFakeES},
-	"load":        {"open-loop (or closed-loop) load generator with HDR latency histograms", runLoad},
-	"passthrough": {"capacity and CPU per request of several targets; writes a BENCHMARKS.md section", runPassthrough},
-	"freeport":    {"print a free loopback TCP port", runFreePort},
-	"wait":        {"wait until -addr host:port accepts connections", runWait},
+	"fake-es":         {"serve canned Elasticsearch responses (cheaper than the proxy)", runFakeES},
+	"load":            {"open-loop (or closed-loop) load generator with HDR latency histograms", runLoad},
+	"passthrough":     {"capacity and CPU per request of several targets; writes a BENCHMARKS.md section", runPassthrough},
+	"eval":            {"relevance metrics (nDCG, MAP, MRR, recall, P) per variant with significance tests", runEval},
+	"index":           {"bulk-load a catalogue (CSV/NDJSON, or -fashion) into ES with olivere/elastic", runIndex},
+	"fashion-queries": {"generate text and image query sets and qrels from the fashion catalogue", runFashionQueries},
+	"freeport":        {"print a free loopback TCP port", runFreePort},
+	"wait":            {"wait until -addr host:port accepts connections", runWait},
 }
 
 func usage() {
