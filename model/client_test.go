@@ -504,6 +504,9 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 func TestMetricsExposed(t *testing.T) {
 	srv := modeltest.NewServer(modeltest.Config{Faults: []modeltest.Fault{{Status: 500, Shape: modeltest.ShapeText, Times: 1}}})
 	defer srv.Close()
+	tokens := metrics.GetOrCreateCounter(`vlproxy_model_tokens_total{role="embed",kind="prompt"}`)
+	errs := metrics.GetOrCreateCounter(`vlproxy_model_errors_total{role="embed",kind="unavailable"}`)
+	tokens0, errs0 := tokens.Get(), errs.Get()
 	c := newClient(t, model.RoleEmbed, srv.URL, nil)
 	c.Embed(context.Background(), &model.EmbedRequest{Input: []string{"a"}})
 	if _, err := c.Embed(context.Background(), &model.EmbedRequest{Input: []string{"red shoe"}}); err != nil {
@@ -513,13 +516,17 @@ func TestMetricsExposed(t *testing.T) {
 	metrics.WritePrometheus(&buf, false)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	for _, want := range []string{
-		`vlproxy_model_errors_total{role="embed",kind="unavailable"} 1`,
 		`vlproxy_model_request_duration_seconds_count{role="embed",endpoint="` + host + `"} 2`,
 		`vlproxy_model_in_flight{role="embed",endpoint="` + host + `"} 0`,
-		`vlproxy_model_tokens_total{role="embed",kind="prompt"} 3`,
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Fatalf("metrics lack %s", want)
 		}
+	}
+	if d := tokens.Get() - tokens0; d != 3 {
+		t.Fatalf("prompt tokens grew by %d, want 3", d)
+	}
+	if d := errs.Get() - errs0; d != 1 {
+		t.Fatalf("unavailable errors grew by %d, want 1", d)
 	}
 }
