@@ -64,6 +64,10 @@ type EvalConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// IDField, when set, reads the document id from this _source field instead of _id.
 	IDField string `yaml:"id_field"`
+	// AllJudged treats documents missing from the qrels as judged non-relevant (gain 0), for
+	// collections where every document is judged but only positive gains were written (the
+	// fashion set). Default: false (missing documents are unjudged).
+	AllJudged bool `yaml:"all_judged"`
 	// Progress, if set, is called after each query.
 	Progress func(done, total int) `yaml:"-"`
 }
@@ -240,6 +244,13 @@ func RunEval(cfg EvalConfig, queries []EvalQuery, qrels Qrels, search Searcher) 
 			}
 			if qres.Error != "" {
 				vr.Errors++
+			}
+			if cfg.AllJudged {
+				for _, d := range qres.Run {
+					if _, ok := qrels[q.ID][d.ID]; !ok {
+						qrels[q.ID][d.ID] = 0
+					}
+				}
 			}
 			qres.Metrics = Evaluate(TrecOrder(qres.Run), qrels[q.ID], cfg.K)
 			vr.Queries = append(vr.Queries, qres)

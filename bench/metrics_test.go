@@ -284,3 +284,25 @@ func TestParseVariant(t *testing.T) {
 	f(":X=1", `variant ":X=1": want name:Header=Value,…`)
 	f("a:novalue", `variant "a:novalue": header "novalue" is not Header=Value`)
 }
+
+func TestRunEvalAllJudged(t *testing.T) {
+	search := func(body []byte, h map[string]string) (int, []byte, map[string]string, error) {
+		return 200, []byte(`{"hits":{"hits":[{"_id":"u","_score":2},{"_id":"r","_score":1}]}}`), nil, nil
+	}
+	for _, all := range []bool{false, true} {
+		cfg := DefaultEvalConfig()
+		cfg.K, cfg.AllJudged = 2, all
+		rep, err := RunEval(cfg, []EvalQuery{{ID: "q", Text: "x"}}, Qrels{"q": {"r": 1}}, search)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// u is unjudged unless all documents count as judged: then judged-only equals the plain metric.
+		want := 1.0
+		if all {
+			want = 1 / math.Log2(3)
+		}
+		if got := rep.Variants[0].Mean["ndcg'@2"]; math.Abs(got-want) > 1e-12 {
+			t.Fatalf("all_judged=%v: ndcg'@2 = %g, want %g", all, got, want)
+		}
+	}
+}

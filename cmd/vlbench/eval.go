@@ -19,6 +19,7 @@ func runEval(args []string) error {
 	tmpl := fs.String("template", "", "file with the _search body; {{text}}, {{image}} (JSON strings) and {{size}} are replaced (default: a multimodal clause)")
 	perms := fs.Int("permutations", def.Permutations, "permutations of the paired randomization test")
 	idField := fs.String("id-field", "", "read document ids from this _source field instead of _id")
+	allJudged := fs.Bool("all-judged", false, "documents missing from the qrels are judged non-relevant (every document judged, only gains >= 1 written)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a -url that is not on a loopback address")
 	note := fs.String("note", "", "note printed above the Markdown report (e.g. 'model: simulated by model/modeltest')")
 	jsonOut := fs.String("json", "", "write the full report (per query) as JSON to this file")
@@ -36,7 +37,7 @@ func runEval(args []string) error {
 		return err
 	}
 	cfg := def
-	cfg.URL, cfg.Index, cfg.K, cfg.Permutations, cfg.IDField = *target, *index, *k, *perms, *idField
+	cfg.URL, cfg.Index, cfg.K, cfg.Permutations, cfg.IDField, cfg.AllJudged = *target, *index, *k, *perms, *idField, *allJudged
 	if *tmpl != "" {
 		b, err := os.ReadFile(*tmpl)
 		if err != nil {

@@ -20,6 +20,7 @@ var commands = map[string]command{
 	"eval":            {"relevance metrics (nDCG, MAP, MRR, recall, P) per variant with significance tests", runEval},
 	"index":           {"bulk-load a catalogue (CSV/NDJSON, or -fashion) into ES with olivere/elastic", runIndex},
 	"fashion-queries": {"generate text and image query sets and qrels from the fashion catalogue", runFashionQueries},
+	"fake-model":      {"serve the model/modeltest simulator of an OpenAI-compatible model server", runFakeModel},
 	"freeport":        {"print a free loopback TCP port", runFreePort},
 	"wait":            {"wait until -addr host:port accepts connections", runWait},
 }
@@ -32,7 +33,7 @@ func usage() {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-12s %s\n", n, commands[n].summary)
+		fmt.Fprintf(os.Stderr, "  %-16s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(os.Stderr, "\nrun 'vlbench <command> -help' for its flags\n")
 }
