@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -53,17 +52,17 @@ type ShadowStats struct {
 	Scored int
 }
 
-// hitInfo is one ES hit, pointing into the response bytes.
+// hitInfo is one ES hit: bounds in the response bytes and the metadata reranking needs.
 type hitInfo struct {
-	raw      gjson.Result
-	id       string
-	index    string
-	esScore  float64
-	hasScore bool
-	seq      int64
-	hasSeq   bool
-	source   gjson.Result
-	doc      model.Document
+	start, end       int
+	srcStart, srcEnd int // -1 when the hit has no _source
+	id               string
+	index            string
+	esScore          float64
+	hasScore         bool
+	seq              int64
+	hasSeq           bool
+	doc              model.Document
 }
 
 // Apply reranks the ES response of a prepared request and returns the client's response.
@@ -76,26 +75,19 @@ func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result
 	if len(esBody) == 0 {
 		return Result{Body: esBody, Status: StatusFallback + ":bad_response"}, nil
 	}
-	doc := unsafe.String(&esBody[0], len(esBody))
-	hitsRes := gjson.Get(doc, "hits.hits")
-	// Full validation costs as much as the rest of Apply; a truncated body is the failure
-	// worth catching cheaply (ES sends valid JSON otherwise).
-	if !hitsRes.IsArray() || hitsRes.Index <= 0 || !strings.HasSuffix(hitsRes.Raw, "]") ||
-		!strings.HasSuffix(strings.TrimRight(doc, " \t\r\n"), "}") {
-		if !gjson.Valid(doc) {
+	loc, hits, ok := parseResponse(esBody, make([]hitInfo, 0, plan.fetch), func(i int) *FieldsConfig {
+		if i < plan.window {
+			return &plan.fields
+		}
+		return nil
+	})
+	if !ok {
+		if !json.Valid(esBody) {
 			return Result{Body: esBody, Status: StatusFallback + ":bad_response"}, nil
 		}
 		return Result{Body: plan.shape(esBody), Status: StatusFallback + ":bad_response"}, nil
 	}
-	hits := make([]hitInfo, 0, plan.fetch)
-	hitsRes.ForEach(func(_, h gjson.Result) bool {
-		hits = append(hits, parseHit(h))
-		return true
-	})
 	w := min(plan.window, len(hits))
-	for i := 0; i < w; i++ {
-		hits[i].doc = candidate(hits[i].source, plan.fields)
-	}
 
 	res := Result{}
 	var scores []float64
@@ -114,7 +106,7 @@ func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result
 			}
 			r.log.Debug("rerank falls back to ES order", "reason", reason, "err", err)
 			res.Status = StatusFallback + ":" + reason
-			res.Body = plan.shape(plan.build(esBody, hitsRes, hits, nil, nil, false))
+			res.Body = plan.shape(plan.build(esBody, loc, hits, nil, nil, false))
 			if plan.explain {
 				res.Explain = r.explain(plan, res.Status, hits, nil, nil, nil)
 			}
@@ -129,7 +121,7 @@ func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result
 			reason = model.Reason(ctx.Err())
 		}
 		res.Status = StatusFallback + ":" + reason
-		res.Body = plan.shape(plan.build(esBody, hitsRes, hits, nil, nil, false))
+		res.Body = plan.shape(plan.build(esBody, loc, hits, nil, nil, false))
 		if plan.explain {
 			res.Explain = r.explain(plan, res.Status, hits, nil, nil, nil)
 		}
@@ -147,9 +139,9 @@ func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result
 		res.Status = StatusApplied
 	}
 	if plan.shadow {
-		res.Body = plan.build(esBody, hitsRes, hits, nil, nil, false)
+		res.Body = plan.build(esBody, loc, hits, nil, nil, false)
 	} else {
-		res.Body = plan.build(esBody, hitsRes, hits, order, fused, true)
+		res.Body = plan.build(esBody, loc, hits, order, fused, true)
 	}
 	if plan.explain {
 		if plan.shadow {
@@ -160,74 +152,6 @@ func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result
 	}
 	res.Body = plan.shape(res.Body)
 	return res, nil
-}
-
-func parseHit(h gjson.Result) hitInfo {
-	hi := hitInfo{raw: h}
-	h.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "_id":
-			hi.id = v.Str
-		case "_index":
-			hi.index = v.Str
-		case "_score":
-			if v.Type == gjson.Number {
-				hi.esScore, hi.hasScore = v.Num, true
-			}
-		case "_seq_no":
-			if v.Type == gjson.Number {
-				hi.seq, hi.hasSeq = v.Int(), true
-			}
-		case "_source":
-			hi.source = v
-		}
-		return true
-	})
-	return hi
-}
-
-// candidate builds the model document of a hit: text fields joined by newlines, and the image.
-func candidate(src gjson.Result, f FieldsConfig) model.Document {
-	var d model.Document
-	if !src.IsObject() {
-		return d
-	}
-	var b strings.Builder
-	for _, name := range f.Text {
-		v := src.Get(name)
-		if !v.Exists() || v.Type == gjson.Null {
-			continue
-		}
-		if v.IsArray() {
-			v.ForEach(func(_, e gjson.Result) bool {
-				if e.Type == gjson.String || e.Type == gjson.Number {
-					if b.Len() > 0 {
-						b.WriteByte('\n')
-					}
-					b.WriteString(e.String())
-				}
-				return true
-			})
-			continue
-		}
-		if v.Type == gjson.String || v.Type == gjson.Number {
-			if b.Len() > 0 {
-				b.WriteByte('\n')
-			}
-			b.WriteString(v.String())
-		}
-	}
-	d.Text = b.String()
-	if f.Image != "" {
-		v := src.Get(f.Image)
-		if v.IsArray() {
-			v = v.Get("0")
-		}
-		if v.Type == gjson.String {
-			d.Image = v.Str
-		}
-	}
-	return d
 }
 
 // order returns the final hit order (window reordered, unscored window hits after the scored
@@ -347,7 +271,7 @@ func shadowStats(order []int, w int, p *Plan, scored int) ShadowStats {
 
 // build writes the response: the from/size slice of order (nil: ES order), with new _score
 // values and max_score when rescore is set, and the client's _source filter re-applied.
-func (p *Plan) build(esBody []byte, hitsRes gjson.Result, hits []hitInfo, order []int, fused []float64, rescore bool) []byte {
+func (p *Plan) build(esBody []byte, loc respLoc, hits []hitInfo, order []int, fused []float64, rescore bool) []byte {
 	n := len(hits)
 	if order != nil {
 		n = len(order)
@@ -360,15 +284,17 @@ func (p *Plan) build(esBody []byte, hitsRes gjson.Result, hits []hitInfo, order 
 		}
 		return pos
 	}
-	out := make([]byte, 0, len(esBody))
+	size := len(esBody) - (loc.hitsEnd - loc.hitsStart) + 64
+	for pos := lo; pos < hi; pos++ {
+		h := &hits[at(pos)]
+		size += h.end - h.start + 32
+	}
+	out := make([]byte, 0, size)
 	msStart, msEnd := -1, -1
 	var maxScore float64
 	haveMax := false
 	if rescore {
-		ms := gjson.Get(unsafe.String(&esBody[0], len(esBody)), "hits.max_score")
-		if ms.Exists() && ms.Index > 0 {
-			msStart, msEnd = ms.Index, ms.Index+len(ms.Raw)
-		}
+		msStart, msEnd = loc.maxStart, loc.maxEnd
 		for _, i := range order {
 			s, ok := hitScore(&hits[i], fused[i])
 			if ok && (!haveMax || s > maxScore) {
@@ -376,7 +302,7 @@ func (p *Plan) build(esBody []byte, hitsRes gjson.Result, hits []hitInfo, order 
 			}
 		}
 	}
-	hs, he := hitsRes.Index, hitsRes.Index+len(hitsRes.Raw)
+	hs, he := loc.hitsStart, loc.hitsEnd
 	if msStart >= 0 && msEnd <= hs {
 		out = append(out, esBody[:msStart]...)
 		out = appendScore(out, maxScore, haveMax)
@@ -394,7 +320,7 @@ func (p *Plan) build(esBody []byte, hitsRes gjson.Result, hits []hitInfo, order 
 		if rescore {
 			score = fused[i]
 		}
-		out = p.appendHit(out, &hits[i], score)
+		out = p.appendHit(out, esBody, &hits[i], score)
 	}
 	out = append(out, ']')
 	if msStart >= he {
@@ -422,37 +348,41 @@ func appendScore(dst []byte, s float64, ok bool) []byte {
 }
 
 // appendHit writes one hit, replacing _score when score is not NaN and re-filtering _source.
-func (p *Plan) appendHit(dst []byte, h *hitInfo, score float64) []byte {
-	if math.IsNaN(score) && p.src == nil || !h.raw.IsObject() {
-		return append(dst, h.raw.Raw...)
+func (p *Plan) appendHit(dst, b []byte, h *hitInfo, score float64) []byte {
+	if math.IsNaN(score) && p.src == nil || b[h.start] != '{' {
+		return append(dst, b[h.start:h.end]...)
 	}
 	dst = append(dst, '{')
 	first := true
-	h.raw.ForEach(func(k, v gjson.Result) bool {
+	eachField(b, h.start, func(key []byte, ks, vs int) int {
+		ve := skipValue(b, vs)
+		if ve < 0 {
+			return -1
+		}
 		switch {
-		case k.Str == "_score" && !math.IsNaN(score):
-			dst = appendKey(dst, k.Raw, &first)
+		case string(key) == "_score" && !math.IsNaN(score):
+			dst = appendKey(dst, b[ks:ks+len(key)+2], &first)
 			dst = appendScore(dst, score, true)
-		case k.Str == "_source" && p.src != nil:
+		case string(key) == "_source" && p.src != nil:
 			if p.src.disabled {
-				return true
+				return ve
 			}
-			dst = appendKey(dst, k.Raw, &first)
-			if v.IsObject() {
-				dst = p.src.appendFiltered(dst, v)
+			dst = appendKey(dst, b[ks:ks+len(key)+2], &first)
+			if b[vs] == '{' {
+				dst = p.src.appendFiltered(dst, gjson.Parse(bstr(b[vs:ve])))
 			} else {
-				dst = append(dst, v.Raw...)
+				dst = append(dst, b[vs:ve]...)
 			}
 		default:
-			dst = appendKey(dst, k.Raw, &first)
-			dst = append(dst, v.Raw...)
+			dst = appendKey(dst, b[ks:ks+len(key)+2], &first)
+			dst = append(dst, b[vs:ve]...)
 		}
-		return true
+		return ve
 	})
 	return append(dst, '}')
 }
 
-func appendKey(dst []byte, raw string, first *bool) []byte {
+func appendKey(dst []byte, raw []byte, first *bool) []byte {
 	if !*first {
 		dst = append(dst, ',')
 	}
