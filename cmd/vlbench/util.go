@@ -4,7 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"time"
+
+	"github.com/vlproxy/vlproxy/bench"
 )
 
 // runFreePort prints a free loopback TCP port (for scripts that start servers on fixed ports).
@@ -37,4 +40,23 @@ func runWait(args []string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// runSection replaces one "<!-- bench:NAME -->" section of a Markdown file with a file's content.
+func runSection(args []string) error {
+	fs := flag.NewFlagSet("section", flag.ContinueOnError)
+	out := fs.String("out", "BENCHMARKS.md", "Markdown file to update")
+	name := fs.String("name", "", "section name (required)")
+	file := fs.String("file", "", "file holding the new section body, starting with its '## ' heading (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" || *file == "" {
+		return fmt.Errorf("-name and -file are required")
+	}
+	b, err := os.ReadFile(*file)
+	if err != nil {
+		return fmt.Errorf("cannot read -file: %w", err)
+	}
+	return bench.ReplaceSection(*out, *name, string(b))
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make bench: every benchmark section of BENCHMARKS.md, one script per section, each replacing only
+# its own <!-- bench:NAME --> block. Other sections' scripts can be added to SCRIPTS.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SCRIPTS=(passthrough.sh relevance.sh)
+for extra in bench/scripts/section-*.sh; do [ -e "$extra" ] && SCRIPTS+=("$(basename "$extra")"); done
+start=$(date +%s)
+failed=()
+for s in "${SCRIPTS[@]}"; do
+  echo "== bench/scripts/$s" >&2
+  t0=$(date +%s)
+  if bash "bench/scripts/$s"; then
+    echo "== $s done in $(( $(date +%s) - t0 ))s" >&2
+  else
+    echo "== $s FAILED" >&2
+    failed+=("$s")
+  fi
+done
+echo "make bench finished in $(( $(date +%s) - start ))s" >&2
+[ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}" >&2; exit 1; }
