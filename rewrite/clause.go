@@ -2,6 +2,8 @@ package rewrite
 
 import (
 	"bytes"
+	"errors"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -26,7 +28,10 @@ type clause struct {
 var multimodalKey = []byte(`"multimodal"`)
 
 // findClauses returns every multimodal clause standing where a query may stand,
-// in body order. A body without the word "multimodal" costs one bytes.Contains.
+// in body order. A body without the word "multimodal" costs one bytes.Contains;
+// a valid body is read once more (scanBody), checking it while finding the
+// clauses. An invalid one is walked leniently: it is an error only when a
+// clause is found in it, else ES reports its own error.
 func findClauses(body []byte) ([]clause, error) {
 	if !bytes.Contains(body, multimodalKey) {
 		return nil, nil
@@ -36,6 +41,24 @@ func findClauses(body []byte) ([]clause, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, nil
 	}
+	found, err := scanBody(body)
+	if errors.Is(err, errSyntax) || errors.Is(err, errTooDeep) {
+		found, err = walkBody(trimmed, off)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := 1; i < len(found); i++ {
+		if found[i].start < found[i-1].end {
+			return nil, parsingError("[multimodal] query malformed: one query object holds more than one [multimodal] clause")
+		}
+	}
+	return found, nil
+}
+
+// walkBody finds clauses with gjson, which tolerates invalid JSON, then
+// refuses the body when it found any and the body is not valid JSON.
+func walkBody(trimmed []byte, off int) ([]clause, error) {
 	root := gjson.Parse(string(trimmed))
 	var w walker
 	w.off = off
@@ -52,6 +75,7 @@ func findClauses(body []byte) ([]clause, error) {
 	if len(w.found) > 0 && !gjson.Valid(string(trimmed)) {
 		return nil, parsingError("cannot parse the search body: invalid JSON")
 	}
+	sort.SliceStable(w.found, func(i, j int) bool { return w.found[i].start < w.found[j].start })
 	return w.found, nil
 }
 
@@ -132,81 +156,90 @@ func parseClause(v gjson.Result) (clause, error) {
 	}
 	var err error
 	v.ForEach(func(k, val gjson.Result) bool {
-		switch k.Str {
-		case "text":
-			if val.Type != gjson.String {
-				err = parsingError("[multimodal] [text] must be a string")
-				break
-			}
-			c.Text = strings.TrimSpace(val.Str)
-		case "image":
-			if val.Type != gjson.String {
-				err = parsingError("[multimodal] [image] must be a string")
-				break
-			}
-			c.Image = strings.TrimSpace(val.Str)
-		case "fields":
-			c.hasFields = true
-			switch {
-			case val.Type == gjson.String:
-				c.Fields = []string{val.Str}
-			case val.IsArray():
-				val.ForEach(func(_, f gjson.Result) bool {
-					if f.Type != gjson.String || f.Str == "" {
-						err = parsingError("[multimodal] [fields] must be an array of non-empty strings")
-						return false
-					}
-					c.Fields = append(c.Fields, f.Str)
-					return true
-				})
-			default:
-				err = parsingError("[multimodal] [fields] must be an array of strings")
-			}
-		case "boost":
-			if val.Type != gjson.Number || val.Num < 0 {
-				err = parsingError("[multimodal] [boost] must be a non-negative number")
-				break
-			}
-			c.Boost = val.Num
-		case "operator":
-			op := strings.ToLower(val.Str)
-			if val.Type != gjson.String || (op != "and" && op != "or") {
-				err = parsingError("[multimodal] [operator] must be \"and\" or \"or\"")
-				break
-			}
-			c.Operator = op
-		case "minimum_should_match":
-			switch val.Type {
-			case gjson.String:
-				c.MinimumShouldMatch = strconv.Quote(val.Str)
-			case gjson.Number:
-				c.MinimumShouldMatch = val.Raw
-			default:
-				err = parsingError("[multimodal] [minimum_should_match] must be a string or a number")
-			}
-		case "language":
-			l := strings.ToLower(val.Str)
-			if val.Type != gjson.String || (l != "en" && l != "zh" && l != "auto") {
-				err = parsingError("[multimodal] [language] must be \"en\", \"zh\" or \"auto\"")
-				break
-			}
-			c.Language = l
-		case "attributes":
-			if !val.IsBool() {
-				err = parsingError("[multimodal] [attributes] must be true or false")
-				break
-			}
-			c.Attributes = val.Bool()
-		default:
-			err = parsingError("[multimodal] query does not support [%s]", k.Str)
-		}
+		err = c.set(k.Str, val)
 		return err == nil
 	})
 	if err != nil {
 		return c, err
 	}
-	if c.Text == "" && c.Image == "" {
-		return c, parsingError("[multimodal] query needs [text] or [image]")
+	return c, c.check()
+}
+
+// set reads one option of a clause. Strings it keeps are copied, since val may
+// share memory with the request body; Image is the exception: it is only read
+// during Rewrite.
+func (c *clause) set(key string, val gjson.Result) error {
+	switch key {
+	case "text":
+		if val.Type != gjson.String {
+			return parsingError("[multimodal] [text] must be a string")
+		}
+		c.Text = strings.Clone(strings.TrimSpace(val.Str))
+	case "image":
+		if val.Type != gjson.String {
+			return parsingError("[multimodal] [image] must be a string")
+		}
+		c.Image = strings.TrimSpace(val.Str)
+	case "fields":
+		c.hasFields = true
+		switch {
+		case val.Type == gjson.String:
+			c.Fields = []string{strings.Clone(val.Str)}
+		case val.IsArray():
+			var err error
+			val.ForEach(func(_, f gjson.Result) bool {
+				if f.Type != gjson.String || f.Str == "" {
+					err = parsingError("[multimodal] [fields] must be an array of non-empty strings")
+					return false
+				}
+				c.Fields = append(c.Fields, strings.Clone(f.Str))
+				return true
+			})
+			return err
+		default:
+			return parsingError("[multimodal] [fields] must be an array of strings")
+		}
+	case "boost":
+		if val.Type != gjson.Number || val.Num < 0 {
+			return parsingError("[multimodal] [boost] must be a non-negative number")
+		}
+		c.Boost = val.Num
+	case "operator":
+		op := strings.ToLower(val.Str)
+		if val.Type != gjson.String || (op != "and" && op != "or") {
+			return parsingError("[multimodal] [operator] must be \"and\" or \"or\"")
+		}
+		c.Operator = strings.Clone(op)
+	case "minimum_should_match":
+		switch val.Type {
+		case gjson.String:
+			c.MinimumShouldMatch = strconv.Quote(val.Str)
+		case gjson.Number:
+			c.MinimumShouldMatch = strings.Clone(val.Raw)
+		default:
+			return parsingError("[multimodal] [minimum_should_match] must be a string or a number")
+		}
+	case "language":
+		l := strings.ToLower(val.Str)
+		if val.Type != gjson.String || (l != "en" && l != "zh" && l != "auto") {
+			return parsingError("[multimodal] [language] must be \"en\", \"zh\" or \"auto\"")
+		}
+		c.Language = strings.Clone(l)
+	case "attributes":
+		if !val.IsBool() {
+			return parsingError("[multimodal] [attributes] must be true or false")
+		}
+		c.Attributes = val.Bool()
+	default:
+		return parsingError("[multimodal] query does not support [%s]", key)
 	}
-	return c, nil
+	return nil
+}
+
+// check validates the clause as a whole once every option is read.
+func (c *clause) check() error {
+	if c.Text == "" && c.Image == "" {
+		return parsingError("[multimodal] query needs [text] or [image]")
+	}
+	return nil
 }

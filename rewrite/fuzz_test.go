@@ -1,10 +1,13 @@
 package rewrite
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -73,6 +76,72 @@ func FuzzImage(f *testing.F) {
 		}
 		if sniff(q.JPEG) != "jpeg" {
 			t.Fatalf("output is not a JPEG")
+		}
+	})
+}
+
+// FuzzScan: the one-pass scanner agrees with encoding/json on validity and with
+// the gjson walker (the reference, and the path for invalid bodies) on which
+// clauses a valid body holds and where they stand.
+func FuzzScan(f *testing.F) {
+	files, _ := filepath.Glob("testdata/golden/*.in.json")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(strings.ReplaceAll(string(b), "IMAGE_PNG", "iVBORw0KGgo="))
+	}
+	for _, s := range []string{
+		`{"query":{"multimodal":{"text":"a\u0041\/","image":"QUJD\/"}}}`,
+		`{"query":{"function_score":{"functions":{"a":{"filter":{"multimodal":{"text":"x"}}}},"query":{"multimodal":{"text":"y"}}}}}`,
+		`{"query":{"nested":{"query":{"multimodal":{"text":"a"}},"query":{"multimodal":{"text":"b"}}}}}`,
+		`{"query":{"multi\u006dodal":{"text":"a"}},"x":"multimodal"}`,
+		`{"query":{"multimodal":{"text":"a"},"bool":{"must":{"multimodal":{"text":"b"}}}}}`,
+		`{"query":{"bool":{"should":[[{"multimodal":{"text":"a"}}]]}}}`,
+		`{"query":{"multimodal":{"text":"a","boost":-0.5e+3}}}`,
+		`{"query":{"multimodal":{"text":"a"}}} x`,
+		`{"query":{"multimodal":{"text":"a\x01"}}}`,
+		`{"query":{"multimodal":{"text":01}}}`,
+		`{"query":{"multimodal":[1,2,]}}`,
+		`{"multimodal":` + strings.Repeat(`[`, 600) + strings.Repeat(`]`, 600) + `}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		b := []byte(body)
+		trimmed := bytes.TrimLeft(b, " \t\r\n")
+		if len(trimmed) == 0 || trimmed[0] != '{' {
+			return
+		}
+		got, err := scanBody(b)
+		valid := json.Valid(b)
+		if errors.Is(err, errSyntax) {
+			if valid {
+				t.Fatalf("valid JSON refused: %s", body)
+			}
+			return
+		}
+		if err == nil && !valid {
+			t.Fatalf("invalid JSON accepted: %q", body)
+		}
+		if errors.Is(err, errTooDeep) || !valid {
+			return
+		}
+		want, werr := walkBody(trimmed, len(b)-len(trimmed))
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("scanner error %v, walker error %v: %s", err, werr, body)
+		}
+		if err != nil {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("scanner found %d clauses, walker %d: %s", len(got), len(want), body)
+		}
+		for i := range got {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Fatalf("clause %d: scanner %+v, walker %+v: %s", i, got[i], want[i], body)
+			}
 		}
 	})
 }
