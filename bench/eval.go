@@ -322,7 +322,7 @@ func WriteEvalMarkdown(w io.Writer, rep *EvalReport) {
 	if rep.Simulated != "" {
 		fmt.Fprintf(w, "%s\n\n", rep.Simulated)
 	}
-	fmt.Fprintf(w, "%d queries against %s (index %s), cutoff k=%d; metrics with trec_eval semantics (primed: judged-only, unjudged documents removed).\n\n",
+	fmt.Fprintf(w, "%d queries against %s (index %s), cutoff k=%d; means over queries of metrics with trec_eval semantics (mean ap@k = MAP@k, mean rr = MRR; primed: judged-only, unjudged documents removed).\n\n",
 		rep.Queries, rep.URL, rep.Index, rep.K)
 	fmt.Fprintf(w, "| variant | errors | %s |\n|---|---:|%s\n", strings.Join(rep.Metrics, " | "), strings.Repeat("---:|", len(rep.Metrics)))
 	for _, v := range rep.Variants {

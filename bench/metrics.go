@@ -55,10 +55,11 @@ func JudgedOnly(run []RankedDoc, judged map[string]int) []RankedDoc {
 // Metrics are the per-query figures of one ranking, computed with trec_eval semantics.
 type Metrics map[string]float64
 
-// MetricNames lists the metrics computed for cutoff k, in report order.
+// MetricNames lists the metrics computed for cutoff k, in report order. Runs are cut at k, so
+// the mean of ap@k over queries is MAP@k and the mean of rr is MRR@k.
 func MetricNames(k int) []string {
 	s := itoa(k)
-	return []string{"ndcg@" + s, "ap@" + s, "ap", "rr", "recall@" + s, "p@" + s, "ndcg'@" + s, "ap'@" + s, "p'@" + s}
+	return []string{"ndcg@" + s, "ap@" + s, "rr", "recall@" + s, "p@" + s, "ndcg'@" + s, "ap'@" + s, "p'@" + s}
 }
 
 // Evaluate computes every metric of MetricNames(k) for one query. run must already be in rank
@@ -74,7 +75,6 @@ func Evaluate(run []RankedDoc, judged map[string]int, k int) Metrics {
 	m := Metrics{}
 	m["ndcg@"+s] = NDCG(run, judged, k)
 	m["ap@"+s] = AveragePrecision(run, judged, numRel, k)
-	m["ap"] = AveragePrecision(run, judged, numRel, len(run))
 	m["rr"] = ReciprocalRank(run, judged)
 	m["recall@"+s] = Recall(run, judged, numRel, k)
 	m["p@"+s] = Precision(run, judged, k)

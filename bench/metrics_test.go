@@ -27,7 +27,6 @@ func TestEvaluateHandComputed(t *testing.T) {
 		"rr":       1.0 / 2,
 		// (1/2 + 2/4 + 3/5) / 4 relevant (d5 never retrieved still counts in the denominator)
 		"ap@5": (0.5 + 0.5 + 0.6) / 4,
-		"ap":   (0.5 + 0.5 + 0.6) / 4,
 		// DCG (3/log2 3 + 1/log2 5 + 2/log2 6) over IDCG (3 + 2/log2 3 + 1/log2 4 + 1/log2 5)
 		"ndcg@5": 0.5964660417,
 		// judged-only: d6 removed, run d3 d1 d4 d2
@@ -55,7 +54,6 @@ func TestEvaluateCases(t *testing.T) {
 	rel4 := map[string]int{"r1": 1, "r2": 1, "r3": 1, "r4": 1}
 	// AP denominator is all relevant judged documents, not the retrieved ones.
 	f(docs("r1"), rel4, 10, "ap@10", 0.25)
-	f(docs("r1"), rel4, 10, "ap", 0.25)
 	// AP@k counts only the top k but still divides by all 4.
 	f(docs("x", "r1", "r2"), rel4, 2, "ap@2", 0.5/4)
 	// P@k divides by k even when fewer documents come back.

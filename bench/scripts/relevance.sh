@@ -43,7 +43,7 @@ cat >"$TMP/bm25.json" <<'JSON'
 {"size":{{size}},"query":{"multi_match":{"query":{{text}},"fields":["title","articleType","baseColour","gender"]}}}
 JSON
 EVAL=(-queries "$TMP/q/queries-text.ndjson" -qrels "$TMP/q/qrels-text.txt" -k "$K" -all-judged)
-"$VB" eval -url "$OS" "${EVAL[@]}" -template "$TMP/bm25.json" -json "$TMP/bm25.json.out" -markdown "$TMP/bm25.md"
+"$VB" eval -url "$OS" "${EVAL[@]}" -variant bm25 -template "$TMP/bm25.json" -json "$TMP/bm25.json.out" -markdown "$TMP/bm25.md"
 
 HAVE_PROXY=0
 if $GO build -o "$TMP/vlproxy" ./cmd/vlproxy 2>"$TMP/vlproxy-build.log"; then
@@ -61,7 +61,7 @@ if $GO build -o "$TMP/vlproxy" ./cmd/vlproxy 2>"$TMP/vlproxy-build.log"; then
   "$TMP/vlproxy" -listen "127.0.0.1:$VP" -upstream "$OS" $(MODEL_URL=$MODEL_URL eval echo "${REL_VLPROXY_ARGS:-}") >"$TMP/vlproxy.log" 2>&1 &
   PIDS+=("$!")
   "$VB" wait -addr "127.0.0.1:$VP"
-  "$VB" eval -url "http://127.0.0.1:$VP" "${EVAL[@]}" -template "$TMP/bm25.json" -markdown "$TMP/bm25-proxy.md"
+  "$VB" eval -url "http://127.0.0.1:$VP" "${EVAL[@]}" -variant bm25-through-vlproxy -template "$TMP/bm25.json" -markdown "$TMP/bm25-proxy.md"
   if [ -n "${REL_VARIANTS:-}" ]; then
     VARGS=()
     IFS=';' read -ra VS <<<"$REL_VARIANTS"
