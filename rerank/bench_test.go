@@ -3,8 +3,10 @@ package rerank
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -53,13 +55,20 @@ func BenchmarkApply(b *testing.B) {
 				ctx := context.Background()
 				b.SetBytes(int64(len(es)))
 				b.ReportAllocs()
+				lat := make([]time.Duration, 0, 1024)
 				b.ResetTimer()
 				for b.Loop() {
+					t0 := time.Now()
 					res, err := r.Apply(ctx, plan, es)
+					if len(lat) < cap(lat) {
+						lat = append(lat, time.Since(t0))
+					}
 					if err != nil || res.Status != StatusApplied {
 						b.Fatal(res.Status, err)
 					}
 				}
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 			})
 		}
 	}

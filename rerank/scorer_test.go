@@ -2,7 +2,6 @@ package rerank
 
 import (
 	"context"
-	"errors"
 	"math"
 	"strings"
 	"sync"
@@ -254,10 +253,10 @@ func TestJudgeDeadline(t *testing.T) {
 		t.Fatalf("Score = %v, %v", got, err)
 	}
 	// Every call failing is an error, not NaNs.
-	ch.fn = func(*model.ChatRequest) (*model.ChatResponse, error) {
+	s = NewJudgeScorer(&fakeChatter{fn: func(*model.ChatRequest) (*model.ChatResponse, error) {
 		return nil, &model.Error{Kind: model.KindCircuitOpen}
-	}
-	if _, err := s.Score(context.Background(), model.Document{Text: "q"}, []model.Document{{Text: "a"}}); !errors.Is(err, err) || model.Reason(err) != model.KindCircuitOpen {
+	}}, JudgeConfig{})
+	if _, err := s.Score(context.Background(), model.Document{Text: "q"}, []model.Document{{Text: "a"}}); err == nil || model.Reason(err) != model.KindCircuitOpen {
 		t.Fatalf("err %v", err)
 	}
 }
