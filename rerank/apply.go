@@ -93,10 +93,12 @@ func (r *Reranker) Apply(ctx context.Context, plan *Plan, esBody []byte) (Result
 	var scores []float64
 	fromCache := false
 	if w > 0 {
-		sctx, cancel := context.WithTimeout(ctx, plan.timeout)
 		start := time.Now()
+		scoreBy := start.Add(plan.timeout)
+		// The wait outlasts the scoring deadline by a little, so partial scores get back.
+		sctx, cancel := context.WithDeadline(ctx, scoreBy.Add(waitGrace(plan.timeout)))
 		var err error
-		scores, fromCache, err = r.scoreWindow(sctx, plan, hits[:w])
+		scores, fromCache, err = r.scoreWindow(sctx, scoreBy, plan, hits[:w])
 		res.ModelTime = time.Since(start)
 		cancel()
 		if err != nil {
@@ -451,4 +453,9 @@ func (r *Reranker) explain(p *Plan, status string, hits []hitInfo, order []int, 
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
+}
+
+// waitGrace is how long Apply waits past the scoring deadline: 10% of the budget, 2..20 ms.
+func waitGrace(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, 2*time.Millisecond), 20*time.Millisecond)
 }

@@ -7,6 +7,8 @@ import (
 	"hash/maphash"
 	"math"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/vlproxy/vlproxy/model"
 )
@@ -80,7 +82,11 @@ func decodeScores(b []byte, n int) ([]float64, bool) {
 // scoreWindow scores the window: per-document cache first, then one scorer call for the
 // misses, collapsed with identical concurrent windows. It returns the scores (NaN: not
 // scored), whether all came from the cache, and the error when none could be scored.
-func (r *Reranker) scoreWindow(ctx context.Context, p *Plan, hits []hitInfo) ([]float64, bool, error) {
+//
+// The scorer's deadline is scoreBy; ctx (the caller's wait) runs a little longer, so that a
+// scorer returning partial scores at scoreBy is heard. Cache.Do may run fn in another
+// goroutine with a context that has lost ctx's deadline, so fn sets scoreBy itself.
+func (r *Reranker) scoreWindow(ctx context.Context, scoreBy time.Time, p *Plan, hits []hitInfo) ([]float64, bool, error) {
 	n := len(hits)
 	scores := make([]float64, n)
 	for i := range scores {
@@ -116,7 +122,9 @@ func (r *Reranker) scoreWindow(ctx context.Context, p *Plan, hits []hitInfo) ([]
 		docs[j] = hits[i].doc
 	}
 	if r.cache == nil {
-		got, err := r.scorer.Score(ctx, p.query, docs)
+		sctx, cancel := context.WithDeadline(ctx, scoreBy)
+		defer cancel()
+		got, err := r.scorer.Score(sctx, p.query, docs)
 		if err != nil {
 			return nil, false, err
 		}
@@ -145,13 +153,18 @@ func (r *Reranker) scoreWindow(ctx context.Context, p *Plan, hits []hitInfo) ([]
 	}
 	bk = binary.LittleEndian.AppendUint64(bk, mh.Sum64())
 
+	var mu sync.Mutex // fn may still run after Do gave up waiting
 	var leaderScores []float64
 	var leaderErr error
-	val, hit, err := r.cache.Do(ctx, bk, func(ctx context.Context) ([]byte, error) {
-		got, err := r.scorer.Score(ctx, p.query, docs)
+	val, hit, err := r.cache.Do(ctx, bk, func(fctx context.Context) ([]byte, error) {
+		fctx, cancel := context.WithDeadline(fctx, scoreBy)
+		defer cancel()
+		got, err := r.scorer.Score(fctx, p.query, docs)
 		if err == nil && len(got) != len(docs) {
 			err = badOutput("scorer returned %d scores for %d documents", len(got), len(docs))
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
 			leaderErr = err
 			return nil, err
@@ -172,6 +185,8 @@ func (r *Reranker) scoreWindow(ctx context.Context, p *Plan, hits []hitInfo) ([]
 		}
 		return encodeScores(got), nil
 	})
+	mu.Lock()
+	defer mu.Unlock()
 	switch {
 	case leaderScores != nil: // this request ran the scorer
 		for j, i := range miss {
