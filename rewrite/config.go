@@ -63,11 +63,18 @@ type ImageConfig struct {
 	// MaxPixels is the largest width*height accepted, read from the header before
 	// decoding so a decompression bomb is refused with a 400. Default 40 000 000.
 	MaxPixels int `yaml:"max_pixels"`
-	// PixelBudget is the width*height images are downscaled to before they are sent
-	// (Qwen3-VL spends one visual token per 32x32 pixels: 448*448 is 196 tokens).
-	// Default 448*448.
+	// PixelBudget is the most width*height sent to the model. A JPEG within it is
+	// forwarded as the client sent it (header and markers checked, pixels never
+	// decoded); a larger image, or one in another format, is decoded, shrunk to
+	// it and re-encoded as JPEG. Qwen3-VL spends one visual token per 32x32
+	// pixels (model-servers.md §1.6), so the default, 1024*32*32 = 1 048 576,
+	// is 1024 visual tokens: the top of the 256-1024 range that keeps prefill
+	// small, enough for an 864x1152 catalogue shot as sent, while a 12 MP phone
+	// photo (11 750 tokens at the server's default) is cut to 1024. Keep it at
+	// or below the server's longest_edge (mm_processor_kwargs), which would
+	// otherwise shrink the image again. Default 1048576.
 	PixelBudget int `yaml:"pixel_budget"`
-	// JPEGQuality of re-encoded images. Default 85.
+	// JPEGQuality of re-encoded (downscaled or converted) images. Default 85.
 	JPEGQuality int `yaml:"jpeg_quality"`
 	// AllowedHosts lists the hosts http(s) image URLs may name (exact names, or
 	// "*.example.com" for subdomains). Default none: URLs are refused. Loopback,
@@ -104,7 +111,7 @@ func DefaultConfig() Config {
 		Image: ImageConfig{
 			MaxBytes:     8 << 20,
 			MaxPixels:    40_000_000,
-			PixelBudget:  448 * 448,
+			PixelBudget:  1024 * 32 * 32,
 			JPEGQuality:  85,
 			FetchTimeout: 3 * time.Second,
 			MaxRedirects: 3,

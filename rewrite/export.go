@@ -1,11 +1,14 @@
 package rewrite
 
-import "context"
+import (
+	"bytes"
+	"context"
+)
 
 // PrepareImage validates raw image bytes (magic bytes, header dimensions against
-// cfg.MaxPixels before decoding, full decode) and returns the JPEG to send to the
-// model: the original when it is a JPEG within cfg.PixelBudget, else a downscaled
-// re-encode. Zero fields of cfg take DefaultConfig values. Errors implement ESError.
+// cfg.MaxPixels before decoding) and returns the JPEG to send to the model: the
+// original when it is a JPEG within cfg.PixelBudget (its markers are walked, its
+// pixels are not decoded), else a decoded, downscaled re-encode. Zero fields of cfg take DefaultConfig values. Errors implement ESError.
 func PrepareImage(raw []byte, cfg ImageConfig) ([]byte, error) {
 	full, err := Config{Image: cfg}.withDefaults()
 	if err != nil {
@@ -21,7 +24,13 @@ func DecodeImageString(s string, maxBytes int) ([]byte, error) {
 	if r.cfg.Image.MaxBytes <= 0 {
 		r.cfg.Image.MaxBytes = DefaultConfig().Image.MaxBytes
 	}
-	return r.imageBytes(context.Background(), s) // r.fetch is nil: URLs are refused
+	in, err := r.imageBytes(context.Background(), s) // r.fetch is nil: URLs are refused
+	if err != nil {
+		return nil, err
+	}
+	b := bytes.Clone(in.raw)
+	in.release()
+	return b, nil
 }
 
 // ParseKeywords reads a model answer the way Rewrite does: a JSON object (also

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -86,7 +87,7 @@ type Request struct {
 // Query is the first clause's query, for reranking.
 type Query struct {
 	Text  string
-	Image string // downscaled JPEG as a data URI, "" without an image
+	Image string // the JPEG the model gets (as sent, or downscaled) as a data URI, "" without an image
 	Key   string // stable hash of text and original image bytes
 }
 
@@ -275,51 +276,70 @@ func makeQuery(text string, img *queryImage) Query {
 	q := Query{Text: text}
 	if img != nil {
 		h.Write(img.Sum[:])
-		q.Image = img.DataURI()
+		q.Image = img.URI
 	}
 	q.Key = hex.EncodeToString(h.Sum(nil)[:16])
 	return q
 }
 
-// image loads, validates and downscales a clause image. The processed image is
-// cached by the sha256 of the original bytes, so a repeated image skips decoding.
+// image loads and validates a clause image and returns it as the model gets it.
+// A JPEG within the pixel budget is forwarded as sent (header, markers and
+// hash only: no pixel is decoded). Any other image is decoded and downscaled;
+// that result is cached by the sha256 of the original bytes, so a repeated
+// image skips decoding.
 func (r *Rewriter) image(ctx context.Context, s string) (queryImage, error) {
-	raw, err := r.imageBytes(ctx, s)
+	in, err := r.imageBytes(ctx, s)
 	if err != nil {
 		return queryImage{}, err
 	}
+	defer in.release()
+	raw := in.raw
 	imageBytesTotal.Add(len(raw))
-	if r.cache == nil {
-		return r.processImage(raw)
+	q := queryImage{Sum: sha256.Sum256(raw)}
+	hdr, err := inspectImage(raw, &r.cfg.Image)
+	if err != nil {
+		return q, err
 	}
-	sum := sha256.Sum256(raw)
+	if hdr.passThrough(&r.cfg.Image) {
+		if err := checkJPEG(raw); err != nil {
+			return q, err
+		}
+		q.URI = jpegURI(raw, in.b64)
+		return q, nil
+	}
+	shrink := func(raw []byte) ([]byte, error) {
+		jpg, err := shrinkImage(raw, hdr, &r.cfg.Image)
+		if err != nil {
+			return nil, err
+		}
+		imageDownscaled.Inc()
+		return []byte(jpegURI(jpg, "")), nil
+	}
+	if r.cache == nil {
+		uri, err := shrink(raw)
+		q.URI = bytesString(uri)
+		return q, err
+	}
 	key := make([]byte, 0, 64)
-	key = append(key, 1, 'i', 'm', 'g', 0)
+	key = append(key, 2, 'i', 'm', 'g', 0) // 2: the value is a data URI
 	key = strconv.AppendInt(key, int64(r.cfg.Image.PixelBudget), 10)
 	key = append(key, 0)
 	key = strconv.AppendInt(key, int64(r.cfg.Image.JPEGQuality), 10)
 	key = append(key, 0)
-	key = append(key, sum[:]...)
-	// fn may outlive this call (the cache fills detached), so it shares nothing with it.
-	val, _, err := r.cache.Do(ctx, key, func(context.Context) ([]byte, error) {
-		q, err := r.processImage(raw)
-		return q.JPEG, err
-	})
+	key = append(key, q.Sum[:]...)
+	// fn may outlive this call (the cache fills detached): raw leaves the pool.
+	in.keep()
+	val, _, err := r.cache.Do(ctx, key, func(context.Context) ([]byte, error) { return shrink(raw) })
 	var e *Error
 	switch {
-	case err == nil && sniff(val) == "jpeg":
-		return queryImage{Sum: sum, JPEG: val}, nil
+	case err == nil && bytes.HasPrefix(val, []byte(jpegURIPrefix)):
+		q.URI = string(val)
+		return q, nil
 	case errors.As(err, &e):
-		return queryImage{}, err
+		return q, err
 	}
-	return r.processImage(raw) // a cache fault is a miss
-}
-
-func (r *Rewriter) processImage(raw []byte) (queryImage, error) {
-	q, err := processImage(raw, &r.cfg.Image)
-	if err == nil && len(q.JPEG) > 0 && &q.JPEG[0] != &raw[0] {
-		imageDownscaled.Inc()
-	}
+	uri, err := shrink(raw) // a cache fault is a miss
+	q.URI = bytesString(uri)
 	return q, err
 }
 
@@ -336,7 +356,7 @@ func (r *Rewriter) keywords(ctx context.Context, c *clause, img *queryImage, o *
 		defer cancel()
 		uri := ""
 		if img != nil {
-			uri = img.DataURI()
+			uri = img.URI
 		}
 		modelCalls.Inc()
 		resp, err := r.model.Chat(ctx, r.chatRequest(c, lang, uri))
