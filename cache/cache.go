@@ -246,3 +246,6 @@ func (c *Cache) Stats() Stats {
 		MaxBytes:    c.cfg.MaxBytes,
 	}
 }
+
+// Name is the cache's name (Config.Name), its label in metrics and admin output.
+func (c *Cache) Name() string { return c.cfg.Name }

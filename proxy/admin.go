@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"crypto/subtle"
+	"encoding/json"
 	"strconv"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/cache"
 )
 
 // serveAdmin answers the proxy's own endpoints:
@@ -18,13 +22,17 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 	switch {
 	case string(path) == "/_vlproxy/health" && (ctx.IsGet() || ctx.IsHead()):
 		s.serveHealth(ctx)
+	case string(path) == "/_vlproxy/cache" && (ctx.IsGet() || ctx.IsHead()):
+		s.serveCacheStats(ctx)
+	case string(path) == "/_vlproxy/cache/_clear" && ctx.IsPost():
+		s.serveCacheClear(ctx, rq)
 	case (string(path) == "/_vlproxy/metrics" || string(path) == s.cfg.MetricsPath) && (ctx.IsGet() || ctx.IsHead()):
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		metrics.WritePrometheus(ctx, true)
 	default:
 		s.fail(ctx, rq, &Error{Status: fasthttp.StatusNotFound, Type: "resource_not_found_exception",
 			Reason: "no vlproxy endpoint " + string(ctx.Method()) + " " + string(path) +
-				"; try GET /_vlproxy/health or GET /_vlproxy/metrics"})
+				"; try GET /_vlproxy/health, GET /_vlproxy/metrics, GET /_vlproxy/cache or POST /_vlproxy/cache/_clear"})
 	}
 }
 
@@ -80,10 +88,65 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 		}
 		b = append(b, '}')
 	}
-	b = append(b, "]}"...)
+	b = append(b, ']')
+	if len(s.components) > 0 {
+		b = append(b, `,"components":{`...)
+		for i, c := range s.components {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			state, up := c.Health()
+			b = appendJSONString(b, c.Name)
+			b = append(b, `:{"up":`...)
+			b = strconv.AppendBool(b, up)
+			b = append(b, `,"state":`...)
+			js, err := json.Marshal(state)
+			if err != nil {
+				js = []byte("null")
+			}
+			b = append(b, js...)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
 	if available == 0 || draining {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 	}
 	ctx.Response.Header.SetContentType("application/json; charset=UTF-8")
 	ctx.SetBody(b)
+}
+
+// serveCacheStats answers GET /_vlproxy/cache: the stats of every cache, by name.
+func (s *Server) serveCacheStats(ctx *fasthttp.RequestCtx) {
+	out := make(map[string]cache.Stats, len(s.caches))
+	for _, c := range s.caches {
+		out[c.Name()] = c.Stats()
+	}
+	b, _ := json.Marshal(map[string]any{"caches": out})
+	ctx.Response.Header.SetContentType("application/json; charset=UTF-8")
+	ctx.SetBody(b)
+}
+
+// serveCacheClear answers POST /_vlproxy/cache/_clear: every cache is flushed in O(1). It
+// needs "Authorization: Bearer <admin token>"; without a configured token it is refused.
+func (s *Server) serveCacheClear(ctx *fasthttp.RequestCtx, rq *request) {
+	auth := ctx.Request.Header.Peek("Authorization")
+	want := "Bearer " + s.adminToken
+	if s.adminToken == "" || subtle.ConstantTimeCompare(auth, []byte(want)) != 1 {
+		reason := "clearing the caches needs the admin token (-admin-token) as Authorization: Bearer <token>"
+		if s.adminToken == "" {
+			reason = "clearing the caches is disabled: no admin token is configured (-admin-token)"
+		}
+		s.fail(ctx, rq, &Error{Status: fasthttp.StatusForbidden, Type: "security_exception", Reason: reason})
+		return
+	}
+	for _, c := range s.caches {
+		c.Flush()
+	}
+	if s.keys != nil {
+		s.keys.InvalidateAll()
+	}
+	ctx.Response.Header.SetContentType("application/json; charset=UTF-8")
+	ctx.SetBodyString(`{"acknowledged":true,"cleared":` + strconv.Itoa(len(s.caches)) + `}`)
 }

@@ -84,13 +84,14 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	prepareUpstreamRequest(&req.Header, ctx)
 
 	var lim *bodyLimiter
+	var body []byte
 	cl := ctx.Request.Header.ContentLength()
 	stream := ctx.RequestBodyStream()
 	if stream != nil && !rq.route.retryable && (cl < 0 || cl > smallBody) {
 		lim = &bodyLimiter{r: stream, max: int64(s.cfg.MaxBodySize), want: int64(cl)}
 	} else {
-		body, err := s.readBody(ctx, rq)
-		if err != nil {
+		var err error
+		if body, err = s.readBody(ctx, rq); err != nil {
 			s.fail(ctx, rq, err)
 			return
 		}
@@ -106,6 +107,9 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 		prefix, complete, err = s.prefetch(resp)
 		return err
 	})
+	// A write may have been applied even when its answer failed: invalidate either way, after
+	// the upstream saw it, so no search can cache the old data under the new generation.
+	s.invalidate(ctx, body, lim != nil)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		if lim != nil && lim.tooBig {
@@ -276,28 +280,6 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 		s.log.Debug("retrying an idempotent read on another node", "upstream", n.url, "reason", err.Error())
 	}
 	return nil, lastErr
-}
-
-// serveSearch handles _search, _msearch and _count. It is the seam where the search pipeline plugs in:
-// read the body, (later) rewrite multimodal clauses and consult the result cache, send the buffered
-// request with roundTrip, (later) rerank the hits, and answer. For now it forwards unchanged.
-func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
-	body, err := s.readBody(ctx, rq)
-	if err != nil {
-		s.fail(ctx, rq, err)
-		return
-	}
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	prepareUpstreamRequest(&req.Header, ctx)
-	req.SetBodyRaw(body)
-	if err := s.roundTrip(rq, req, resp); err != nil {
-		s.fail(ctx, rq, err)
-		return
-	}
-	s.writeBuffered(ctx, resp)
 }
 
 // roundTrip sends a fully buffered request to an upstream node, with the retry rules and deadline of

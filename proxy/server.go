@@ -16,6 +16,10 @@ import (
 
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/proxy/pipeline"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
 )
 
 // Server is a running proxy. Create it with New, run it with Serve or ListenAndServe, stop it with
@@ -31,13 +35,23 @@ type Server struct {
 	stopHealth chan struct{}
 	healthDone chan struct{}
 	stopOnce   sync.Once
+
+	// The search pipeline and what hangs off it (see options.go). pipe is never nil: without
+	// options it forwards searches unchanged.
+	pipe       *pipeline.Pipeline
+	keys       *resultcache.Keyer // nil without a result cache
+	caches     []*cache.Cache
+	components []Component
+	adminToken string
+	stopBg     chan struct{}
+	bg         sync.WaitGroup
 }
 
 // maxUpstreams bounds the node list so the retry loop can track tried nodes in one word.
 const maxUpstreams = 64
 
 // New validates cfg, builds the node pool and starts active health checks (stopped by Shutdown).
-func New(cfg Config, log *slog.Logger) (*Server, error) {
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -77,6 +91,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		CloseOnShutdown:              true,
 		SecureErrorLogMessage:        true,
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s.applyOptions(&o)
 	if cfg.HealthCheckInterval > 0 {
 		s.stopHealth = make(chan struct{})
 		s.healthDone = make(chan struct{})
@@ -117,6 +136,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-s.healthDone
 		}
 	})
+	s.stopBackground()
 	for _, n := range s.nodes {
 		n.client.CloseIdleConnections()
 	}

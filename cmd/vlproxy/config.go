@@ -14,32 +14,93 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
+	"github.com/vlproxy/vlproxy/proxy/experiment"
+	"github.com/vlproxy/vlproxy/proxy/pipeline"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
+	"github.com/vlproxy/vlproxy/rerank"
+	"github.com/vlproxy/vlproxy/rewrite"
 )
 
-// FileConfig is the YAML file given by -config. It nests one section per package: `proxy:` now;
-// `cache:`, `model:`, `rewrite:`, `rerank:` and `experiments:` join as those packages gain configs.
-// Unknown keys are an error, so a typo never silently falls back to a default.
-type FileConfig struct {
-	Proxy proxy.Config `yaml:"proxy"`
+// Config is everything vlproxy reads: the YAML file given by -config, with one section per
+// package, overridden by env vars and flags. Unknown keys are an error, so a typo never silently
+// falls back to a default.
+type Config struct {
+	Proxy    proxy.Config    `yaml:"proxy"`
+	Pipeline pipeline.Config `yaml:"pipeline"`
+	Cache    CacheConfig     `yaml:"cache"`
+	// Model holds the model endpoints. Chat (keyword generation, chat-judge) is used when its
+	// URL is set; Rerank (a rerank API) when its URL is set and rerank.scorer is "api".
+	Model       ModelConfig        `yaml:"model"`
+	Rewrite     rewrite.Config     `yaml:"rewrite"`
+	Rerank      rerank.Config      `yaml:"rerank"`
+	Judge       rerank.JudgeConfig `yaml:"judge"`
+	Experiments experiment.Config  `yaml:"experiments"`
+	// AdminToken allows POST /_vlproxy/cache/_clear (Authorization: Bearer <token>). Default none:
+	// clearing is refused.
+	AdminToken string `yaml:"-"`
+}
+
+// ModelConfig names the model endpoints by role.
+type ModelConfig struct {
+	Chat   model.Config `yaml:"chat"`
+	Rerank model.Config `yaml:"rerank"`
+}
+
+// CacheConfig sizes the caches.
+type CacheConfig struct {
+	// Results caches whole search responses (short TTL). MaxBytes 0 turns it off. Default 64 MiB, 30s.
+	Results cache.Config `yaml:"results"`
+	// Keys sets how result keys are built and invalidated.
+	Keys resultcache.Config `yaml:"keys"`
+	// TopologyRefresh is how often the cluster's aliases are read, so a write invalidates only the
+	// searches that read the index it wrote. 0 turns it off. Default 30s.
+	TopologyRefresh time.Duration `yaml:"topology_refresh"`
+	// Keywords caches model keywords per (model, prompt version, text, image hash). Default 32 MiB, 24h.
+	Keywords cache.Config `yaml:"keywords"`
+	// Scores caches rerank scores per (model, query, document version). Default 32 MiB, 1h.
+	Scores cache.Config `yaml:"scores"`
+}
+
+func defaultConfig() Config {
+	c := Config{
+		Proxy:       proxy.DefaultConfig(),
+		Pipeline:    pipeline.DefaultConfig(),
+		Model:       ModelConfig{Chat: model.DefaultConfig(), Rerank: model.DefaultConfig()},
+		Rewrite:     rewrite.DefaultConfig(),
+		Rerank:      rerank.DefaultConfig(),
+		Judge:       rerank.DefaultJudgeConfig(),
+		Experiments: experiment.DefaultConfig(),
+	}
+	c.Cache = CacheConfig{
+		Results:         cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: 30 * time.Second, FillTimeout: 60 * time.Second},
+		Keys:            resultcache.DefaultConfig(),
+		TopologyRefresh: 30 * time.Second,
+		Keywords:        cache.Config{Name: "keywords", MaxBytes: 32 << 20, MaxEntryBytes: 64 << 10, TTL: 24 * time.Hour, FillTimeout: 30 * time.Second},
+		Scores:          cache.Config{Name: "scores", MaxBytes: 32 << 20, MaxEntryBytes: 64 << 10, TTL: time.Hour, FillTimeout: 30 * time.Second},
+	}
+	c.Model.Rerank.APIKeyEnv = "VLPROXY_RERANK_API_KEY"
+	return c
 }
 
 // option is one setting reachable by flag, env var and the YAML file.
 type option struct {
 	name  string // flag name; env var is VLPROXY_ + upper snake of it
 	usage string
-	get   func(c *proxy.Config) string
-	set   func(c *proxy.Config, v string) error
+	get   func(c *Config) string
+	set   func(c *Config, v string) error
 }
 
 func envName(flagName string) string {
 	return "VLPROXY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func durationOpt(name, usage string, p func(c *proxy.Config) *time.Duration) option {
+func durationOpt(name, usage string, p func(c *Config) *time.Duration) option {
 	return option{name: name, usage: usage,
-		get: func(c *proxy.Config) string { return p(c).String() },
-		set: func(c *proxy.Config, v string) error {
+		get: func(c *Config) string { return p(c).String() },
+		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
 				return fmt.Errorf("cannot parse duration %q (want e.g. 500ms, 30s, 2m): %w", v, err)
@@ -49,16 +110,16 @@ func durationOpt(name, usage string, p func(c *proxy.Config) *time.Duration) opt
 		}}
 }
 
-func sizeOpt(name, usage string, p func(c *proxy.Config) *proxy.ByteSize) option {
+func sizeOpt(name, usage string, p func(c *Config) *proxy.ByteSize) option {
 	return option{name: name, usage: usage,
-		get: func(c *proxy.Config) string { return p(c).String() },
-		set: func(c *proxy.Config, v string) error { return p(c).Set(v) }}
+		get: func(c *Config) string { return p(c).String() },
+		set: func(c *Config, v string) error { return p(c).Set(v) }}
 }
 
-func intOpt(name, usage string, p func(c *proxy.Config) *int) option {
+func intOpt(name, usage string, p func(c *Config) *int) option {
 	return option{name: name, usage: usage,
-		get: func(c *proxy.Config) string { return strconv.Itoa(*p(c)) },
-		set: func(c *proxy.Config, v string) error {
+		get: func(c *Config) string { return strconv.Itoa(*p(c)) },
+		set: func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return fmt.Errorf("cannot parse integer %q: %w", v, err)
@@ -68,48 +129,79 @@ func intOpt(name, usage string, p func(c *proxy.Config) *int) option {
 		}}
 }
 
-func stringOpt(name, usage string, p func(c *proxy.Config) *string) option {
+func stringOpt(name, usage string, p func(c *Config) *string) option {
 	return option{name: name, usage: usage,
-		get: func(c *proxy.Config) string { return *p(c) },
-		set: func(c *proxy.Config, v string) error { *p(c) = v; return nil }}
+		get: func(c *Config) string { return *p(c) },
+		set: func(c *Config, v string) error { *p(c) = v; return nil }}
 }
 
 // options lists every setting; -help prints them in this order.
 var options = []option{
-	stringOpt("listen", "TCP address to accept ES clients on", func(c *proxy.Config) *string { return &c.Listen }),
+	stringOpt("listen", "TCP address to accept ES clients on", func(c *Config) *string { return &c.Proxy.Listen }),
 	{name: "upstream", usage: "comma-separated base URLs of the ES/OpenSearch nodes, e.g. http://127.0.0.1:9200,http://10.0.0.2:9200 (required)",
-		get: func(c *proxy.Config) string { return strings.Join(c.Upstreams, ",") },
-		set: func(c *proxy.Config, v string) error {
-			c.Upstreams = nil
-			for _, u := range strings.Split(v, ",") {
-				if u = strings.TrimSpace(u); u != "" {
-					c.Upstreams = append(c.Upstreams, u)
-				}
-			}
-			return nil
-		}},
-	durationOpt("read-timeout", "time to read a whole client request, body included", func(c *proxy.Config) *time.Duration { return &c.ReadTimeout }),
-	durationOpt("write-timeout", "time to write a whole response to the client", func(c *proxy.Config) *time.Duration { return &c.WriteTimeout }),
-	durationOpt("idle-timeout", "close client keep-alive connections idle this long", func(c *proxy.Config) *time.Duration { return &c.IdleTimeout }),
-	durationOpt("dial-timeout", "time to connect to an upstream node", func(c *proxy.Config) *time.Duration { return &c.DialTimeout }),
-	durationOpt("upstream-timeout", "time for one attempt against one node (send request, read response)", func(c *proxy.Config) *time.Duration { return &c.UpstreamTimeout }),
-	durationOpt("request-timeout", "time for a whole request including retries; over it the client gets a 504", func(c *proxy.Config) *time.Duration { return &c.RequestTimeout }),
-	durationOpt("drain-timeout", "on SIGTERM/SIGINT, how long in-flight requests may take to finish", func(c *proxy.Config) *time.Duration { return &c.DrainTimeout }),
-	sizeOpt("max-body-size", "largest request body (413 above); accepts KiB/MiB/GiB", func(c *proxy.Config) *proxy.ByteSize { return &c.MaxBodySize }),
-	sizeOpt("max-header-size", "largest request line plus headers (400 above)", func(c *proxy.Config) *proxy.ByteSize { return &c.MaxHeaderSize }),
-	sizeOpt("max-buffered-response-size", "largest upstream response the search pipeline holds whole (502 above)", func(c *proxy.Config) *proxy.ByteSize { return &c.MaxBufferedResponseSize }),
-	sizeOpt("response-buffer-size", "pass-through responses up to this size are read whole (clean 502 if the node breaks off); larger ones stream", func(c *proxy.Config) *proxy.ByteSize { return &c.ResponseBufferSize }),
-	intOpt("max-conns-per-upstream", "keep-alive connection pool size per node", func(c *proxy.Config) *int { return &c.MaxConnsPerUpstream }),
-	durationOpt("max-idle-conn-duration", "close upstream keep-alive connections idle this long", func(c *proxy.Config) *time.Duration { return &c.MaxIdleConnDuration }),
-	intOpt("max-conns", "most concurrent client connections", func(c *proxy.Config) *int { return &c.MaxConns }),
-	intOpt("max-retries", "retries after a failed attempt (dial errors: any request; other errors: idempotent reads only)", func(c *proxy.Config) *int { return &c.MaxRetries }),
-	durationOpt("retry-wait", "pause before trying nodes again once all have failed", func(c *proxy.Config) *time.Duration { return &c.RetryWait }),
-	durationOpt("health-check-interval", "period of active health checks; 0 turns them off", func(c *proxy.Config) *time.Duration { return &c.HealthCheckInterval }),
-	stringOpt("health-check-path", "path requested with GET on each node; status < 500 is healthy", func(c *proxy.Config) *string { return &c.HealthCheckPath }),
-	durationOpt("health-check-timeout", "time for one health check", func(c *proxy.Config) *time.Duration { return &c.HealthCheckTimeout }),
-	durationOpt("eject-duration", "a node that refused a connection is skipped this long (or until a check passes)", func(c *proxy.Config) *time.Duration { return &c.EjectDuration }),
-	stringOpt("metrics-path", `extra path serving Prometheus metrics besides /_vlproxy/metrics; "" forwards it to ES`, func(c *proxy.Config) *string { return &c.MetricsPath }),
-	stringOpt("log-level", "debug, info, warn or error (JSON logs on stderr)", func(c *proxy.Config) *string { return &c.LogLevel }),
+		get: func(c *Config) string { return strings.Join(c.Proxy.Upstreams, ",") },
+		set: func(c *Config, v string) error { c.Proxy.Upstreams = splitList(v); return nil }},
+	durationOpt("read-timeout", "time to read a whole client request, body included", func(c *Config) *time.Duration { return &c.Proxy.ReadTimeout }),
+	durationOpt("write-timeout", "time to write a whole response to the client", func(c *Config) *time.Duration { return &c.Proxy.WriteTimeout }),
+	durationOpt("idle-timeout", "close client keep-alive connections idle this long", func(c *Config) *time.Duration { return &c.Proxy.IdleTimeout }),
+	durationOpt("dial-timeout", "time to connect to an upstream node", func(c *Config) *time.Duration { return &c.Proxy.DialTimeout }),
+	durationOpt("upstream-timeout", "time for one attempt against one node (send request, read response)", func(c *Config) *time.Duration { return &c.Proxy.UpstreamTimeout }),
+	durationOpt("request-timeout", "time for a whole request including retries; over it the client gets a 504", func(c *Config) *time.Duration { return &c.Proxy.RequestTimeout }),
+	durationOpt("drain-timeout", "on SIGTERM/SIGINT, how long in-flight requests may take to finish", func(c *Config) *time.Duration { return &c.Proxy.DrainTimeout }),
+	sizeOpt("max-body-size", "largest request body (413 above); accepts KiB/MiB/GiB", func(c *Config) *proxy.ByteSize { return &c.Proxy.MaxBodySize }),
+	sizeOpt("max-header-size", "largest request line plus headers (400 above)", func(c *Config) *proxy.ByteSize { return &c.Proxy.MaxHeaderSize }),
+	sizeOpt("max-buffered-response-size", "largest upstream response the search pipeline holds whole (502 above)", func(c *Config) *proxy.ByteSize { return &c.Proxy.MaxBufferedResponseSize }),
+	sizeOpt("response-buffer-size", "pass-through responses up to this size are read whole (clean 502 if the node breaks off); larger ones stream", func(c *Config) *proxy.ByteSize { return &c.Proxy.ResponseBufferSize }),
+	intOpt("max-conns-per-upstream", "keep-alive connection pool size per node", func(c *Config) *int { return &c.Proxy.MaxConnsPerUpstream }),
+	durationOpt("max-idle-conn-duration", "close upstream keep-alive connections idle this long", func(c *Config) *time.Duration { return &c.Proxy.MaxIdleConnDuration }),
+	intOpt("max-conns", "most concurrent client connections", func(c *Config) *int { return &c.Proxy.MaxConns }),
+	intOpt("max-retries", "retries after a failed attempt (dial errors: any request; other errors: idempotent reads only)", func(c *Config) *int { return &c.Proxy.MaxRetries }),
+	durationOpt("retry-wait", "pause before trying nodes again once all have failed", func(c *Config) *time.Duration { return &c.Proxy.RetryWait }),
+	durationOpt("health-check-interval", "period of active health checks; 0 turns them off", func(c *Config) *time.Duration { return &c.Proxy.HealthCheckInterval }),
+	stringOpt("health-check-path", "path requested with GET on each node; status < 500 is healthy", func(c *Config) *string { return &c.Proxy.HealthCheckPath }),
+	durationOpt("health-check-timeout", "time for one health check", func(c *Config) *time.Duration { return &c.Proxy.HealthCheckTimeout }),
+	durationOpt("eject-duration", "a node that refused a connection is skipped this long (or until a check passes)", func(c *Config) *time.Duration { return &c.Proxy.EjectDuration }),
+	stringOpt("metrics-path", `extra path serving Prometheus metrics besides /_vlproxy/metrics; "" forwards it to ES`, func(c *Config) *string { return &c.Proxy.MetricsPath }),
+	stringOpt("log-level", "debug, info, warn or error (JSON logs on stderr)", func(c *Config) *string { return &c.Proxy.LogLevel }),
+
+	stringOpt("model-url", "base URL of the OpenAI-compatible chat model server (vLLM, SGLang, llama.cpp, Ollama) that turns images and text into keywords; \"\" = no model: text clauses fall back to a plain multi_match, image-only clauses get a 503", func(c *Config) *string { return &c.Model.Chat.URL }),
+	stringOpt("model-name", "served model name sent with every chat request", func(c *Config) *string { return &c.Model.Chat.Model }),
+	stringOpt("model-api", "chat server flavour: vllm, sglang, llamacpp, ollama or openai (decides how yes/no answers are constrained); the API key comes from env VLPROXY_MODEL_API_KEY", func(c *Config) *string { return &c.Model.Chat.API }),
+	durationOpt("model-timeout", "cap on one chat model call", func(c *Config) *time.Duration { return &c.Model.Chat.Timeout }),
+	intOpt("model-max-concurrent", "chat calls in flight to the model server (vLLM queues rather than refusing, so vlproxy bounds it)", func(c *Config) *int { return &c.Model.Chat.MaxConcurrent }),
+	intOpt("model-max-queue", "chat calls waiting for a slot; more are refused (rewrite falls back, a search never fails for it)", func(c *Config) *int { return &c.Model.Chat.MaxQueue }),
+	durationOpt("rewrite-timeout", "budget for keyword generation per search; later answers fall back (X-VLProxy-Rewrite: fallback:timeout)", func(c *Config) *time.Duration { return &c.Rewrite.Timeout }),
+	stringOpt("rerank-url", "base URL of a rerank server (vLLM /v1/rerank, Jina, Cohere, TEI); used when -rerank-scorer=api", func(c *Config) *string { return &c.Model.Rerank.URL }),
+	stringOpt("rerank-model", "served model name of the rerank server", func(c *Config) *string { return &c.Model.Rerank.Model }),
+	stringOpt("rerank-api", "rerank server flavour: vllm, jina, cohere, tei or vllm-score; the API key comes from env VLPROXY_RERANK_API_KEY", func(c *Config) *string { return &c.Model.Rerank.API }),
+	stringOpt("rerank-scorer", "how hits are scored: api (the rerank server) or judge (yes/no logprobs from the chat model)", func(c *Config) *string { return &c.Rerank.Scorer }),
+	{name: "rerank-indices", usage: "comma-separated index patterns (* wildcards) reranked by default; elsewhere reranking needs X-VLProxy-Rerank: on or ext.vlproxy.rerank",
+		get: func(c *Config) string { return strings.Join(c.Rerank.Indices, ",") },
+		set: func(c *Config, v string) error { c.Rerank.Indices = splitList(v); return nil }},
+	intOpt("rerank-window", "default rank_window_size: how many top hits are scored", func(c *Config) *int { return &c.Rerank.WindowSize }),
+	durationOpt("rerank-timeout", "rerank budget per search; hits not scored by then keep ES order (X-VLProxy-Rerank: partial)", func(c *Config) *time.Duration { return &c.Rerank.Timeout }),
+	{name: "result-cache-size", usage: "bytes of search responses kept in the result cache; 0 turns it off; accepts KiB/MiB/GiB",
+		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Results.MaxBytes).String() },
+		set: func(c *Config, v string) error { return setBytes(&c.Cache.Results.MaxBytes, v) }},
+	durationOpt("result-cache-ttl", "how long a cached search response is served; writes that bypass vlproxy are visible after at most this long", func(c *Config) *time.Duration { return &c.Cache.Results.TTL }),
+	{name: "result-cache-max-entry", usage: "largest response the result cache keeps (larger ones are refused and counted)",
+		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Results.MaxEntryBytes).String() },
+		set: func(c *Config, v string) error { return setBytes(&c.Cache.Results.MaxEntryBytes, v) }},
+	{name: "keyword-cache-size", usage: "bytes of model keywords kept (per model, prompt version, text and image hash)",
+		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Keywords.MaxBytes).String() },
+		set: func(c *Config, v string) error { return setBytes(&c.Cache.Keywords.MaxBytes, v) }},
+	{name: "score-cache-size", usage: "bytes of rerank scores kept (per model, query and document version)",
+		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Scores.MaxBytes).String() },
+		set: func(c *Config, v string) error { return setBytes(&c.Cache.Scores.MaxBytes, v) }},
+}
+
+func setBytes(dst *int64, v string) error {
+	var b proxy.ByteSize
+	if err := b.Set(v); err != nil {
+		return err
+	}
+	*dst = int64(b)
+	return nil
 }
 
 // rawValue records a flag's text and whether it was given; values are applied after the file and env.
@@ -122,7 +214,7 @@ func (v *rawValue) String() string     { return v.s }
 func (v *rawValue) Set(s string) error { v.s, v.set = s, true; return nil }
 
 // loadConfig builds the proxy config from defaults < YAML file < env vars < flags.
-func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (proxy.Config, error) {
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("vlproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := &rawValue{}
@@ -134,13 +226,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (pr
 	}
 	fs.Usage = func() { printUsage(stderr) }
 	if err := fs.Parse(args); err != nil {
-		return proxy.Config{}, err
+		return Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return proxy.Config{}, fmt.Errorf("unexpected arguments %q; every setting is a flag (see -help)", fs.Args())
+		return Config{}, fmt.Errorf("unexpected arguments %q; every setting is a flag (see -help)", fs.Args())
 	}
 
-	cfg := proxy.DefaultConfig()
+	cfg := defaultConfig()
 	path := configPath.s
 	if !configPath.set {
 		path = getenv(envName("config"))
@@ -148,10 +240,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (pr
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return proxy.Config{}, fmt.Errorf("cannot read -config file: %w", err)
+			return Config{}, fmt.Errorf("cannot read -config file: %w", err)
 		}
 		if err := decodeFile(data, &cfg); err != nil {
-			return proxy.Config{}, fmt.Errorf("cannot parse -config file %s: %w", path, err)
+			return Config{}, fmt.Errorf("cannot parse -config file %s: %w", path, err)
 		}
 	}
 	var errs []error
@@ -170,28 +262,39 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (pr
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return proxy.Config{}, err
+		return Config{}, err
 	}
-	if err := cfg.Validate(); err != nil {
-		return proxy.Config{}, err
+	if err := cfg.Proxy.Validate(); err != nil {
+		return Config{}, err
 	}
+	cfg.AdminToken = getenv("VLPROXY_ADMIN_TOKEN")
+	cfg.Model.Chat.APIKey = getenv(cfg.Model.Chat.APIKeyEnv)
+	cfg.Model.Rerank.APIKey = getenv(cfg.Model.Rerank.APIKeyEnv)
 	return cfg, nil
 }
 
 // decodeFile reads the YAML file over the defaults already in cfg.
-func decodeFile(data []byte, cfg *proxy.Config) error {
-	fc := FileConfig{Proxy: *cfg}
+func decodeFile(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
-	*cfg = fc.Proxy
 	return nil
 }
 
+func splitList(v string) []string {
+	var out []string
+	for _, u := range strings.Split(v, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 func printUsage(w io.Writer) {
-	def := proxy.DefaultConfig()
+	def := defaultConfig()
 	fmt.Fprint(w, `vlproxy — a transparent Elasticsearch/OpenSearch proxy.
 
 Usage: vlproxy -upstream http://127.0.0.1:9200 [flags]
@@ -201,8 +304,16 @@ Every flag can also be set by the environment variable shown, or in the YAML fil
 Precedence: flag > environment > file > default. Durations read like 500ms, 30s, 2m; sizes like
 65536, 64KiB, 100MiB, 1GiB.
 
+Searches (_search, _msearch, _count) that carry a "multimodal" clause are rewritten into standard
+queries from keywords the chat model generates; top hits can be reranked by a model; responses are
+cached. Everything else passes through unchanged. The YAML file also configures what has no flag:
+index profiles (rewrite.profiles), attribute mappings, image limits, experiments, cache TTLs; see
+README.md. Secrets come only from the environment: VLPROXY_MODEL_API_KEY, VLPROXY_RERANK_API_KEY,
+VLPROXY_ADMIN_TOKEN (enables POST /_vlproxy/cache/_clear).
+
 Signals: SIGTERM or SIGINT stop accepting connections and let in-flight requests finish within
--drain-timeout. Endpoints of its own: GET /_vlproxy/health, GET /_vlproxy/metrics.
+-drain-timeout. Endpoints of its own: GET /_vlproxy/health, GET /_vlproxy/metrics,
+GET /_vlproxy/cache, POST /_vlproxy/cache/_clear.
 
 Flags:
 `)

@@ -45,10 +45,11 @@ proxy:
 		if err != nil {
 			t.Fatal(err)
 		}
-		exp := got
+		exp := got.Proxy
 		want(&exp)
-		if got.Listen != exp.Listen || strings.Join(got.Upstreams, ",") != strings.Join(exp.Upstreams, ",") ||
-			got.MaxBodySize != exp.MaxBodySize || got.DialTimeout != exp.DialTimeout || got.MaxRetries != exp.MaxRetries {
+		g := got.Proxy
+		if g.Listen != exp.Listen || strings.Join(g.Upstreams, ",") != strings.Join(exp.Upstreams, ",") ||
+			g.MaxBodySize != exp.MaxBodySize || g.DialTimeout != exp.DialTimeout || g.MaxRetries != exp.MaxRetries {
 			t.Fatalf("args %v: got %+v", args, got)
 		}
 	}
@@ -100,7 +101,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	help := out.String()
-	def := proxy.DefaultConfig()
+	def := defaultConfig()
 	for _, o := range options {
 		line := "-" + o.name + "\n"
 		if !strings.Contains(help, line) || !strings.Contains(help, "env "+envName(o.name)+"; default ") {
@@ -122,8 +123,8 @@ func TestByteSizes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.MaxBodySize != want {
-			t.Fatalf("%q: got %d, want %d", in, cfg.MaxBodySize, want)
+		if cfg.Proxy.MaxBodySize != want {
+			t.Fatalf("%q: got %d, want %d", in, cfg.Proxy.MaxBodySize, want)
 		}
 	}
 	f("65536", 65536)

@@ -28,10 +28,16 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "vlproxy:", err)
 		return 2
 	}
-	level, _ := proxy.ParseLogLevel(cfg.LogLevel) // validated by loadConfig
+	level, _ := proxy.ParseLogLevel(cfg.Proxy.LogLevel) // validated by loadConfig
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	srv, err := proxy.New(cfg, log)
+	opts, closeModels, err := wire(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "error", err.Error())
+		return 1
+	}
+	defer closeModels()
+	srv, err := proxy.New(cfg.Proxy, log, opts...)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
 		return 1
@@ -50,7 +56,7 @@ func run(args []string) int {
 	case <-ctx.Done():
 	}
 	stop()
-	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.DrainTimeout)
 	defer cancel()
 	if err := srv.Shutdown(dctx); err != nil {
 		log.Error("drain incomplete", "error", err.Error())

@@ -21,7 +21,10 @@ func TestSIGTERMDrains(t *testing.T) {
 	t.Setenv("VLPROXY_UPSTREAM", "http://127.0.0.1:1")
 	t.Setenv("VLPROXY_LOG_LEVEL", "error")
 	exit := make(chan int, 1)
-	go func() { exit <- run([]string{"-listen", addr, "-drain-timeout", "5s", "-health-check-interval", "0"}) }()
+	// No result cache: its alias refresh would contact the dead upstream and eject it.
+	go func() {
+		exit <- run([]string{"-listen", addr, "-drain-timeout", "5s", "-health-check-interval", "0", "-result-cache-size", "0"})
+	}()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {

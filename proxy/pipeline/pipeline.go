@@ -85,8 +85,8 @@ type Deps struct {
 	Rewriter    Rewriter
 	Reranker    Reranker
 	Experiments *experiment.Set
-	Results     *cache.Cache        // result cache; nil disables it
-	Keys        *resultcache.Keyer  // result-cache keys and write invalidation, shared with the write path
+	Results     *cache.Cache       // result cache; nil disables it
+	Keys        *resultcache.Keyer // result-cache keys and write invalidation, shared with the write path
 	Log         *slog.Logger
 }
 
@@ -98,6 +98,9 @@ func New(cfg Config, d Deps) *Pipeline {
 	if d.Results == nil || d.Keys == nil {
 		d.Results, d.Keys = nil, nil
 	}
+	if d.Experiments == nil {
+		d.Experiments, _ = experiment.New(experiment.Config{})
+	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
@@ -108,4 +111,29 @@ func New(cfg Config, d Deps) *Pipeline {
 // Timings are the stages of one request, for Server-Timing.
 type Timings struct {
 	Rewrite, Model, Search, Rerank time.Duration
+}
+
+// noVariant labels the metrics of requests outside any experiment (shadow mode by header).
+var noVariant = experiment.Variant{Experiment: "none", Name: "none"}
+
+// observe records per-variant latency, rerank status and how reranking changed the order.
+func (p *Pipeline) observe(in *input, parts []*part, d time.Duration) {
+	v := noVariant
+	if in.variant != nil {
+		v = *in.variant
+	} else if len(parts) == 0 || parts[0].plan == nil {
+		return // nothing experimental happened
+	}
+	o := experiment.Observation{Latency: d}
+	if len(parts) > 0 {
+		pt := parts[0]
+		o.RerankStatus = pt.rrState
+		if pt.shadow.Scored > 0 {
+			o.Compared = true
+			o.Top1Changed = pt.shadow.Top1Changed
+			o.Overlap = pt.shadow.Overlap
+			o.Displacement = pt.shadow.Displacement
+		}
+	}
+	p.exp.Observe(v, o)
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -34,7 +35,9 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	var parts []*part
 	var items []searchbody.Item
 	var t Timings
-	upQuery := string(in.req.URI().QueryString())
+	uri := in.header.RequestURI()
+	path, origQuery, _ := bytes.Cut(uri, []byte("?"))
+	upQuery := string(origQuery)
 	intercept := searchbody.MaybeIntercepted(in.body) || p.rerankWanted(in)
 
 	switch {
@@ -71,12 +74,12 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	in.req.Header.CopyTo(&req.Header)
+	in.header.CopyTo(&req.Header)
 	changed := false
 	var body []byte
 	switch {
 	case len(parts) == 0:
-		body = in.req.Body() // untouched, even compressed
+		body = in.rawBody // untouched, even compressed
 	case in.kind == Msearch:
 		body = searchbody.AppendMsearch(nil, items)
 		changed = true
@@ -94,11 +97,12 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		req.Header.Del("Accept-Encoding") // the response is edited: get it plain
 	}
 	req.SetBody(body)
-	if upQuery != string(in.req.URI().QueryString()) {
-		req.SetRequestURI(string(in.req.URI().Path()) + "?" + upQuery)
-		if upQuery == "" {
-			req.SetRequestURI(string(in.req.URI().PathOriginal()))
+	if upQuery != string(origQuery) {
+		u := append([]byte(nil), path...)
+		if upQuery != "" {
+			u = append(append(u, '?'), upQuery...)
 		}
+		req.Header.SetRequestURIBytes(u)
 	}
 
 	s := time.Now()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -18,10 +19,11 @@ import (
 // RequestCtx: with single-flight the work may outlive the handler that started it.
 type input struct {
 	kind    Kind
-	index   string // index expression from the path, "" for /_search
-	req     *fasthttp.Request
-	body    []byte // the body as ES would read it (gunzipped)
-	raw     bool   // body is the request's own bytes (no Content-Encoding to undo)
+	index   string                  // index expression from the path, "" for /_search
+	header  *fasthttp.RequestHeader // the upstream request header, prepared by proxy/
+	rawBody []byte                  // the body as the client sent it
+	body    []byte                  // the body as ES reads it (gunzipped)
+	raw     bool                    // body is rawBody (no Content-Encoding to undo)
 	sw      searchbody.Switches
 	variant *experiment.Variant
 }
@@ -38,38 +40,34 @@ type outcome struct {
 	stored  time.Time // when it entered the result cache; zero when fresh
 }
 
-// Serve answers one search-endpoint request. index is the index expression from the path
-// ("" for /_search). On error the X-VLProxy-* headers already set stay, and proxy/ renders the
-// error (it implements ESError). The returned Timings feed Server-Timing.
-func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, index string) (Timings, error) {
+// Serve answers one search-endpoint request. hdr is the request header to send upstream
+// (hop-by-hop fields removed, X-Forwarded-* added) and body the client's whole body; the
+// index expression is read from the path. On error the X-VLProxy-* headers already set stay,
+// and proxy/ renders the error (it implements ESError). The returned Timings feed Server-Timing.
+func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, hdr *fasthttp.RequestHeader, body []byte) (Timings, error) {
 	get := func(name string) string { return string(rc.Request.Header.Peek(name)) }
 	sw, err := searchbody.ParseSwitches(get)
 	if err != nil {
 		return Timings{}, err
 	}
-	in := &input{kind: kind, index: index, sw: sw}
-	if p.exp != nil {
-		v, err := p.exp.Pick(get, sw.Variant)
-		if err != nil {
-			return Timings{}, err
-		}
-		if v != nil {
-			in.variant = v
-			rc.Response.Header.Set("X-VLProxy-Variant", v.Name)
-		}
-	}
-	body, raw, err := requestBody(&rc.Request)
+	in := &input{kind: kind, index: indexOf(rc.URI().PathOriginal()), sw: sw, header: hdr, rawBody: body}
+	v, ok, err := p.exp.Pick(get, sw.Variant)
 	if err != nil {
 		return Timings{}, err
 	}
-	in.body, in.raw = body, raw
+	if ok {
+		in.variant = &v
+		rc.Response.Header.Set("X-VLProxy-Variant", v.Name)
+	}
+	if in.body, in.raw, err = decodeBody(&rc.Request.Header, body); err != nil {
+		return Timings{}, err
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
 	defer cancel()
 
 	key := p.resultKey(rc, in)
 	if key == nil {
-		in.req = &rc.Request // no single-flight: the handler outlives the work
 		out, err := p.run(ctx, in)
 		if err != nil {
 			return Timings{}, err
@@ -80,11 +78,15 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, index string) (Timi
 
 	// The fill may outlive this handler (its client can leave while others wait), so it gets
 	// its own copy of the request.
-	in.req = fasthttp.AcquireRequest()
-	rc.Request.Header.CopyTo(&in.req.Header)
-	in.body = append([]byte(nil), in.body...)
+	in.header = new(fasthttp.RequestHeader)
+	hdr.CopyTo(in.header)
+	in.rawBody = append([]byte(nil), body...)
+	if in.raw {
+		in.body = in.rawBody
+	} else {
+		in.body = append([]byte(nil), in.body...)
+	}
 	entry, hit, err := p.results.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
-		defer fasthttp.ReleaseRequest(in.req)
 		out, err := p.run(ctx, in)
 		if err != nil {
 			return nil, err
@@ -138,17 +140,14 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 	}
 }
 
-// requestBody returns the request body as ES reads it. raw reports whether it is the request's
-// own bytes, i.e. there was no Content-Encoding to undo.
-func requestBody(req *fasthttp.Request) (body []byte, raw bool, err error) {
-	ce := req.Header.ContentEncoding()
-	if len(ce) == 0 || bytes.EqualFold(ce, []byte("identity")) {
-		return req.Body(), true, nil
+// decodeBody returns the request body as ES reads it. raw reports whether it is body itself,
+// i.e. there was no Content-Encoding to undo.
+func decodeBody(h *fasthttp.RequestHeader, body []byte) (plain []byte, raw bool, err error) {
+	ce := h.ContentEncoding()
+	if len(ce) == 0 || !bytes.EqualFold(ce, []byte("gzip")) {
+		return body, true, nil // identity, or an encoding ES answers itself
 	}
-	if !bytes.EqualFold(ce, []byte("gzip")) {
-		return req.Body(), true, nil // ES answers unsupported encodings itself
-	}
-	b, err := req.BodyGunzip()
+	b, err := fasthttp.AppendGunzipBytes(nil, body)
 	if err != nil {
 		return nil, false, &Error{Status: 400, Type: "parse_exception", Reason: "cannot decompress the gzip request body: " + err.Error()}
 	}
@@ -163,3 +162,24 @@ type Error struct {
 
 func (e *Error) Error() string                  { return e.Reason }
 func (e *Error) ESError() (int, string, string) { return e.Status, e.Type, e.Reason }
+
+// indexOf returns the index expression of a search path ("/a,b/_search" → "a,b"), decoded,
+// or "" for "/_search".
+func indexOf(path []byte) string {
+	if len(path) < 2 || path[0] != '/' {
+		return ""
+	}
+	seg := path[1:]
+	if i := bytes.IndexByte(seg, '/'); i >= 0 {
+		seg = seg[:i]
+	} else {
+		return ""
+	}
+	if len(seg) == 0 || seg[0] == '_' {
+		return ""
+	}
+	if s, err := url.PathUnescape(string(seg)); err == nil {
+		return s
+	}
+	return string(seg)
+}

@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/proxy/experiment"
+	"github.com/vlproxy/vlproxy/proxy/pipeline"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
+)
+
+// Option adds an optional part to a Server: the search pipeline's stages, caches, model
+// endpoints shown in /_vlproxy/health. A Server without options is a plain pass-through proxy.
+type Option func(*options)
+
+type options struct {
+	pipeline    pipeline.Config
+	rewriter    pipeline.Rewriter
+	reranker    pipeline.Reranker
+	experiments *experiment.Set
+	results     *cache.Cache
+	keyCfg      resultcache.Config
+	topology    time.Duration
+	caches      []*cache.Cache
+	components  []Component
+	adminToken  string
+}
+
+// Component is a dependency shown in /_vlproxy/health (a model endpoint, for instance).
+type Component struct {
+	Name string
+	// Health returns a JSON-marshalable state and whether the component is usable.
+	Health func() (state any, up bool)
+}
+
+// WithPipeline sets the search pipeline's own settings.
+func WithPipeline(cfg pipeline.Config) Option { return func(o *options) { o.pipeline = cfg } }
+
+// WithRewriter enables rewriting of `multimodal` clauses.
+func WithRewriter(r pipeline.Rewriter) Option { return func(o *options) { o.rewriter = r } }
+
+// WithReranker enables reranking.
+func WithReranker(r pipeline.Reranker) Option { return func(o *options) { o.reranker = r } }
+
+// WithExperiments enables sticky A/B experiments.
+func WithExperiments(e *experiment.Set) Option { return func(o *options) { o.experiments = e } }
+
+// WithResultCache caches search responses in c, keyed and invalidated per cfg. Every
+// topologyEvery the proxy reads the cluster's aliases so that writes only invalidate the
+// searches that read what they wrote (0: never; every write then invalidates everything
+// unless cfg.AssumeConcrete).
+func WithResultCache(c *cache.Cache, cfg resultcache.Config, topologyEvery time.Duration) Option {
+	return func(o *options) {
+		o.results, o.keyCfg, o.topology = c, cfg, topologyEvery
+		o.caches = append(o.caches, c)
+	}
+}
+
+// WithCaches lists more caches (model outputs) in GET /_vlproxy/cache and clears them with
+// POST /_vlproxy/cache/_clear.
+func WithCaches(cs ...*cache.Cache) Option {
+	return func(o *options) { o.caches = append(o.caches, cs...) }
+}
+
+// WithComponent shows a dependency in /_vlproxy/health.
+func WithComponent(c Component) Option {
+	return func(o *options) { o.components = append(o.components, c) }
+}
+
+// WithAdminToken sets the token that POST /_vlproxy/cache/_clear requires (as
+// "Authorization: Bearer <token>"). Without one, clearing is refused.
+func WithAdminToken(token string) Option { return func(o *options) { o.adminToken = token } }
+
+func (s *Server) applyOptions(o *options) {
+	d := pipeline.Deps{
+		Forwarder:   searchForwarder{s},
+		Rewriter:    o.rewriter,
+		Reranker:    o.reranker,
+		Experiments: o.experiments,
+		Log:         s.log,
+	}
+	if o.results != nil {
+		s.keys = resultcache.New(o.keyCfg)
+		d.Results, d.Keys = o.results, s.keys
+	}
+	s.pipe = pipeline.New(o.pipeline, d)
+	s.caches = o.caches
+	s.components = o.components
+	s.adminToken = o.adminToken
+	s.stopBg = make(chan struct{})
+	if s.keys != nil && o.topology > 0 {
+		s.bg.Add(1)
+		go s.topologyLoop(o.topology)
+	}
+}
+
+func (s *Server) stopBackground() {
+	select {
+	case <-s.stopBg:
+	default:
+		close(s.stopBg)
+	}
+	s.bg.Wait()
+}
+
+// topologyLoop keeps the result cache's view of indices and aliases current.
+func (s *Server) topologyLoop(every time.Duration) {
+	defer s.bg.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopBg:
+			return
+		case <-t.C:
+		}
+		if err := s.refreshTopology(); err != nil {
+			s.log.Warn("cannot read the cluster's aliases for the result cache", "err", err)
+			t.Reset(min(every, 5*time.Second))
+			continue
+		}
+		t.Reset(every)
+	}
+}
+
+func (s *Server) refreshTopology() error {
+	version := s.keys.TopologyVersion()
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod("GET")
+	req.SetRequestURI("/_alias?expand_wildcards=all")
+	rq := request{route: route{class: classOther, retryable: true}, start: time.Now()}
+	rq.deadline = rq.start.Add(s.cfg.HealthCheckTimeout + time.Second)
+	if err := s.roundTrip(&rq, req, resp); err != nil {
+		return err
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return &Error{Status: resp.StatusCode(), Type: "topology", Reason: "GET /_alias answered " + string(resp.Header.StatusMessage())}
+	}
+	t, err := resultcache.ParseAliases(resp.Body())
+	if err != nil {
+		return err
+	}
+	s.keys.SetTopology(version, t) // false: a write changed it meanwhile; the next round fetches again
+	return nil
+}

@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/proxy/pipeline"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
+)
+
+// serveSearch handles _search, _msearch and _count: the body is read whole (bounded by
+// max_body_size) and handed to the search pipeline (switches, result cache, rewrite, upstream
+// search, rerank, explain), which sends it upstream through searchForwarder.
+func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
+	body, err := s.readBody(ctx, rq)
+	if err != nil {
+		s.fail(ctx, rq, err)
+		return
+	}
+	var hdr fasthttp.RequestHeader
+	prepareUpstreamRequest(&hdr, ctx)
+	kind := pipeline.Search
+	switch rq.route.class {
+	case classMsearch:
+		kind = pipeline.Msearch
+	case classCount:
+		kind = pipeline.Count
+	}
+	t, err := s.pipe.Serve(ctx, kind, &hdr, body)
+	if err != nil {
+		s.fail(ctx, rq, err)
+		return
+	}
+	rq.timing.add("upstream", t.Search)
+	if t.Rewrite > 0 || t.Model > 0 {
+		rq.timing.add("rewrite", t.Rewrite)
+		rq.timing.add("model", t.Model)
+	}
+	rq.timing.add("search", t.Search)
+	if t.Rerank > 0 {
+		rq.timing.add("rerank", t.Rerank)
+	}
+}
+
+// searchForwarder is the pipeline's way upstream: the buffered round trip with the retry rules of
+// an idempotent read, inside the pipeline's deadline, answered without hop-by-hop headers.
+type searchForwarder struct{ s *Server }
+
+func (f searchForwarder) Forward(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error {
+	rq := request{route: route{class: classSearch, retryable: true}, start: time.Now()}
+	rq.deadline = rq.start.Add(f.s.cfg.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(rq.deadline) {
+		rq.deadline = d
+	}
+	if err := f.s.roundTrip(&rq, req, resp); err != nil {
+		return err
+	}
+	var h fasthttp.ResponseHeader
+	copyUpstreamResponseHeader(&h, &resp.Header)
+	h.CopyTo(&resp.Header)
+	return nil
+}
+
+// invalidate applies a write that passed through to the result cache. body is nil when the
+// request body streamed (over smallBody): then what a _bulk touched is unknown and every
+// cached result goes.
+func (s *Server) invalidate(ctx *fasthttp.RequestCtx, body []byte, streamed bool) {
+	if s.keys == nil {
+		return
+	}
+	uri := ctx.Request.Header.RequestURI()
+	path, query := uri, []byte(nil)
+	for i, c := range uri {
+		if c == '?' {
+			path, query = uri[:i], uri[i+1:]
+			break
+		}
+	}
+	w := resultcache.Writes(ctx.Method(), path, query, body)
+	if !w.IsWrite() {
+		return
+	}
+	if streamed {
+		w = resultcache.Write{All: true}
+	}
+	s.keys.Invalidate(w)
+}
