@@ -667,7 +667,7 @@ func curve(h *hdrhistogram.Histogram) []CurvePoint {
 	var out []CurvePoint
 	for x := 0.0; x <= 5.0001; x += 0.125 {
 		q := 100 * (1 - math.Pow(10, -x))
-		out = append(out, CurvePoint{Percentile: math.Round(q*1000) / 1000, Micros: float64(h.ValueAtQuantile(q))})
+		out = append(out, CurvePoint{Percentile: math.Round(q*1e6) / 1e6, Micros: float64(h.ValueAtQuantile(q))})
 	}
 	out = append(out, CurvePoint{Percentile: 100, Micros: float64(h.Max())})
 	return out

@@ -215,7 +215,7 @@ func WriteSVG(w io.Writer, title string, series []SVGSeries) error {
 	for e := ylo; e <= yhi; e++ {
 		y := yOf(math.Pow(10, e))
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", L, y, L+pw, y)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", L-6, y+4, FormatMicros(math.Pow(10, e)))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", L-6, y+4, tickLabel(e))
 	}
 	fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", L, T, pw, ph)
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">percentile</text>`+"\n", L+pw/2, H-10)
@@ -254,4 +254,16 @@ func WriteJSONValue(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// tickLabel names the power of ten 10^e µs compactly: 10µs, 1ms, 100ms, 1s.
+func tickLabel(e float64) string {
+	switch {
+	case e < 3:
+		return fmt.Sprintf("%.0fµs", math.Pow(10, e))
+	case e < 6:
+		return fmt.Sprintf("%.0fms", math.Pow(10, e-3))
+	default:
+		return fmt.Sprintf("%.0fs", math.Pow(10, e-6))
+	}
 }

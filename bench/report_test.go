@@ -88,7 +88,7 @@ func TestWriteSVG(t *testing.T) {
 		t.Fatalf("%d polylines, want 2", polylines)
 	}
 	joined := strings.Join(texts, "|")
-	for _, want := range []string{"a < b & c", "nginx", "vlproxy", "99.9%", "100µs", "1.00ms"} {
+	for _, want := range []string{"a < b & c", "nginx", "vlproxy", "99.9%", "100µs", "1ms", "10ms"} {
 		if !strings.Contains(joined, want) {
 			t.Fatalf("SVG text %q lacks %q", joined, want)
 		}

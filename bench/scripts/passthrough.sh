@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # make bench-passthrough: vlproxy vs nginx vs direct in front of `vlbench fake-es`, all on loopback.
 # Writes the "passthrough" section of BENCHMARKS.md and bench/results/passthrough.{svg,json}.
-# Tunables (env): PT_CAPACITY (5s), PT_LEVEL (5s), PT_ROUNDS (2), PT_LEVELS (10,25,50,75),
-#   PT_HITS (5), PT_SOURCE_BYTES (150), PT_OUT (BENCHMARKS.md), VLPROXY_BIN (built from ./cmd/vlproxy).
+# Tunables (env): PT_CAPACITY (5s), PT_LEVEL (4s), PT_ROUNDS (3), PT_LEVELS (10,25,50,75),
+#   PT_HITS (5), PT_SOURCE_BYTES (150), PT_OUT (BENCHMARKS.md), VLPROXY_BIN (built from ./cmd/vlproxy),
+#   PT_NICE (unset; e.g. -5 runs every benchmark process at that niceness, as root, so that other
+#   work on a shared machine disturbs the measurement less; the report says so).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 GO=${GO:-go}
 CAP=${PT_CAPACITY:-5s}
-LEVEL=${PT_LEVEL:-5s}
-ROUNDS=${PT_ROUNDS:-2}
+LEVEL=${PT_LEVEL:-4s}
+ROUNDS=${PT_ROUNDS:-3}
 LEVELS=${PT_LEVELS:-10,25,50,75}
 HITS=${PT_HITS:-5}
 SRC=${PT_SOURCE_BYTES:-150}
@@ -35,21 +37,26 @@ trap cleanup EXIT INT TERM
 $GO build -o "$TMP/vlbench" ./cmd/vlbench
 if [ -n "${VLPROXY_BIN:-}" ]; then
   cp "$VLPROXY_BIN" "$TMP/vlproxy"
+  REV=${VLPROXY_REV:-prebuilt $VLPROXY_BIN}
 else
   $GO build -o "$TMP/vlproxy" ./cmd/vlproxy
+  REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- proxy cmd/vlproxy 2>/dev/null || echo "+uncommitted changes")
 fi
 VB=$TMP/vlbench
+
+NICE=()
+[ -n "${PT_NICE:-}" ] && NICE=(nice -n "$PT_NICE")
 
 # Same parallelism for both proxies: nginx workers = vlproxy's GOMAXPROCS.
 PROCS=${GOMAXPROCS:-$(nproc)}
 
-"$VB" fake-es -listen 127.0.0.1:0 -addrfile "$TMP/es.addr" -hits "$HITS" -source-bytes "$SRC" 2>"$TMP/fake-es.log" &
+"${NICE[@]}" "$VB" fake-es -listen 127.0.0.1:0 -addrfile "$TMP/es.addr" -hits "$HITS" -source-bytes "$SRC" 2>"$TMP/fake-es.log" &
 ES_PID=$!; PIDS+=("$ES_PID")
 for _ in $(seq 100); do [ -s "$TMP/es.addr" ] && break; sleep 0.1; done
 ES=$(cat "$TMP/es.addr")
 
 VP_PORT=$("$VB" freeport)
-GOMAXPROCS=$PROCS "$TMP/vlproxy" -listen "127.0.0.1:$VP_PORT" -upstream "http://$ES" >"$TMP/vlproxy.log" 2>&1 &
+GOMAXPROCS=$PROCS "${NICE[@]}" "$TMP/vlproxy" -listen "127.0.0.1:$VP_PORT" -upstream "http://$ES" >"$TMP/vlproxy.log" 2>&1 &
 VP_PID=$!; PIDS+=("$VP_PID")
 
 NG_PORT=$("$VB" freeport)
@@ -86,7 +93,7 @@ http {
   }
 }
 CONF
-"$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
+"${NICE[@]}" "$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
 NG_PID=$!; PIDS+=("$NG_PID")
 
 "$VB" wait -addr "127.0.0.1:$VP_PORT" -timeout 20s || { cat "$TMP/vlproxy.log" >&2; exit 1; }
@@ -97,11 +104,14 @@ mkdir -p bench/results
 ARGS=(-target "direct=http://$ES" -target "vlproxy=http://127.0.0.1:$VP_PORT" -target "nginx=http://127.0.0.1:$NG_PORT"
   -pid "vlproxy=$VP_PID" -pid "nginx=$NG_PID" -pid "backend=$ES_PID"
   -capacity-duration "$CAP" -level-duration "$LEVEL" -rounds "$ROUNDS" -levels "$LEVELS" -quiet)
-"$VB" passthrough "${ARGS[@]}" \
+NOTE="unpinned"
+[ -n "${PT_NICE:-}" ] && NOTE="unpinned, all benchmark processes at niceness $PT_NICE"
+"${NICE[@]}" "$VB" passthrough "${ARGS[@]}" \
   -out "$OUT" -svg bench/results/passthrough.svg -json bench/results/passthrough.json \
   -machine "$NGINX_VERSION (worker_processes $PROCS, upstream keepalive 128, access_log off)" \
-  -machine "vlproxy GOMAXPROCS=$PROCS" \
+  -machine "vlproxy GOMAXPROCS=$PROCS (commit $REV)" \
   -machine "fake ES: $HITS hits x $SRC B _source per _search" \
+  -machine "$NOTE" \
   -command "make bench-passthrough    # = bash bench/scripts/passthrough.sh" \
   -command "vlbench fake-es -listen 127.0.0.1:0 -hits $HITS -source-bytes $SRC" \
   -command "GOMAXPROCS=$PROCS vlproxy -listen 127.0.0.1:P1 -upstream http://FAKE_ES" \
