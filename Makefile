@@ -14,7 +14,7 @@ deps:
 	$(GO) mod download
 
 build: deps
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... ./testenv/cmd/...
 
 # Builds the OpenSearch launcher from Maven Central jars (cached in ~/.m2; a no-op when up to date).
 opensearch-jars:
