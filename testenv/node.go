@@ -30,9 +30,11 @@ import (
 type Profile string
 
 const (
-	// ProfileTest starts fast: 512 MiB heap, SerialGC, C1 only (-XX:TieredStopAtLevel=1).
+	// ProfileTest starts fast: 512 MiB heap, SerialGC, C1 only (-XX:TieredStopAtLevel=1),
+	// and the AppCDS archive that build.sh dumps. Flags: testenv/opensearch/jvm/test.options.
 	ProfileTest Profile = "test"
 	// ProfileBench runs fast: 1 GiB heap, G1, full JIT. Use it for benchmarks and the demo.
+	// Flags: testenv/opensearch/jvm/bench.options.
 	ProfileBench Profile = "bench"
 )
 
@@ -41,7 +43,8 @@ var ErrNotBuilt = errors.New("OpenSearch launcher is not built: run testenv/buil
 
 // Options configure [Start]. The zero value starts a test-profile node on a free port.
 type Options struct {
-	// Dir is the Maven module holding target/classes, target/lib and target/knn.
+	// Dir is the Maven module: jvm/*.options, and target/ with launcher.jar, lib/, knn/ and
+	// cds-test.jsa.
 	// Default: $VLPROXY_OPENSEARCH_DIR, else testenv/opensearch under the module root found
 	// by walking up from the working directory.
 	Dir string

@@ -25,6 +25,13 @@ func (o Options) withDefaults() (Options, error) {
 		}
 		o.Dir = filepath.Join(root, "testenv", "opensearch")
 	}
+	// Absolute and symlink-free: the AppCDS archive only matches the classpath build.sh used.
+	if abs, err := filepath.Abs(o.Dir); err == nil {
+		o.Dir = abs
+	}
+	if real, err := filepath.EvalSymlinks(o.Dir); err == nil {
+		o.Dir = real
+	}
 	if o.Java == "" {
 		o.Java = findJava()
 	}
@@ -81,11 +88,16 @@ func findJava() string {
 	return "java"
 }
 
-// checkBuilt reports ErrNotBuilt unless the launcher class and the server jars exist.
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// checkBuilt reports ErrNotBuilt unless the launcher jar and the server jars exist.
 func checkBuilt(dir string) error {
-	class := filepath.Join(dir, "target", "classes", "io", "vlproxy", "testenv", "EmbeddedOpenSearch.class")
-	if _, err := os.Stat(class); err != nil {
-		return fmt.Errorf("%w (missing %s)", ErrNotBuilt, class)
+	jar := filepath.Join(dir, "target", "launcher.jar")
+	if !fileExists(jar) {
+		return fmt.Errorf("%w (missing %s)", ErrNotBuilt, jar)
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "target", "lib", "opensearch-2.*.jar")); len(m) == 0 {
 		return fmt.Errorf("%w (no opensearch server jar in %s)", ErrNotBuilt, filepath.Join(dir, "target", "lib"))
@@ -93,38 +105,24 @@ func checkBuilt(dir string) error {
 	return nil
 }
 
-// profileFlags are the JVM flags of each profile.
-var profileFlags = map[Profile][]string{
-	// Start-up matters more than throughput: C1 only, one GC thread family, fixed small heap.
-	ProfileTest: {"-Xms512m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"},
-	// Like the distribution's defaults: 1 GiB fixed heap (no resize noise), G1, full JIT.
-	ProfileBench: {"-Xms1g", "-Xmx1g", "-XX:+UseG1GC"},
-}
-
-// commonFlags follow the distribution's jvm.options and SystemJvmOptions where they matter
-// for an embedded node.
-var commonFlags = []string{
-	"-Xss1m",
-	"-Djava.awt.headless=true",
-	"-Dfile.encoding=UTF-8",
-	"-Djna.nosys=true",
-	"-XX:-OmitStackTraceInFastThrow",
-	"-Dio.netty.noUnsafe=true",
-	"-Dio.netty.noKeySetOptimization=true",
-	"-Dio.netty.recycler.maxCapacityPerThread=0",
-	"-Dio.netty.allocator.numDirectArenas=0",
-	"-Dlog4j.shutdownHookEnabled=false",
-	"-Dlog4j2.disable.jmx=true",
-	"-Djava.locale.providers=SPI,COMPAT",
-}
-
 func javaArgs(o Options, home string) []string {
-	args := append([]string{}, profileFlags[o.Profile]...)
-	args = append(args, commonFlags...)
-	args = append(args, o.JVMArgs...)
+	// The flags live in java @argfiles so that build.sh dumps its AppCDS archive with the very
+	// same flags the nodes run with.
+	args := []string{
+		"@" + filepath.Join(o.Dir, "jvm", "common.options"),
+		"@" + filepath.Join(o.Dir, "jvm", string(o.Profile)+".options"),
+	}
 	t := filepath.Join(o.Dir, "target")
+	if o.Profile == ProfileTest {
+		// ~30% less start-up CPU. A stale or foreign archive is ignored by the JVM
+		// (-Xshare:auto is the default), so its presence is never an error.
+		if jsa := filepath.Join(t, "cds-test.jsa"); fileExists(jsa) {
+			args = append(args, "-XX:SharedArchiveFile="+jsa)
+		}
+	}
+	args = append(args, o.JVMArgs...)
 	// lib before knn: for a jar in both, the server's copy wins.
-	cp := filepath.Join(t, "classes") + string(filepath.ListSeparator) +
+	cp := filepath.Join(t, "launcher.jar") + string(filepath.ListSeparator) +
 		filepath.Join(t, "lib", "*") + string(filepath.ListSeparator) +
 		filepath.Join(t, "knn", "*")
 	args = append(args, "-cp", cp, launcherClass,

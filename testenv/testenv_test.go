@@ -227,34 +227,23 @@ func TestNewIndexIsGreen(t *testing.T) {
 }
 
 func TestJavaArgs(t *testing.T) {
-	f := func(o Options, want []string) {
+	f := func(o Options, want ...string) {
 		t.Helper()
-		o.Dir = "/d"
-		got := javaArgs(o, "/h")
-		// The fixed JVM flags are checked by the start tests; here only the launcher's
-		// arguments and the profile's heap are compared.
-		i := 0
-		for i < len(got) && got[i] != launcherClass {
-			i++
-		}
-		if i == len(got) {
-			t.Fatalf("no launcher class in %q", got)
-		}
-		if got[0] != want[0] {
-			t.Errorf("first JVM flag: got %q, want %q", got[0], want[0])
-		}
-		if cp := got[i-1]; cp != "/d/target/classes:/d/target/lib/*:/d/target/knn/*" {
-			t.Errorf("classpath: got %q", cp)
-		}
-		if !reflect.DeepEqual(got[i+1:], want[1:]) {
-			t.Errorf("launcher args:\n got %q\nwant %q", got[i+1:], want[1:])
+		o.Dir = "/d" // no target/cds-test.jsa there
+		if got := javaArgs(o, "/h"); !reflect.DeepEqual(got, want) {
+			t.Errorf("javaArgs(%+v):\n got %q\nwant %q", o, got, want)
 		}
 	}
-	base := []string{"--home", "/h", "--http-port", "0", "--transport-port", "0", "--stdin-watchdog"}
-	f(Options{Profile: ProfileTest}, append([]string{"-Xms512m"}, base...))
-	f(Options{Profile: ProfileBench, NoKNN: true}, append(append([]string{"-Xms1g"}, base...), "--no-knn"))
+	const cp = "/d/target/launcher.jar:/d/target/lib/*:/d/target/knn/*"
+	f(Options{Profile: ProfileTest},
+		"@/d/jvm/common.options", "@/d/jvm/test.options", "-cp", cp, launcherClass,
+		"--home", "/h", "--http-port", "0", "--transport-port", "0", "--stdin-watchdog")
+	f(Options{Profile: ProfileBench, NoKNN: true, JVMArgs: []string{"-Xmx2g"}},
+		"@/d/jvm/common.options", "@/d/jvm/bench.options", "-Xmx2g", "-cp", cp, launcherClass,
+		"--home", "/h", "--http-port", "0", "--transport-port", "0", "--stdin-watchdog", "--no-knn")
 	f(Options{Profile: ProfileTest, HTTPPort: 9200, Settings: map[string]string{"b": "2", "a": "1"}},
-		[]string{"-Xms512m", "--home", "/h", "--http-port", "9200", "--transport-port", "0", "--stdin-watchdog", "-E", "a=1", "-E", "b=2"})
+		"@/d/jvm/common.options", "@/d/jvm/test.options", "-cp", cp, launcherClass,
+		"--home", "/h", "--http-port", "9200", "--transport-port", "0", "--stdin-watchdog", "-E", "a=1", "-E", "b=2")
 }
 
 func TestOptionErrors(t *testing.T) {

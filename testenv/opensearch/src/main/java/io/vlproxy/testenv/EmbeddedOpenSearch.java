@@ -30,10 +30,13 @@ import org.opensearch.plugins.Plugin;
  * launcher.
  *
  * <pre>
- * java -cp "target/classes:target/lib/*:target/knn/*" io.vlproxy.testenv.EmbeddedOpenSearch \
+ * java @jvm/common.options @jvm/test.options -cp "target/launcher.jar:target/lib/*:target/knn/*" io.vlproxy.testenv.EmbeddedOpenSearch \
  *     --home DIR [--http-port 0] [--transport-port 0] [--cluster-name vlproxy-test]
- *     [--no-knn] [--plugin CLASS]... [--stdin-watchdog] [-E key=value]...
+ *     [--no-knn] [--plugin CLASS]... [--stdin-watchdog] [--exit-after-start] [-E key=value]...
  * </pre>
+ *
+ * <p>With --stdin-watchdog the node stops when stdin reaches EOF (its parent is gone) and then
+ * deletes its home directory.
  *
  * <p>Port 0 binds a free port; the bound addresses are written to HOME/logs/http.ports and
  * HOME/logs/transport.ports (node.portsfile) and the HTTP one is also printed on stdout as a line
@@ -56,6 +59,9 @@ public final class EmbeddedOpenSearch {
     /** Loaded when its jars are on the classpath (target/knn), unless --no-knn. */
     private static final String KNN_PLUGIN = "org.opensearch.knn.plugin.KNNPlugin";
 
+    /** Set by the stdin watchdog: the parent is gone, and with it any use of the home dir. */
+    private static volatile boolean parentGone;
+
     private EmbeddedOpenSearch() {}
 
     /** A Node whose protected constructor accepts classpath plugins. */
@@ -76,6 +82,7 @@ public final class EmbeddedOpenSearch {
         String nodeName = "node-0";
         boolean knn = true;
         boolean watchdog = false;
+        boolean exitAfterStart = false;
         List<String> extraPlugins = new ArrayList<>();
         Map<String, String> extraSettings = new LinkedHashMap<>();
         for (int i = 0; i < args.length; i++) {
@@ -89,6 +96,7 @@ public final class EmbeddedOpenSearch {
                 case "--no-knn": knn = false; break;
                 case "--plugin": extraPlugins.add(need(args, ++i, a)); break;
                 case "--stdin-watchdog": watchdog = true; break;
+                case "--exit-after-start": exitAfterStart = true; break;
                 case "-E": {
                     String kv = need(args, ++i, a);
                     int eq = kv.indexOf('=');
@@ -107,6 +115,7 @@ public final class EmbeddedOpenSearch {
         if (watchdog) {
             startStdinWatchdog();
         }
+        final Path homeDir = home;
 
         Path config = home.resolve("config");
         for (String d : new String[] {"config", "data", "logs", "modules", "plugins"}) {
@@ -166,6 +175,11 @@ public final class EmbeddedOpenSearch {
             try {
                 node.close();
                 node.awaitClose(30, TimeUnit.SECONDS);
+                if (parentGone) {
+                    // Nobody is left to read the home directory (or to remove it, if the parent was
+                    // killed), so do not leave it behind in the temp dir.
+                    deleteTree(homeDir);
+                }
             } catch (Exception e) {
                 e.printStackTrace();
             } finally {
@@ -182,6 +196,11 @@ public final class EmbeddedOpenSearch {
         System.out.println("VLPROXY_OPENSEARCH_HTTP=" + http.boundAddress().publishAddress().toString());
         System.out.println("VLPROXY_OPENSEARCH_STARTED_MS=" + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
         System.out.flush();
+        if (exitAfterStart) {
+            // build.sh uses this to dump an AppCDS archive of the start-up classes
+            // (-XX:ArchiveClassesAtExit), which needs an orderly JVM exit.
+            System.exit(0);
+        }
         stopped.await();
     }
 
@@ -216,10 +235,20 @@ public final class EmbeddedOpenSearch {
                 // a broken pipe means the parent is gone too
             }
             System.err.println("vlproxy: stdin closed, shutting down");
+            parentGone = true;
             System.exit(0);
         }, "vlproxy-stdin-watchdog");
         t.setDaemon(true);
         t.start();
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (java.util.stream.Stream<Path> paths = Files.walk(root)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
     }
 
     private static Class<? extends Plugin> loadFirst(String[] names) {
