@@ -85,7 +85,7 @@ func startES(tb testing.TB) *fakeES {
 	f.URL = "http://" + f.Addr
 	f.srv = &fasthttp.Server{Handler: f.handle, NoDefaultServerHeader: true, NoDefaultDate: true,
 		ReadBufferSize: 64 << 10, MaxRequestBodySize: 64 << 20}
-	go f.srv.Serve(ln) //nolint:errcheck
+	go f.srv.Serve(ln)                      //nolint:errcheck
 	tb.Cleanup(func() { f.srv.Shutdown() }) //nolint:errcheck
 	return f
 }
