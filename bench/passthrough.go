@@ -190,8 +190,8 @@ func (r *PassthroughResult) WriteMarkdown(w io.Writer, m Machine, commands []str
 		fmt.Fprintf(w, ", %s", e)
 	}
 	fmt.Fprintf(w, ". Everything (fake ES backend, proxies, load generator) shares the same CPUs on loopback, unpinned.\n\n")
-	fmt.Fprintf(w, "Method: `vlbench passthrough` first measures each target's capacity in closed loop (%d connections), then runs open loop at %s of the weakest capacity. Targets run interleaved, %d rounds of %s (capacity) / %s (each level) per target, order shuffled per round, 1 s warm-up before each. Latency is measured from each request's scheduled send time (no coordinated omission); CPU is utime+stime from /proc of the process and its children, divided by the requests answered. A point whose achieved rate is below 99%% of its target is marked INVALID.\n\n",
-		cfg.Concurrency, pctList(cfg.Levels), cfg.Rounds, cfg.CapacityDuration, cfg.LevelDuration)
+	fmt.Fprintf(w, "Method: `vlbench passthrough` first measures each target's capacity in closed loop (%d connections), then runs open loop at %s of the weakest capacity. Targets run interleaved: %d rounds, order shuffled per round; per target %s of measurement for capacity and %s for each level, split evenly over the rounds, each segment after a %s warm-up. Latency is measured from each request's scheduled send time (no coordinated omission); CPU is utime+stime from /proc of the process and its children, divided by the requests answered. A point whose achieved rate is below 99%% of its target is marked INVALID.\n\n",
+		cfg.Concurrency, pctList(cfg.Levels), cfg.Rounds, cfg.CapacityDuration, cfg.LevelDuration, cfg.Load.Warmup)
 	if len(commands) > 0 {
 		fmt.Fprintf(w, "```\n%s\n```\n\n", strings.Join(commands, "\n"))
 	}
