@@ -13,6 +13,10 @@ import (
 
 const launcherClass = "io.vlproxy.testenv.EmbeddedOpenSearch"
 
+// ClusterName is the cluster name of every node started by this package; tests can tell such a
+// node from an external cluster by it (GET / returns it as cluster_name).
+const ClusterName = "vlproxy-test"
+
 // withDefaults applies every default of Options in one place.
 func (o Options) withDefaults() (Options, error) {
 	if o.Dir == "" {
@@ -127,6 +131,7 @@ func javaArgs(o Options, home string) []string {
 		filepath.Join(t, "knn", "*")
 	args = append(args, "-cp", cp, launcherClass,
 		"--home", home,
+		"--cluster-name", ClusterName,
 		"--http-port", strconv.Itoa(o.HTTPPort),
 		"--transport-port", "0",
 		"--stdin-watchdog")

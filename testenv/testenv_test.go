@@ -64,7 +64,12 @@ func createIndex(t *testing.T, name, body string) {
 	t.Cleanup(func() { call(t, http.MethodDelete, "/"+name, "") })
 }
 
-func ownNode() bool { return os.Getenv(EnvURL) == "" }
+// ownNode reports whether the tests run against a node of this package's launcher (started
+// here or by with-opensearch.sh), rather than some external cluster.
+func ownNode(t *testing.T) bool {
+	t.Helper()
+	return gjson.GetBytes(mustCall(t, http.MethodGet, "/", ""), "cluster_name").String() == ClusterName
+}
 
 func texts(r gjson.Result) []string {
 	var out []string
@@ -80,7 +85,7 @@ func TestVersion(t *testing.T) {
 	if num == "" {
 		t.Fatalf("GET / has no version.number: %s", b)
 	}
-	if !ownNode() {
+	if !ownNode(t) {
 		t.Skipf("external cluster %s runs version %s: not checking it", URL(t), num)
 	}
 	if dist := gjson.GetBytes(b, "version.distribution").String(); dist != "opensearch" || !strings.HasPrefix(num, "2.19.") {
@@ -105,7 +110,7 @@ func hasKNN(t *testing.T) bool {
 }
 
 func TestPlugins(t *testing.T) {
-	if !ownNode() {
+	if !ownNode(t) {
 		t.Skip("external cluster: its plugins are its own business")
 	}
 	got := pluginNames(t)
@@ -216,7 +221,7 @@ func TestKNNLucene(t *testing.T) {
 }
 
 func TestNewIndexIsGreen(t *testing.T) {
-	if !ownNode() {
+	if !ownNode(t) {
 		t.Skip("external cluster: replica defaults are its own")
 	}
 	createIndex(t, "testenv-green", `{}`)
@@ -237,13 +242,13 @@ func TestJavaArgs(t *testing.T) {
 	const cp = "/d/target/launcher.jar:/d/target/lib/*:/d/target/knn/*"
 	f(Options{Profile: ProfileTest},
 		"@/d/jvm/common.options", "@/d/jvm/test.options", "-cp", cp, launcherClass,
-		"--home", "/h", "--http-port", "0", "--transport-port", "0", "--stdin-watchdog")
+		"--home", "/h", "--cluster-name", ClusterName, "--http-port", "0", "--transport-port", "0", "--stdin-watchdog")
 	f(Options{Profile: ProfileBench, NoKNN: true, JVMArgs: []string{"-Xmx2g"}},
 		"@/d/jvm/common.options", "@/d/jvm/bench.options", "-Xmx2g", "-cp", cp, launcherClass,
-		"--home", "/h", "--http-port", "0", "--transport-port", "0", "--stdin-watchdog", "--no-knn")
+		"--home", "/h", "--cluster-name", ClusterName, "--http-port", "0", "--transport-port", "0", "--stdin-watchdog", "--no-knn")
 	f(Options{Profile: ProfileTest, HTTPPort: 9200, Settings: map[string]string{"b": "2", "a": "1"}},
 		"@/d/jvm/common.options", "@/d/jvm/test.options", "-cp", cp, launcherClass,
-		"--home", "/h", "--http-port", "9200", "--transport-port", "0", "--stdin-watchdog", "-E", "a=1", "-E", "b=2")
+		"--home", "/h", "--cluster-name", ClusterName, "--http-port", "9200", "--transport-port", "0", "--stdin-watchdog", "-E", "a=1", "-E", "b=2")
 }
 
 func TestOptionErrors(t *testing.T) {
