@@ -109,7 +109,11 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, hdr *fasthttp.Reque
 	if derr != nil { // a cache fault is a miss, never a failed request
 		p.log.Warn("cannot decode a result cache entry", "err", derr)
 		p.results.Flush()
-		return Timings{}, derr
+		if out, err = p.run(ctx, in); err != nil {
+			return Timings{}, err
+		}
+		p.write(rc, out, "miss")
+		return out.timings, nil
 	}
 	state := "miss"
 	if hit {

@@ -1,0 +1,72 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
+)
+
+// countingForwarder answers every request with a fixed 200 body.
+type countingForwarder struct{ calls atomic.Int64 }
+
+func (f *countingForwarder) Forward(_ context.Context, _ *fasthttp.Request, resp *fasthttp.Response) error {
+	f.calls.Add(1)
+	resp.SetStatusCode(200)
+	resp.Header.SetContentType("application/json")
+	resp.SetBodyString(`{"hits":{"hits":[]}}`)
+	return nil
+}
+
+func newCtx(body string) *fasthttp.RequestCtx {
+	rc := new(fasthttp.RequestCtx)
+	rc.Request.Header.SetMethod("POST")
+	rc.Request.SetRequestURI("/products/_search")
+	rc.Request.SetBodyString(body)
+	return rc
+}
+
+// A result-cache entry that cannot be decoded is a miss: the request is answered from
+// upstream, never failed.
+func TestCorruptResultCacheEntryIsAMiss(t *testing.T) {
+	fwd := &countingForwarder{}
+	results := cache.New(cache.Config{Name: "pipeline_internal_test", MaxBytes: 1 << 20})
+	p := New(Config{}, Deps{Forwarder: fwd, Results: results, Keys: resultcache.New(resultcache.Config{AssumeConcrete: true}),
+		Log: slog.New(slog.DiscardHandler)})
+	const body = `{"query":{"match_all":{}}}`
+
+	serve := func() *fasthttp.RequestCtx {
+		t.Helper()
+		rc := newCtx(body)
+		var hdr fasthttp.RequestHeader
+		rc.Request.Header.CopyTo(&hdr)
+		if _, err := p.Serve(rc, Search, &hdr, rc.Request.Body()); err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		return rc
+	}
+	rc := serve()
+	if string(rc.Response.Header.Peek("X-VLProxy-Cache")) != "miss" || fwd.calls.Load() != 1 {
+		t.Fatalf("first call: cache %q, %d upstream calls", rc.Response.Header.Peek("X-VLProxy-Cache"), fwd.calls.Load())
+	}
+	key := p.resultKey(newCtx(body), &input{body: []byte(body)})
+	if key == nil {
+		t.Fatal("no result-cache key")
+	}
+	if _, ok := results.Get(key); !ok {
+		t.Fatal("the first response was not cached under the key")
+	}
+	results.Set(key, []byte("garbage"))
+	rc = serve()
+	if rc.Response.StatusCode() != 200 || string(rc.Response.Body()) != `{"hits":{"hits":[]}}` || fwd.calls.Load() != 2 {
+		t.Fatalf("corrupt entry: status %d body %s, %d upstream calls", rc.Response.StatusCode(), rc.Response.Body(), fwd.calls.Load())
+	}
+	if got := string(rc.Response.Header.Peek("X-VLProxy-Cache")); got != "miss" {
+		t.Fatalf("corrupt entry: X-VLProxy-Cache %q", got)
+	}
+}
