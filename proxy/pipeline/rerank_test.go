@@ -233,3 +233,50 @@ func TestExperiments(t *testing.T) {
 		t.Fatal("a request forcing an unknown variant was forwarded")
 	}
 }
+
+// The shape the client asked for survives the widening: URL size/from, _source filtering and
+// filter_path are re-applied to the reranked page.
+func TestRerankRestoresShape(t *testing.T) {
+	e := start(t, setup{sim: rerankSim()})
+	f := func(uri, body, want string) {
+		t.Helper()
+		r := e.do(t, "POST", uri, []byte(body), "X-VLProxy-Rerank", "on")
+		wantHeaders(t, r, "X-VLProxy-Rerank", "applied")
+		if got := compact(t, r.Body); got != want {
+			t.Fatalf("%s %s:\n%s\nwant\n%s", uri, body, got, want)
+		}
+	}
+	const q = `{"query":{"match":{"title":"red"}}}`
+	f("/products/_search?size=2&from=1&filter_path=hits.hits._id", q, `{"hits":{"hits":[{"_id":"p3"},{"_id":"p1"}]}}`)
+	if up := e.ES.last(t); up.URI != "/products/_search" || string(up.Body) != `{"query":{"match":{"title":"red"}},"size":50,"from":0}` {
+		t.Fatalf("upstream URI %s body %s, want the window asked for from 0", up.URI, up.Body)
+	}
+	f("/products/_search?filter_path=hits.hits._source", `{"query":{"match":{"title":"red"}},"size":2,"_source":["description"]}`,
+		`{"hits":{"hits":[{"_source":{"description":"floral print dress"}},{"_source":{"description":"lightweight trainers"}}]}}`)
+	f("/products/_search?filter_path=hits.total,hits.hits._id&_source=false", `{"query":{"match":{"title":"red"}},"size":2}`,
+		`{"hits":{"total":{"value":10,"relation":"eq"},"hits":[{"_id":"p6"},{"_id":"p3"}]}}`)
+}
+
+func TestCountRewritten(t *testing.T) {
+	e := start(t, setup{sim: rerankSim()})
+	r := e.do(t, "POST", "/products/_count", []byte(`{"query":`+seasideClause+`}`), "X-VLProxy-Rerank", "on")
+	wantHeaders(t, r, "X-VLProxy-Rewrite", "applied", "X-VLProxy-Rerank", "skipped:count")
+	if r.Status != 200 || gjson.GetBytes(r.Body, "count").Int() != int64(len(catalogue)) {
+		t.Fatalf("count: %d %s", r.Status, r.Body)
+	}
+	if up := e.ES.last(t); string(up.Body) != `{"query":`+seasideQuery+`}` {
+		t.Fatalf("upstream %s", up.Body)
+	}
+}
+
+func TestMsearchRerankHeader(t *testing.T) {
+	e := start(t, setup{sim: rerankSim()})
+	body := "{\"index\":\"products\"}\n{\"query\":{\"match\":{\"title\":\"red\"}},\"size\":2}\n" +
+		"{\"index\":\"products\"}\n{\"query\":{\"match\":{\"title\":\"red\"}},\"size\":3,\"from\":1}\n"
+	r := e.do(t, "POST", "/_msearch", []byte(body), "X-VLProxy-Rerank", "on")
+	wantHeaders(t, r, "X-VLProxy-Rerank", "applied", "X-VLProxy-Rewrite", "skipped")
+	resps := gjson.GetBytes(r.Body, "responses").Array()
+	if len(resps) != 2 || ids(t, []byte(resps[0].Raw)) != page(modelOrder, 0, 2) || ids(t, []byte(resps[1].Raw)) != page(modelOrder, 1, 3) {
+		t.Fatalf("responses %s", r.Body)
+	}
+}
