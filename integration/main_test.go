@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
 	"github.com/vlproxy/vlproxy/proxy"
@@ -168,7 +169,7 @@ func (r *recorder) exchanges() []exchange {
 
 // variableFields are the JSON paths whose values legitimately differ between two runs of the
 // same sequence against the same node: timings (took, and the cluster-wide task figures of
-// cluster health) and scroll ids (an opaque handle per search context).
+// cluster health; responses.N.took of _msearch) and scroll ids (an opaque handle per search context).
 var variableFields = []string{
 	"took",
 	"_scroll_id",
@@ -188,6 +189,14 @@ func normalize(body []byte) []byte {
 	for _, p := range variableFields {
 		if b, err := sjson.DeleteBytes(out, p); err == nil {
 			out = b
+		}
+	}
+	// _msearch: each response has its own took.
+	if n := gjson.GetBytes(out, "responses.#").Int(); n > 0 {
+		for i := range n {
+			if b, err := sjson.DeleteBytes(out, "responses."+strconv.FormatInt(i, 10)+".took"); err == nil {
+				out = b
+			}
 		}
 	}
 	return out
