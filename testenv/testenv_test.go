@@ -220,6 +220,50 @@ func TestKNNLucene(t *testing.T) {
 	}
 }
 
+// TestKNNRefusesNativeEngines checks the launcher's guard: mappings that would need the absent
+// FAISS/NMSLIB libraries get a 400 naming the field, and the node stays up.
+func TestKNNRefusesNativeEngines(t *testing.T) {
+	if !ownNode(t) || !hasKNN(t) {
+		t.Skip("the guard belongs to this package's launcher with k-NN loaded")
+	}
+	f := func(path, body, wantReason string) {
+		t.Helper()
+		st, b := call(t, http.MethodPut, path, body)
+		if st != http.StatusBadRequest {
+			call(t, http.MethodDelete, path, "")
+			t.Fatalf("PUT %s %s: status %d, want 400: %s", path, body, st, b)
+		}
+		if r := gjson.GetBytes(b, "error.reason").String(); !strings.HasPrefix(r, wantReason) {
+			t.Errorf("PUT %s: reason %q, want it to start with %q", path, r, wantReason)
+		}
+	}
+	vec := func(method string) string {
+		return `{"type":"knn_vector","dimension":2` + method + `}`
+	}
+	f("/testenv-knn-faiss", `{"settings":{"index.knn":true},"mappings":{"properties":{"emb":`+
+		vec(`,"method":{"name":"hnsw","engine":"faiss","space_type":"l2"}`)+`}}}`,
+		"knn_vector field [emb] uses engine [faiss]")
+	f("/testenv-knn-default", `{"settings":{"index":{"knn":true}},"mappings":{"properties":{"img":{"properties":{"emb":`+
+		vec("")+`}}}}}`,
+		"knn_vector field [img.emb] has no method in an index with index.knn=true")
+	f("/testenv-knn-noengine", `{"mappings":{"properties":{"emb":`+vec(`,"method":{"name":"hnsw"}`)+`}}}`,
+		"knn_vector field [emb] has a method without \"engine\"")
+	f("/_index_template/testenv-knn-tmpl", `{"index_patterns":["testenv-knn-tmpl-*"],"template":{"mappings":{"properties":{"emb":`+
+		vec(`,"method":{"name":"hnsw","engine":"nmslib"}`)+`}}}}`,
+		"knn_vector field [emb] uses engine [nmslib]")
+
+	// Allowed: a flat field in an index without index.knn, and lucene in a knn index, also
+	// when added by put mapping.
+	createIndex(t, "testenv-knn-flat", `{"mappings":{"properties":{"emb":`+vec("")+`}}}`)
+	createIndex(t, "testenv-knn-put", `{"settings":{"index.knn":true},"mappings":{"properties":{"emb":`+
+		vec(`,"method":{"name":"hnsw","engine":"lucene"}`)+`}}}`)
+	f("/testenv-knn-put/_mapping", `{"properties":{"emb2":`+vec(`,"method":{"name":"hnsw","engine":"faiss"}`)+`}}`,
+		"knn_vector field [emb2] uses engine [faiss]")
+	mustCall(t, http.MethodPut, "/testenv-knn-put/_mapping", `{"properties":{"emb3":`+
+		vec(`,"method":{"name":"hnsw","engine":"lucene"}`)+`}}`)
+	mustCall(t, http.MethodGet, "/_cluster/health?wait_for_status=yellow&timeout=5s", "")
+}
+
 func TestNewIndexIsGreen(t *testing.T) {
 	if !ownNode(t) {
 		t.Skip("external cluster: replica defaults are its own")

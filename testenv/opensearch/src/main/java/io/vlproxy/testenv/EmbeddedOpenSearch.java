@@ -162,6 +162,7 @@ public final class EmbeddedOpenSearch {
             Class<? extends Plugin> k = tryLoad(KNN_PLUGIN);
             if (k != null) {
                 plugins.add(k);
+                plugins.add(KnnEngineGuardPlugin.class);
             }
         }
         for (String name : extraPlugins) {
