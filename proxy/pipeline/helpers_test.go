@@ -69,6 +69,10 @@ type fakeES struct {
 	Delay atomic.Int64
 	// SourceBytes pads every hit's _source with a field of this many bytes.
 	SourceBytes int
+	// Docs is the number of documents (catalogue repeated with new ids); 0: len(catalogue).
+	Docs int
+	// NoRecord keeps requests out of the record (benchmarks).
+	NoRecord bool
 
 	mu   sync.Mutex
 	reqs []recorded
@@ -96,11 +100,13 @@ func (f *fakeES) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	f.Calls.Add(1)
-	r := recorded{Method: string(ctx.Method()), URI: string(ctx.RequestURI()),
-		ContentEncoding: string(ctx.Request.Header.ContentEncoding()), Body: append([]byte(nil), ctx.PostBody()...)}
-	f.mu.Lock()
-	f.reqs = append(f.reqs, r)
-	f.mu.Unlock()
+	r := recorded{ContentEncoding: string(ctx.Request.Header.ContentEncoding())}
+	if !f.NoRecord {
+		r.Method, r.URI, r.Body = string(ctx.Method()), string(ctx.RequestURI()), append([]byte(nil), ctx.PostBody()...)
+		f.mu.Lock()
+		f.reqs = append(f.reqs, r)
+		f.mu.Unlock()
+	}
 	if d := f.Delay.Load(); d > 0 {
 		time.Sleep(time.Duration(d))
 	}
@@ -157,24 +163,31 @@ func (f *fakeES) searchResponse(body []byte, args *fasthttp.Args, extra string) 
 			from, _ = strconv.Atoi(string(v))
 		}
 	}
+	docs := f.Docs
+	if docs == 0 {
+		docs = len(catalogue)
+	}
 	var b []byte
 	b = append(b, `{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":`...)
-	b = strconv.AppendInt(b, int64(len(catalogue)), 10)
+	b = strconv.AppendInt(b, int64(docs), 10)
 	b = append(b, `,"relation":"eq"},"max_score":`...)
-	if from < len(catalogue) && size > 0 {
-		b = strconv.AppendInt(b, int64(len(catalogue)-from), 10)
+	if from < docs && size > 0 {
+		b = strconv.AppendInt(b, int64(docs-from), 10)
 	} else {
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"hits":[`...)
 	pad := strings.Repeat("x", f.SourceBytes)
-	for i := from; i < from+size && i < len(catalogue); i++ {
-		p := catalogue[i]
+	for i := from; i < from+size && i < docs; i++ {
+		p := catalogue[i%len(catalogue)]
+		if i >= len(catalogue) {
+			p.ID = "p" + strconv.Itoa(i)
+		}
 		if i > from {
 			b = append(b, ',')
 		}
 		b = fmt.Appendf(b, `{"_index":"products","_id":%q,"_score":%d,"_source":{"title":%q,"description":%q`,
-			p.ID, len(catalogue)-i, p.Title, p.Description)
+			p.ID, docs-i, p.Title, p.Description)
 		if pad != "" {
 			b = fmt.Appendf(b, `,"pad":%q`, pad)
 		}
