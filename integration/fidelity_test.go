@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -376,4 +378,38 @@ func TestBulk20MB(t *testing.T) {
 	if got := gjson.GetBytes(r.Body, "_source.n").Int(); got != docs-1 {
 		t.Errorf("last document: n=%d, want %d", got, docs-1)
 	}
+}
+
+// rawExchange writes raw bytes on a fresh connection and returns everything the server sends
+// until it closes the connection.
+func rawExchange(t *testing.T, base, request string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
+	mustf(t, err, "dial %s", base)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.WriteString(conn, request)
+	mustf(t, err, "write")
+	b, _ := io.ReadAll(conn)
+	return string(b)
+}
+
+// HTTP/1.0 clients may omit Host; the node answers them.
+func TestHTTP10WithoutHost(t *testing.T) {
+	node := testenv.URL(t)
+	prox := startProxy(t, node)
+	idx := fidelityIndex(t, node)
+	f := func(request string) {
+		t.Helper()
+		d, p := rawExchange(t, node, request), rawExchange(t, prox, request)
+		status := func(s string) string { line, _, _ := strings.Cut(s, "\r\n"); return line }
+		_, dBody, _ := strings.Cut(d, "\r\n\r\n")
+		_, pBody, _ := strings.Cut(p, "\r\n\r\n")
+		if !strings.HasSuffix(status(d), status(p)[len("HTTP/1.x"):]) || dBody != pBody {
+			t.Errorf("%q:\ndirect:  %q\nproxied: %q", request, d, p)
+		}
+	}
+	f("GET /" + idx + "/_doc/1 HTTP/1.0\r\n\r\n")
+	f("HEAD /" + idx + " HTTP/1.0\r\n\r\n")
+	f("GET /" + idx + "/_doc/1 HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n")
 }
