@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vlproxy/vlproxy/cache"
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
+	"github.com/vlproxy/vlproxy/rewrite"
 )
 
 // countingForwarder answers every request with a fixed 200 body.
@@ -69,4 +71,37 @@ func TestCorruptResultCacheEntryIsAMiss(t *testing.T) {
 	if got := string(rc.Response.Header.Peek("X-VLProxy-Cache")); got != "miss" {
 		t.Fatalf("corrupt entry: X-VLProxy-Cache %q", got)
 	}
+}
+
+// FuzzServe feeds arbitrary bodies to every endpoint: the pipeline never panics, and every
+// error it returns is ES-shaped with a 4xx/5xx status.
+func FuzzServe(f *testing.F) {
+	f.Add(uint8(0), []byte(`{"query":{"multimodal":{"text":"red dress"}},"ext":{"vlproxy":{"explain":true}}}`))
+	f.Add(uint8(1), []byte("{\"index\":\"products\"}\n{\"query\":{\"multimodal\":{\"text\":\"x\"}}}\n{}\n{}\n"))
+	f.Add(uint8(2), []byte(`{"query":{"multimodal":{"image":"data:image/png;base64,AAAA"}}}`))
+	f.Add(uint8(0), []byte(`{"ext":{"vlproxy":{"rerank":{"enabled":true,"rank_window_size":9999}}}}`))
+	f.Add(uint8(0), []byte(`{"query":{"bool":{"must":[{"multimodal":{"text":"a","fields":["t"]}}]}},"ext":{"vlproxy":[]}}`))
+	rw, err := rewrite.New(rewrite.DefaultConfig(), nil, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		f.Fatal(err)
+	}
+	fwd := &countingForwarder{}
+	p := New(Config{}, Deps{Forwarder: fwd, Rewriter: rw, Log: slog.New(slog.DiscardHandler)})
+	f.Fuzz(func(t *testing.T, k uint8, body []byte) {
+		kind := []Kind{Search, Msearch, Count}[int(k)%3]
+		rc := newCtx(string(body))
+		var hdr fasthttp.RequestHeader
+		rc.Request.Header.CopyTo(&hdr)
+		_, err := p.Serve(rc, kind, &hdr, body)
+		if err == nil {
+			return
+		}
+		var es interface{ ESError() (int, string, string) }
+		if !errors.As(err, &es) {
+			t.Fatalf("error %v (%T) is not ES-shaped", err, err)
+		}
+		if st, typ, reason := es.ESError(); st < 400 || st > 599 || typ == "" || reason == "" {
+			t.Fatalf("ES error %d %q %q", st, typ, reason)
+		}
+	})
 }
