@@ -264,6 +264,23 @@ func TestKNNRefusesNativeEngines(t *testing.T) {
 	mustCall(t, http.MethodGet, "/_cluster/health?wait_for_status=yellow&timeout=5s", "")
 }
 
+// TestDeprecationWarningHeader: deprecations reach clients as Warning headers, as on a real node
+// (the launcher routes the deprecation logger to HeaderWarningAppender).
+func TestDeprecationWarningHeader(t *testing.T) {
+	resp, err := http.Get(URL(t) + "/_cat/master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	const want = `"[GET /_cat/master] is deprecated! Use [GET /_cat/cluster_manager] instead."`
+	if w := resp.Header.Get("Warning"); !strings.HasPrefix(w, "299 OpenSearch-") || !strings.HasSuffix(w, want) {
+		if !ownNode(t) {
+			t.Skipf("external cluster: Warning %q", w)
+		}
+		t.Fatalf("GET /_cat/master: Warning header %q, want 299 OpenSearch-... %s", w, want)
+	}
+}
+
 func TestNewIndexIsGreen(t *testing.T) {
 	if !ownNode(t) {
 		t.Skip("external cluster: replica defaults are its own")

@@ -295,7 +295,7 @@ public final class EmbeddedOpenSearch {
         "appender.header_warning.type = HeaderWarningAppender",
         "appender.header_warning.name = header_warning",
         "logger.deprecation.name = org.opensearch.deprecation",
-        "logger.deprecation.level = warn",
+        "logger.deprecation.level = deprecation",
         "logger.deprecation.appenderRef.header_warning.ref = header_warning",
         "logger.deprecation.additivity = false",
         "");
