@@ -116,6 +116,12 @@ func URL(t testing.TB) string {
 	if n == nil {
 		t.Fatalf("testenv: the OpenSearch node was already stopped")
 	}
+	select {
+	case <-n.Done():
+		// Say so once here rather than as a connection error in every later test.
+		t.Fatalf("testenv: the package's OpenSearch node has died; node log tail:\n%s", n.LogTail(4096))
+	default:
+	}
 	return n.URL
 }
 
