@@ -5,11 +5,13 @@
 #   bash testenv/measure.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bin=$(mktemp -d)/opensearch
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+bin=$tmp/opensearch
 go build -o "$bin" ./testenv/cmd/opensearch
 for profile in test bench; do
 	for i in 1 2 3; do
-		url=$(mktemp -u)
+		url=$tmp/url-$profile-$i
 		coproc NODE { exec "$bin" -port 0 -profile "$profile" -urlfile "$url" -exit-on-stdin-eof 2>&1; }
 		line=""
 		while read -r -u "${NODE[0]}" l; do
