@@ -4,7 +4,7 @@
 # REL_VARIANTS is set, vlproxy variants (header sets) with the model simulated by
 # `vlbench fake-model` (model/modeltest). Writes the "relevance" section of BENCHMARKS.md.
 # Env: REL_TEXT (50) / REL_IMAGE (50) queries, REL_K (10), FASHION_DIR,
-#   REL_VARIANTS  e.g. "bm25:X-VLProxy-Rewrite=off;rewrite:X-VLProxy-Rewrite=on;rewrite+rerank:X-VLProxy-Rewrite=on,X-VLProxy-Rerank=on"
+#   REL_VARIANTS  (default when vlproxy has -model-url: bm25 / rewrite / rewrite+rerank; "none": off) e.g. "bm25:X-VLProxy-Rewrite=off;rewrite:X-VLProxy-Rewrite=on;rewrite+rerank:X-VLProxy-Rewrite=on,X-VLProxy-Rerank=on"
 #   REL_VLPROXY_ARGS extra vlproxy flags; $MODEL_URL is the simulator's base URL, e.g. '-model-url $MODEL_URL'
 #   REL_MODEL_ARGS extra fake-model flags (default: -latency 5ms)
 set -euo pipefail
@@ -48,6 +48,13 @@ EVAL=(-queries "$TMP/q/queries-text.ndjson" -qrels "$TMP/q/qrels-text.txt" -k "$
 HAVE_PROXY=0
 if $GO build -o "$TMP/vlproxy" ./cmd/vlproxy 2>"$TMP/vlproxy-build.log"; then
   HAVE_PROXY=1
+  # Default comparison (issue: BM25 vs rewrite vs rewrite+rerank with the simulated model), when
+  # this vlproxy has model flags; REL_VARIANTS=none turns it off.
+  if [ -z "${REL_VARIANTS:-}" ] && "$TMP/vlproxy" -help 2>&1 | grep -q -- '-model-url'; then
+    REL_VARIANTS="bm25:X-VLProxy-Rewrite=off,X-VLProxy-Rerank=off;rewrite:X-VLProxy-Rewrite=on,X-VLProxy-Rerank=off;rewrite+rerank:X-VLProxy-Rewrite=on,X-VLProxy-Rerank=on"
+    REL_VLPROXY_ARGS=${REL_VLPROXY_ARGS:-'-model-url $MODEL_URL -rerank-url $MODEL_URL -log-level warn'}
+  fi
+  [ "${REL_VARIANTS:-}" = none ] && REL_VARIANTS=
   MODEL_URL=
   if [ -n "${REL_VARIANTS:-}" ]; then
     MP=$("$VB" freeport)
@@ -99,7 +106,7 @@ fi
     for set in text image; do
       if [ -f "$TMP/variants-$set.md" ]; then
         echo
-        echo "### Variants through vlproxy, $set queries"
+        echo "### Variants through vlproxy, $set queries (model SIMULATED)"
         echo
         cat "$TMP/variants-$set.md"
         echo
@@ -109,6 +116,11 @@ fi
   else
     echo
     echo "vlproxy did not build when this section was generated, so only the baseline is shown."
+  fi
+  echo
+  if [ -n "${REL_VARIANTS:-}" ]; then
+    echo
+    echo "Variants are header sets on the same vlproxy (\`$REL_VARIANTS\`); vlproxy ran with \`$(MODEL_URL=MODEL_URL eval echo "${REL_VLPROXY_ARGS:-}")\` and the body \`{\"query\":{\"multimodal\":{\"text\"|\"image\":…}}}\`; the model is \`vlbench fake-model ${REL_MODEL_ARGS:--latency 5ms}\`. With rewrite off, an image-only clause has no text to search, hence the zeros."
   fi
   echo
   echo "Commands: \`vlbench index -fashion -url OS -recreate\`, \`vlbench fashion-queries -out DIR -text $NT -image $NI\`, \`vlbench eval -url URL -queries DIR/queries-text.ndjson -qrels DIR/qrels-text.txt -k $K -all-judged -template bm25.json [-variant name:Header=Value …]\`."
