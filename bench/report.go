@@ -86,7 +86,7 @@ func WriteText(w io.Writer, rep *Report) error {
 	} else {
 		fmt.Fprintf(w, " connections=%d", rep.Workers)
 	}
-	fmt.Fprintf(w, " warmup=%s duration=%s rounds=%d mix=%s\n", rep.Warmup, rep.Duration, rep.Rounds, strings.Join(rep.Mix, ","))
+	fmt.Fprintf(w, " warmup=%s duration=%s rounds=%d mix=%s\n", rep.Warmup, rep.Duration, rep.Rounds, mixSummary(rep.Mix))
 	fmt.Fprintln(w, "latency is measured from each request's scheduled send time (open loop) or send time (closed loop)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\ttarget/s\tachieved/s\tvalid\tn\terrors\tp50\tp90\tp99\tp99.9\tmax\tsvc p50\tCPU µs/req\tx p50\tx p99\tx CPU\t")
@@ -150,7 +150,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 	} else {
 		fmt.Fprintf(w, " with %d connections", rep.Workers)
 	}
-	fmt.Fprintf(w, ", warm-up %s, duration %s, %d round(s), mix: %s.\n\n", rep.Warmup, rep.Duration, rep.Rounds, strings.Join(rep.Mix, ", "))
+	fmt.Fprintf(w, ", warm-up %s, duration %s, %d round(s), mix: %s.\n\n", rep.Warmup, rep.Duration, rep.Rounds, mixSummary(rep.Mix))
 	fmt.Fprintln(w, "| target | target/s | achieved/s | valid | requests | errors | p50 | p90 | p99 | p99.9 | max | CPU µs/req | ×p50 | ×p99 | ×CPU |")
 	fmt.Fprintln(w, "|---|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	first := rep.Targets[0]
@@ -161,7 +161,37 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 			FormatMicros(t.Latency.Max), cpuString(t.OwnCPU()), ratio(t.Latency.P50, first.Latency.P50),
 			ratio(t.Latency.P99, first.Latency.P99), ratio(t.OwnCPU(), first.OwnCPU()))
 	}
-	fmt.Fprintf(w, "\nRatios (×) are against %s.\n", first.Name)
+	fmt.Fprintf(w, "\nRatios (×) are against %s. Latency is measured from each request's scheduled send time.\n", first.Name)
+	for _, t := range rep.Targets {
+		var parts []string
+		if t.Service.N > 0 {
+			parts = append(parts, fmt.Sprintf("service time (sent→done) p50 %s p99 %s", FormatMicros(t.Service.P50), FormatMicros(t.Service.P99)))
+		}
+		if len(t.CPUPerReq) > 0 {
+			var c []string
+			for _, k := range sortedKeys(t.CPUPerReq) {
+				c = append(c, fmt.Sprintf("%s %.1f", k, t.CPUPerReq[k]))
+			}
+			parts = append(parts, "CPU µs/req: "+strings.Join(c, ", "))
+		}
+		if len(t.Headers) > 0 {
+			var h []string
+			for _, k := range sortedKeys(t.Headers) {
+				h = append(h, fmt.Sprintf("`%s` ×%d", k, t.Headers[k]))
+			}
+			parts = append(parts, "headers: "+strings.Join(h, ", "))
+		}
+		if len(t.Stages) > 0 {
+			var st []string
+			for _, k := range sortedKeys(t.Stages) {
+				st = append(st, fmt.Sprintf("%s p50 %s p99 %s", k, FormatMicros(t.Stages[k].P50), FormatMicros(t.Stages[k].P99)))
+			}
+			parts = append(parts, "Server-Timing: "+strings.Join(st, "; "))
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "- **%s**: %s\n", t.Name, strings.Join(parts, " · "))
+		}
+	}
 	return nil
 }
 
@@ -266,4 +296,12 @@ func tickLabel(e float64) string {
 	default:
 		return fmt.Sprintf("%.0fs", math.Pow(10, e-6))
 	}
+}
+
+// mixSummary names the mix entries, or the first few of a long mix.
+func mixSummary(names []string) string {
+	if len(names) <= 8 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%d entries (%s, …)", len(names), strings.Join(names[:3], ", "))
 }

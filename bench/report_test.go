@@ -182,3 +182,19 @@ func TestProcCPU(t *testing.T) {
 		t.Fatal("no error for a missing pid")
 	}
 }
+
+func TestMixSummary(t *testing.T) {
+	f := func(n int, want string) {
+		t.Helper()
+		var names []string
+		for i := 1; i <= n; i++ {
+			names = append(names, "q"+itoa(i))
+		}
+		if got := mixSummary(names); got != want {
+			t.Fatalf("mixSummary(%d) = %q, want %q", n, got, want)
+		}
+	}
+	f(1, "q1")
+	f(8, "q1, q2, q3, q4, q5, q6, q7, q8")
+	f(500, "500 entries (q1, q2, q3, …)")
+}
