@@ -31,7 +31,7 @@ vet:
 # All tests. One OpenSearch node serves the whole run (VLPROXY_TEST_ES_URL); set that variable
 # yourself to test against an external Elasticsearch/OpenSearch instead.
 test: deps opensearch-jars vet
-	bash testenv/with-node.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
+	bash testenv/with-opensearch.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
 # Short runs of every fuzz target (the seed corpora also run inside `go test`).

@@ -21,7 +21,8 @@ import (
 func startCachedProxy(t testing.TB, node string) string {
 	t.Helper()
 	c := cache.New(cache.Config{Name: "integration_results", TTL: time.Minute})
-	return startProxy(t, node, proxy.WithResultCache(c, resultcache.DefaultConfig(), 30*time.Second))
+	return startProxy(t, node, proxy.WithResultCache(c, resultcache.DefaultConfig(), 30*time.Second),
+		proxy.WithRefreshLag(time.Second))
 }
 
 // createIndex creates a one-shard, zero-replica index with the transparency mapping directly on

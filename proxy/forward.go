@@ -207,6 +207,7 @@ func (b *upstreamBody) Close() error {
 func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response, lim *bodyLimiter, cl int,
 	check func(*fasthttp.Response) error) (*node, error) {
 	streamResp := resp.StreamBody
+	noHost := len(req.Header.Host()) == 0
 	var tried uint64
 	var lastErr error
 	for attempt := 0; attempt <= s.cfg.MaxRetries; attempt++ {
@@ -230,6 +231,10 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 		n := s.nodes[idx]
 		tried |= 1 << idx
 		rq.upstream = n.addr
+		if noHost {
+			// HTTP/1.0 clients may send no Host; HTTP/1.1 to the node needs one.
+			req.Header.SetHost(n.addr)
+		}
 		if attempt > 0 {
 			retriesTotal.Inc()
 			resp.Reset()

@@ -23,6 +23,7 @@ type options struct {
 	results     *cache.Cache
 	keyCfg      resultcache.Config
 	topology    time.Duration
+	refreshLag  time.Duration
 	caches      []*cache.Cache
 	components  []Component
 	adminToken  string
@@ -58,6 +59,14 @@ func WithResultCache(c *cache.Cache, cfg resultcache.Config, topologyEvery time.
 	}
 }
 
+// WithRefreshLag stops the result cache from storing a search's response for lag after a write
+// to what it searches: a write made without ?refresh becomes searchable only at the cluster's
+// next periodic refresh (index.refresh_interval, 1s by default), and a response filled before
+// that must not be served after it. Hits keep working; 0 turns the window off.
+func WithRefreshLag(lag time.Duration) Option {
+	return func(o *options) { o.refreshLag = lag }
+}
+
 // WithCaches lists more caches (model outputs) in GET /_vlproxy/cache and clears them with
 // POST /_vlproxy/cache/_clear.
 func WithCaches(cs ...*cache.Cache) Option {
@@ -83,7 +92,7 @@ func (s *Server) applyOptions(o *options) {
 	}
 	if o.results != nil {
 		s.keys = resultcache.New(o.keyCfg)
-		d.Results, d.Keys = o.results, s.keys
+		d.Results, d.Keys, d.RefreshLag = o.results, s.keys, o.refreshLag
 	}
 	s.pipe = pipeline.New(o.pipeline, d)
 	s.caches = o.caches
@@ -91,8 +100,15 @@ func (s *Server) applyOptions(o *options) {
 	s.adminToken = o.adminToken
 	s.stopBg = make(chan struct{})
 	if s.keys != nil && o.topology > 0 {
+		// Read the aliases once before serving, so the first searches already get precise keys
+		// (a failure is retried by the loop).
+		first := o.topology
+		if err := s.refreshTopology(); err != nil {
+			s.log.Warn("cannot read the cluster's aliases for the result cache", "err", err)
+			first = min(o.topology, 5*time.Second)
+		}
 		s.bg.Add(1)
-		go s.topologyLoop(o.topology)
+		go s.topologyLoop(first, o.topology)
 	}
 }
 
@@ -106,9 +122,9 @@ func (s *Server) stopBackground() {
 }
 
 // topologyLoop keeps the result cache's view of indices and aliases current.
-func (s *Server) topologyLoop(every time.Duration) {
+func (s *Server) topologyLoop(first, every time.Duration) {
 	defer s.bg.Done()
-	t := time.NewTimer(0)
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {

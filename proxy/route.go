@@ -70,19 +70,27 @@ func classifyRoute(method, uri []byte, metricsPath string) route {
 			sub = seg
 			break
 		}
-		if seg[0] == '_' {
+		if seg[0] == '_' && !(segments == 1 && string(seg) == "_all") { // /_all/_search names every index
 			endpoint = seg
 		}
 	}
 
 	switch string(endpoint) {
 	case "_search":
-		if len(sub) > 0 && string(sub) != "template" {
+		if string(sub) == "template" {
+			// A search template: an idempotent read the pipeline does not understand (its body is
+			// a template, not a query), so it passes through.
+			return route{class: classOther, retryable: read || string(method) == "POST"}
+		}
+		if len(sub) > 0 {
 			// scroll advances a cursor; point_in_time creates state: neither may be repeated.
 			return route{class: classOther}
 		}
 		return route{class: classSearch, retryable: read || string(method) == "POST"}
 	case "_msearch":
+		if len(sub) > 0 { // _msearch/template
+			return route{class: classOther, retryable: read || string(method) == "POST"}
+		}
 		return route{class: classMsearch, retryable: read || string(method) == "POST"}
 	case "_count":
 		return route{class: classCount, retryable: read || string(method) == "POST"}

@@ -58,6 +58,12 @@ type CacheConfig struct {
 	// TopologyRefresh is how often the cluster's aliases are read, so a write invalidates only the
 	// searches that read the index it wrote. 0 turns it off. Default 30s.
 	TopologyRefresh time.Duration `yaml:"topology_refresh"`
+	// RefreshLag: for this long after a write passes through, responses of the searches it
+	// affects are served but not stored, since the cluster makes a write without ?refresh
+	// searchable only at its next periodic refresh (index.refresh_interval, 1s by default). Set
+	// it above the longest refresh_interval searched through vlproxy; 0 turns it off (writes
+	// without ?refresh are then bounded only by the TTL). Default 1.5s.
+	RefreshLag time.Duration `yaml:"refresh_lag"`
 	// Keywords caches model keywords per (model, prompt version, text, image hash). Default 32 MiB, 24h.
 	Keywords cache.Config `yaml:"keywords"`
 	// Scores caches rerank scores per (model, query, document version). Default 32 MiB, 1h.
@@ -78,6 +84,7 @@ func defaultConfig() Config {
 		Results:         cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: 30 * time.Second, FillTimeout: 60 * time.Second},
 		Keys:            resultcache.DefaultConfig(),
 		TopologyRefresh: 30 * time.Second,
+		RefreshLag:      1500 * time.Millisecond,
 		Keywords:        cache.Config{Name: "keywords", MaxBytes: 32 << 20, MaxEntryBytes: 64 << 10, TTL: 24 * time.Hour, FillTimeout: 30 * time.Second},
 		Scores:          cache.Config{Name: "scores", MaxBytes: 32 << 20, MaxEntryBytes: 64 << 10, TTL: time.Hour, FillTimeout: 30 * time.Second},
 	}

@@ -70,7 +70,8 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	opts = append(opts, proxy.WithExperiments(exps))
 
 	if cfg.Cache.Results.MaxBytes > 0 {
-		opts = append(opts, proxy.WithResultCache(cache.New(cfg.Cache.Results), cfg.Cache.Keys, cfg.Cache.TopologyRefresh))
+		opts = append(opts, proxy.WithResultCache(cache.New(cfg.Cache.Results), cfg.Cache.Keys, cfg.Cache.TopologyRefresh),
+			proxy.WithRefreshLag(cfg.Cache.RefreshLag))
 	}
 	return opts, close, nil
 }

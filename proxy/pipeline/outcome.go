@@ -9,16 +9,18 @@ import (
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 )
 
-// resultKey returns the result-cache key of the request, or nil when it bypasses the cache.
-func (p *Pipeline) resultKey(rc *fasthttp.RequestCtx, in *input) []byte {
+// resultKey returns the result-cache key of the request, or nil when it bypasses the cache, and
+// whether a response may be stored under it: not while a write it depends on may still be
+// invisible to searches (within the refresh lag).
+func (p *Pipeline) resultKey(rc *fasthttp.RequestCtx, in *input) (key []byte, store bool) {
 	if p.results == nil {
-		return nil
+		return nil, false
 	}
 	variant := ""
 	if in.variant != nil {
 		variant = in.variant.Name
 	}
-	key, ok := p.keys.Key(nil, resultcache.KeyInput{
+	key, last, ok := p.keys.KeyAt(nil, resultcache.KeyInput{
 		Method:  rc.Method(),
 		Path:    rc.URI().PathOriginal(),
 		Query:   rc.URI().QueryString(),
@@ -27,9 +29,9 @@ func (p *Pipeline) resultKey(rc *fasthttp.RequestCtx, in *input) []byte {
 		Variant: variant,
 	})
 	if !ok {
-		return nil
+		return nil, false
 	}
-	return key
+	return key, last.IsZero() || time.Since(last) >= p.lag
 }
 
 type headerPeeker struct{ h *fasthttp.RequestHeader }

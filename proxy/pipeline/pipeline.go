@@ -76,6 +76,7 @@ type Pipeline struct {
 	exp     *experiment.Set
 	results *cache.Cache
 	keys    *resultcache.Keyer
+	lag     time.Duration
 	log     *slog.Logger
 }
 
@@ -87,7 +88,10 @@ type Deps struct {
 	Experiments *experiment.Set
 	Results     *cache.Cache       // result cache; nil disables it
 	Keys        *resultcache.Keyer // result-cache keys and write invalidation, shared with the write path
-	Log         *slog.Logger
+	// RefreshLag: a response is not stored when a write to what it searched passed through
+	// less than this long ago (the cluster may not have made the write searchable yet).
+	RefreshLag time.Duration
+	Log        *slog.Logger
 }
 
 // New builds a Pipeline.
@@ -105,7 +109,7 @@ func New(cfg Config, d Deps) *Pipeline {
 		d.Log = slog.Default()
 	}
 	return &Pipeline{cfg: cfg, fwd: d.Forwarder, rw: d.Rewriter, rr: d.Reranker, exp: d.Experiments,
-		results: d.Results, keys: d.Keys, log: d.Log}
+		results: d.Results, keys: d.Keys, lag: d.RefreshLag, log: d.Log}
 }
 
 // Timings are the stages of one request, for Server-Timing.

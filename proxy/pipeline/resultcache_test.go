@@ -134,6 +134,7 @@ func TestResultCacheStampede(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+		misses := 0
 		for i := range n {
 			if errs[i] != nil {
 				t.Fatalf("request %d: %s", i, errs[i])
@@ -141,6 +142,13 @@ func TestResultCacheStampede(t *testing.T) {
 			if string(bodies[i]) != string(bodies[0]) || (states[i] != "miss" && states[i] != "hit") {
 				t.Fatalf("request %d: cache %q body %s", i, states[i], bodies[i])
 			}
+			if states[i] == "miss" {
+				misses++
+			}
+		}
+		// Only the request whose fill went upstream says miss; the ones it served say hit.
+		if misses != 1 {
+			t.Fatalf("%d of %d concurrent identical cold searches say miss, want 1", misses, n)
 		}
 		if got := e.ES.Calls.Load() - calls; got != 1 {
 			t.Fatalf("%d concurrent identical cold searches made %d upstream calls, want 1", n, got)

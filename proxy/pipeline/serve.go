@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -66,7 +67,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, hdr *fasthttp.Reque
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
 	defer cancel()
 
-	key := p.resultKey(rc, in)
+	key, store := p.resultKey(rc, in)
 	if key == nil {
 		out, err := p.run(ctx, in)
 		if err != nil {
@@ -86,12 +87,16 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, hdr *fasthttp.Reque
 	} else {
 		in.body = append([]byte(nil), in.body...)
 	}
+	// Only the caller whose fill runs does the work; the others are served by it. fn may outlive
+	// this handler, hence atomics.
+	var led atomic.Pointer[Timings]
 	entry, hit, err := p.results.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
 		out, err := p.run(ctx, in)
 		if err != nil {
 			return nil, err
 		}
-		if out.status < 200 || out.status > 299 {
+		led.Store(&out.timings)
+		if out.status < 200 || out.status > 299 || !store {
 			return nil, &uncacheable{out: out}
 		}
 		out.stored = time.Now()
@@ -115,17 +120,18 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, hdr *fasthttp.Reque
 		p.write(rc, out, "miss")
 		return out.timings, nil
 	}
-	state := "miss"
-	if hit {
-		state = "hit"
-		out.timings = Timings{}
-		rc.Response.Header.Set("Age", strconv.Itoa(out.age(time.Now())))
+	if t := led.Load(); t != nil && !hit {
+		p.write(rc, out, "miss")
+		return *t, nil
 	}
-	p.write(rc, out, state)
-	return out.timings, nil
+	// A stored entry, or another caller's fill this request waited for: no upstream call of its own.
+	rc.Response.Header.Set("Age", strconv.Itoa(out.age(time.Now())))
+	p.write(rc, out, "hit")
+	return Timings{}, nil
 }
 
-// uncacheable carries a response that must reach every waiter but not the cache (non-2xx).
+// uncacheable carries a response that must reach every waiter but not the cache (non-2xx, or
+// filled within the refresh lag of a write).
 type uncacheable struct{ out *outcome }
 
 func (u *uncacheable) Error() string { return "response not cacheable" }

@@ -56,7 +56,7 @@ func TestCorruptResultCacheEntryIsAMiss(t *testing.T) {
 	if string(rc.Response.Header.Peek("X-VLProxy-Cache")) != "miss" || fwd.calls.Load() != 1 {
 		t.Fatalf("first call: cache %q, %d upstream calls", rc.Response.Header.Peek("X-VLProxy-Cache"), fwd.calls.Load())
 	}
-	key := p.resultKey(newCtx(body), &input{body: []byte(body)})
+	key, _ := p.resultKey(newCtx(body), &input{body: []byte(body)})
 	if key == nil {
 		t.Fatal("no result-cache key")
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -19,43 +20,71 @@ const maxTrackedIndices = 1 << 16
 // generations is the invalidation state: an epoch every key includes, an "any write" counter
 // that keys of searches with an unknown reach include, and one counter per concrete index.
 type generations struct {
-	epoch    atomic.Uint64 // bumped by writes whose reach is unknown
-	anyWrite atomic.Uint64 // bumped by every write
+	epoch    counter // bumped by writes whose reach is unknown
+	anyWrite counter // bumped by every write
 
 	mu      sync.RWMutex
-	indices map[string]*atomic.Uint64
+	indices map[string]*counter
 
 	topoVersion atomic.Uint64
 	topo        atomic.Pointer[Topology]
 }
 
-func (g *generations) index(name string) uint64 {
+// counter is one generation and the time it was last bumped, so that searches can tell a
+// write that the cluster may not have made searchable yet (see Keyer.KeyAt).
+type counter struct {
+	gen  atomic.Uint64
+	last atomic.Int64 // unix nanoseconds of the last bump
+}
+
+// bump starts a new generation. A write that is not visible at once records its time, so that
+// responses filled before the cluster's next refresh are not stored; a visible one (a refresh)
+// makes every earlier write on the counter visible too.
+func (c *counter) bump(visible bool) {
+	if visible {
+		c.last.Store(0)
+	} else {
+		c.last.Store(time.Now().UnixNano())
+	}
+	c.gen.Add(1)
+}
+
+// load returns the generation and raises *last to the counter's last bump.
+func (c *counter) load(last *int64) uint64 {
+	g := c.gen.Load()
+	if l := c.last.Load(); l > *last {
+		*last = l
+	}
+	return g
+}
+
+func (g *generations) index(name string, last *int64) uint64 {
 	// Callers hold g.mu.RLock.
 	if c := g.indices[name]; c != nil {
-		return c.Load()
+		return c.load(last)
 	}
 	return 0
 }
 
-func (g *generations) bumpIndex(name string) {
+func (g *generations) bumpIndex(name string, visible bool) {
 	g.mu.RLock()
 	c := g.indices[name]
 	g.mu.RUnlock()
 	if c != nil {
-		c.Add(1)
+		c.bump(visible)
 		return
 	}
 	g.mu.Lock()
 	if c = g.indices[name]; c == nil {
 		if len(g.indices) >= maxTrackedIndices {
-			g.indices = make(map[string]*atomic.Uint64)
-			g.epoch.Add(1)
+			g.indices = make(map[string]*counter)
+			g.epoch.bump(true)
 		}
-		c = new(atomic.Uint64)
+		c = new(counter)
 		g.indices[name] = c
 	}
 	g.mu.Unlock()
-	c.Add(1)
+	c.bump(visible)
 }
 
 // Topology says which names are concrete indices and which are aliases (and of what). Build
@@ -137,8 +166,9 @@ func isPattern(name string) bool {
 
 // appendGenerations appends what a search over the index expressions exprs depends on. A nil
 // exprs entry means "no index named" (all indices).
-func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcrete bool) []byte {
-	dst = binary.LittleEndian.AppendUint64(dst, g.epoch.Load())
+// *last is raised to the latest bump of every generation appended.
+func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcrete bool, last *int64) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, g.epoch.load(last))
 	topo := g.topo.Load()
 	// First pass: is the whole reach known?
 	for _, expr := range exprs {
@@ -147,7 +177,7 @@ func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcre
 			name, rest, more = strings.Cut(rest, ",")
 			if _, ok := topo.resolve(name, assumeConcrete); !ok {
 				dst = append(dst, 'A')
-				return binary.LittleEndian.AppendUint64(dst, g.anyWrite.Load())
+				return binary.LittleEndian.AppendUint64(dst, g.anyWrite.load(last))
 			}
 		}
 	}
@@ -159,12 +189,12 @@ func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcre
 			name, rest, more = strings.Cut(rest, ",")
 			idx, _ := topo.resolve(name, assumeConcrete)
 			if idx == nil {
-				dst = binary.LittleEndian.AppendUint64(dst, g.index(name))
+				dst = binary.LittleEndian.AppendUint64(dst, g.index(name, last))
 				continue
 			}
 			dst = binary.AppendUvarint(dst, uint64(len(idx)))
 			for _, i := range idx {
-				dst = binary.LittleEndian.AppendUint64(dst, g.index(i))
+				dst = binary.LittleEndian.AppendUint64(dst, g.index(i, last))
 			}
 		}
 	}
@@ -197,18 +227,20 @@ func (g *generations) invalidate(w Write, assumeConcrete bool) {
 			}
 		}
 	}
+	// epoch and anyWrite cover several indices: a visible write to one says nothing of the
+	// others' pending writes, so only a refresh of everything clears their time.
 	if all {
-		g.epoch.Add(1)
+		g.epoch.bump(w.Visible)
 	} else {
 		for _, name := range w.Indices {
 			idx, _ := topo.resolve(name, assumeConcrete)
 			if idx == nil {
-				g.bumpIndex(name)
+				g.bumpIndex(name, w.Visible)
 			}
 			for _, i := range idx {
-				g.bumpIndex(i)
+				g.bumpIndex(i, w.Visible)
 			}
 		}
 	}
-	g.anyWrite.Add(1)
+	g.anyWrite.bump(w.Visible && all)
 }

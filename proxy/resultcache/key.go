@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"net/url"
 	"strings"
-	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -99,7 +99,7 @@ type Keyer struct {
 // every write unless cfg.AssumeConcrete is set.
 func New(cfg Config) *Keyer {
 	k := &Keyer{cfg: cfg}
-	k.gens.indices = make(map[string]*atomic.Uint64)
+	k.gens.indices = make(map[string]*counter)
 	return k
 }
 
@@ -113,12 +113,21 @@ func New(cfg Config) *Keyer {
 // any order), body (up to JSON whitespace), caller identity, every header that changes the
 // response, the variant, and the generations of what they search.
 func (k *Keyer) Key(dst []byte, in KeyInput) ([]byte, bool) {
+	dst, _, ok := k.KeyAt(dst, in)
+	return dst, ok
+}
+
+// KeyAt is Key that also returns when the newest write the search depends on passed through
+// (zero when none did). A write made without ?refresh becomes searchable only at the
+// cluster's next periodic refresh, so a response filled shortly after lastWrite may predate
+// it and should not be stored.
+func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time, ok bool) {
 	route := RouteOf(in.Method, in.Path)
 	if route == RouteNone {
-		return dst, false
+		return dst, time.Time{}, false
 	}
 	if bypassQuery(in.Query) || (in.Header != nil && bypassHeaders(in.Header)) || bypassBody(route, in.Body) {
-		return dst, false
+		return dst, time.Time{}, false
 	}
 	start := len(dst)
 	dst = append(dst, keyVersion, byte(route))
@@ -136,16 +145,17 @@ func (k *Keyer) Key(dst []byte, in KeyInput) ([]byte, bool) {
 	}
 	dst = appendStringField(dst, in.Variant)
 
+	var last int64
 	index, _, _ := splitSearchPath(in.Path)
 	pathExpr, ok := decodeIndex(index)
 	if !ok {
-		return dst[:start], false
+		return dst[:start], time.Time{}, false
 	}
 	if route == RouteMSearch {
-		dst = k.gens.appendGenerations(dst, msearchIndices(pathExpr, in.Body), k.cfg.AssumeConcrete)
+		dst = k.gens.appendGenerations(dst, msearchIndices(pathExpr, in.Body), k.cfg.AssumeConcrete, &last)
 	} else {
 		one := [1]string{pathExpr}
-		dst = k.gens.appendGenerations(dst, one[:], k.cfg.AssumeConcrete)
+		dst = k.gens.appendGenerations(dst, one[:], k.cfg.AssumeConcrete, &last)
 	}
 
 	if route == RouteMSearch {
@@ -153,7 +163,10 @@ func (k *Keyer) Key(dst []byte, in KeyInput) ([]byte, bool) {
 	} else {
 		dst = appendBody(dst, in.Body)
 	}
-	return dst, true
+	if last > 0 {
+		lastWrite = time.Unix(0, last)
+	}
+	return dst, lastWrite, true
 }
 
 func peek(h Headers, name string) []byte {

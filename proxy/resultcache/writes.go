@@ -18,6 +18,10 @@ type Write struct {
 	// Topology means the request may change which names are indices or aliases (index
 	// creation or deletion, alias changes, rollover, unknown admin calls).
 	Topology bool
+	// Visible means searches see the change as soon as the upstream has answered: the request
+	// asked for ?refresh (true, wait_for or empty), is a _refresh, creates or deletes an index,
+	// or changes aliases. Other writes become searchable at the cluster's next periodic refresh.
+	Visible bool
 }
 
 // IsWrite reports whether the request may change search results.
@@ -84,6 +88,23 @@ var topologyEndpoints = map[string]bool{
 // index, ingest pipelines (which may reroute documents) and every request this function does
 // not recognise touch everything.
 func Writes(method, path, query, body []byte) Write {
+	w := writes(method, path, query, body)
+	if !w.IsWrite() {
+		return w
+	}
+	if v, ok := queryParam(query, "refresh"); ok && (len(v) == 0 || string(v) == "true" || string(v) == "wait_for") {
+		w.Visible = true
+		return w
+	}
+	if segs, ok := splitPath(path); ok && len(segs) > 0 {
+		last := segs[len(segs)-1]
+		w.Visible = last == "_refresh" || last == "_aliases" || last == "_alias" ||
+			(len(segs) == 1 && !strings.HasPrefix(segs[0], "_")) // PUT or DELETE /index
+	}
+	return w
+}
+
+func writes(method, path, query, body []byte) Write {
 	switch string(method) {
 	case "GET", "HEAD", "OPTIONS":
 		return Write{}

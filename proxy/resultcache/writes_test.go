@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func describe(w Write) string {
@@ -150,4 +151,63 @@ func TestWritesBulk(t *testing.T) {
 		t.Fatal(err)
 	}
 	f("/_bulk?refresh=wait_for", string(body), "products,reviews")
+}
+
+func TestWritesVisible(t *testing.T) {
+	f := func(method, uri string, want bool) {
+		t.Helper()
+		path, query, _ := strings.Cut(uri, "?")
+		w := Writes([]byte(method), []byte(path), []byte(query), []byte(`{"index":{"_index":"a"}}`+"\n{}\n"))
+		if !w.IsWrite() {
+			t.Fatalf("%s %s: not a write", method, uri)
+		}
+		if w.Visible != want {
+			t.Fatalf("%s %s: Visible = %v, want %v", method, uri, w.Visible, want)
+		}
+	}
+	f("PUT", "/a/_doc/1", false)
+	f("PUT", "/a/_doc/1?refresh=false", false)
+	f("PUT", "/a/_doc/1?refresh", true)
+	f("PUT", "/a/_doc/1?refresh=true", true)
+	f("POST", "/a/_update/1?refresh=wait_for", true)
+	f("POST", "/_bulk", false)
+	f("POST", "/_bulk?refresh=wait_for", true)
+	f("POST", "/a/_refresh", true)
+	f("POST", "/_refresh", true)
+	f("PUT", "/a", true)
+	f("DELETE", "/a", true)
+	f("POST", "/_aliases", true)
+	f("POST", "/a/_delete_by_query", false)
+}
+
+// A write the cluster may not show yet (no ?refresh) dates the keys that depend on it; a
+// visible one, or a write elsewhere, does not.
+func TestKeyAtLastWrite(t *testing.T) {
+	k := New(Config{AssumeConcrete: true})
+	key := func(index string) time.Time {
+		t.Helper()
+		_, last, ok := k.KeyAt(nil, KeyInput{Method: []byte("POST"), Path: []byte("/" + index + "/_search"), Body: []byte(`{}`)})
+		if !ok {
+			t.Fatal("no key")
+		}
+		return last
+	}
+	if !key("a").IsZero() {
+		t.Fatal("lastWrite set before any write")
+	}
+	k.Invalidate(Writes([]byte("PUT"), []byte("/a/_doc/1"), []byte("refresh=true"), nil))
+	if !key("a").IsZero() {
+		t.Fatal("a visible write dated the key")
+	}
+	before := time.Now()
+	k.Invalidate(Writes([]byte("PUT"), []byte("/a/_doc/2"), nil, nil))
+	if got := key("a"); got.Before(before) || time.Since(got) > time.Minute {
+		t.Fatalf("lastWrite of a = %v, want about %v", got, before)
+	}
+	if !key("b").IsZero() {
+		t.Fatal("a write to a dated the key of a search on b")
+	}
+	if key("*").IsZero() {
+		t.Fatal("a pattern search must depend on every write")
+	}
 }
