@@ -22,10 +22,10 @@ func (m Message) MarshalJSON() ([]byte, error) {
 
 func (m Message) appendJSON(dst []byte) []byte {
 	dst = append(dst, `{"role":`...)
-	dst = appendString(dst, m.Role)
+	dst = AppendJSONString(dst, m.Role)
 	dst = append(dst, `,"content":`...)
 	if m.Parts == nil {
-		dst = appendString(dst, m.Text)
+		dst = AppendJSONString(dst, m.Text)
 	} else {
 		dst = appendParts(dst, m.Parts)
 	}
@@ -71,7 +71,7 @@ func (p Part) MarshalJSON() ([]byte, error) {
 func (p Part) appendJSON(dst []byte) []byte {
 	if p.Type == "image_url" {
 		dst = append(dst, `{"type":"image_url","image_url":{"url":`...)
-		dst = appendString(dst, p.URL)
+		dst = AppendJSONString(dst, p.URL)
 		return append(dst, `}}`...)
 	}
 	dst = append(dst, `{"type":`...)
@@ -79,9 +79,9 @@ func (p Part) appendJSON(dst []byte) []byte {
 	if t == "" {
 		t = "text"
 	}
-	dst = appendString(dst, t)
+	dst = AppendJSONString(dst, t)
 	dst = append(dst, `,"text":`...)
-	dst = appendString(dst, p.Text)
+	dst = AppendJSONString(dst, p.Text)
 	return append(dst, '}')
 }
 
@@ -138,7 +138,7 @@ func appendStrings(dst []byte, ss []string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, s)
+		dst = AppendJSONString(dst, s)
 	}
 	return append(dst, ']')
 }
@@ -157,9 +157,10 @@ var safeASCII = func() (t [256]bool) {
 	return t
 }()
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does, so the server never sees a body it cannot parse.
-func appendString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does, so the reader never sees a body it cannot parse. It is the one JSON
+// string encoder of the project (rewrite/ and proxy/ use it too).
+func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

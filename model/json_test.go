@@ -47,7 +47,7 @@ func FuzzAppendString(f *testing.F) {
 	f.Add("plain")
 	f.Add("红色 \"跑鞋\"\n\t\u2028\xff\x01")
 	f.Fuzz(func(t *testing.T, s string) {
-		b := appendString(nil, s)
+		b := AppendJSONString(nil, s)
 		var back string
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatalf("invalid JSON %q: %v", b, err)

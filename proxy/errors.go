@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"github.com/vlproxy/vlproxy/model"
+
 	"context"
 	"errors"
 	"net"
@@ -123,37 +125,14 @@ func classify(err error) (int, string, string) {
 // appendESError appends {"error":{"root_cause":[{"type":T,"reason":R}],"type":T,"reason":R},"status":N}.
 func appendESError(dst []byte, status int, errType, reason string) []byte {
 	dst = append(dst, `{"error":{"root_cause":[{"type":`...)
-	dst = appendJSONString(dst, errType)
+	dst = model.AppendJSONString(dst, errType)
 	dst = append(dst, `,"reason":`...)
-	dst = appendJSONString(dst, reason)
+	dst = model.AppendJSONString(dst, reason)
 	dst = append(dst, `}],"type":`...)
-	dst = appendJSONString(dst, errType)
+	dst = model.AppendJSONString(dst, errType)
 	dst = append(dst, `,"reason":`...)
-	dst = appendJSONString(dst, reason)
+	dst = model.AppendJSONString(dst, reason)
 	dst = append(dst, `},"status":`...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	return append(dst, '}')
-}
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			dst = append(dst, '\\', byte(r))
-		case r == '\n':
-			dst = append(dst, '\\', 'n')
-		case r == '\r':
-			dst = append(dst, '\\', 'r')
-		case r == '\t':
-			dst = append(dst, '\\', 't')
-		case r < 0x20 || r == 0x2028 || r == 0x2029:
-			dst = append(dst, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
-		default:
-			dst = append(dst, string(r)...)
-		}
-	}
-	return append(dst, '"')
 }

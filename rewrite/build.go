@@ -1,9 +1,10 @@
 package rewrite
 
 import (
+	"github.com/vlproxy/vlproxy/model"
+
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // textBoost weighs the shopper's own words above the generated phrases.
@@ -52,7 +53,7 @@ func appendKeywordQuery(dst []byte, c *clause, fields []string, kw *Keywords, at
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"multi_match":{"query":`...)
-		dst = appendString(dst, k)
+		dst = model.AppendJSONString(dst, k)
 		dst = appendFields(dst, fields)
 		dst = append(dst, `,"type":"best_fields"}}`...)
 		n++
@@ -67,9 +68,9 @@ func appendKeywordQuery(dst []byte, c *clause, fields []string, kw *Keywords, at
 					dst = append(dst, ',')
 				}
 				dst = append(dst, `{"match":{`...)
-				dst = appendString(dst, f[0])
+				dst = model.AppendJSONString(dst, f[0])
 				dst = append(dst, `:{"query":`...)
-				dst = appendString(dst, f[1])
+				dst = model.AppendJSONString(dst, f[1])
 				dst = append(dst, `,"operator":"and"}}}`...)
 			}
 			dst = append(dst, ']')
@@ -81,9 +82,9 @@ func appendKeywordQuery(dst []byte, c *clause, fields []string, kw *Keywords, at
 					dst = append(dst, ',')
 				}
 				dst = append(dst, `{"match":{`...)
-				dst = appendString(dst, f[0])
+				dst = model.AppendJSONString(dst, f[0])
 				dst = append(dst, `:{"query":`...)
-				dst = appendString(dst, f[1])
+				dst = model.AppendJSONString(dst, f[1])
 				dst = append(dst, `,"boost":`...)
 				dst = strconv.AppendFloat(dst, boostW[i], 'g', -1, 64)
 				dst = append(dst, `}}}`...)
@@ -110,7 +111,7 @@ func appendMatchNone(dst []byte) []byte { return append(dst, `{"match_none":{}}`
 
 func appendMultiMatch(dst []byte, text string, fields []string, c *clause, boost float64) []byte {
 	dst = append(dst, `{"multi_match":{"query":`...)
-	dst = appendString(dst, text)
+	dst = model.AppendJSONString(dst, text)
 	dst = appendFields(dst, fields)
 	if c.Operator != "" {
 		dst = append(dst, `,"operator":"`...)
@@ -137,51 +138,8 @@ func appendFields(dst []byte, fields []string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, f)
+		dst = model.AppendJSONString(dst, f)
 	}
 	return append(dst, ']')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}

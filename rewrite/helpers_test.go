@@ -142,5 +142,5 @@ func esStatus(t *testing.T, err error) (int, string, string) {
 }
 
 func bodyWith(img string) []byte {
-	return []byte(`{"query":{"multimodal":{"image":` + string(appendString(nil, img)) + `}}}`)
+	return []byte(`{"query":{"multimodal":{"image":` + string(model.AppendJSONString(nil, img)) + `}}}`)
 }
