@@ -142,4 +142,3 @@ func appendFields(dst []byte, fields []string) []byte {
 	}
 	return append(dst, ']')
 }
-
