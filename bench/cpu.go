@@ -77,3 +77,39 @@ func descendants(root int) []int {
 	}
 	return out
 }
+
+// PeakRSS returns the peak resident set size (VmHWM) of pid plus that of its live descendants,
+// in bytes: an upper bound of the tree's peak, exact for a single process.
+func PeakRSS(pid int) (int64, error) {
+	total, err := readHWM(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range descendants(pid) {
+		if v, err := readHWM(c); err == nil {
+			total += v
+		}
+	}
+	return total, nil
+}
+
+func readHWM(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("cannot read memory of pid %d: %w", pid, err)
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
+			f := bytes.Fields(v)
+			if len(f) == 0 {
+				break
+			}
+			kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+			if err != nil {
+				break
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("cannot parse VmHWM in /proc/%d/status", pid)
+}

@@ -132,24 +132,29 @@ type Segment struct {
 // TargetResult is the outcome for one target, merged over its rounds.
 type TargetResult struct {
 	Target
-	Mode        string                 `json:"mode"`
-	TargetRate  float64                `json:"target_rps,omitempty"`
-	Achieved    float64                `json:"achieved_rps"`
-	Invalid     bool                   `json:"invalid"`
-	Seconds     float64                `json:"seconds"`
-	Requests    int64                  `json:"requests"`
-	OK          int64                  `json:"ok"`
-	Dropped     int64                  `json:"dropped"`
-	Errors      map[string]int64       `json:"errors"`
-	Statuses    map[string]int64       `json:"statuses"`
-	Latency     Percentiles            `json:"latency"`
-	Service     Percentiles            `json:"service"`
-	Curve       []CurvePoint           `json:"curve"`
-	Headers     map[string]int64       `json:"vlproxy_headers,omitempty"`
-	CacheHits   int64                  `json:"cache_hits"`
-	Stages      map[string]Percentiles `json:"server_timing,omitempty"`
-	CPUPerReq   map[string]float64     `json:"cpu_us_per_req,omitempty"`
-	Segments    []Segment              `json:"segments"`
+	Mode       string           `json:"mode"`
+	TargetRate float64          `json:"target_rps,omitempty"`
+	Achieved   float64          `json:"achieved_rps"`
+	Invalid    bool             `json:"invalid"`
+	Seconds    float64          `json:"seconds"`
+	Requests   int64            `json:"requests"`
+	OK         int64            `json:"ok"`
+	Dropped    int64            `json:"dropped"`
+	Errors     map[string]int64 `json:"errors"`
+	// ErrorSamples holds the first error message seen per transport error class.
+	ErrorSamples map[string]string      `json:"error_samples,omitempty"`
+	Statuses     map[string]int64       `json:"statuses"`
+	Latency      Percentiles            `json:"latency"`
+	Service      Percentiles            `json:"service"`
+	Curve        []CurvePoint           `json:"curve"`
+	Headers      map[string]int64       `json:"vlproxy_headers,omitempty"`
+	CacheHits    int64                  `json:"cache_hits"`
+	Stages       map[string]Percentiles `json:"server_timing,omitempty"`
+	CPUPerReq    map[string]float64     `json:"cpu_us_per_req,omitempty"`
+	// PeakRSSMiB is the peak resident memory (VmHWM, process and children) of each -pid process
+	// at the end of this target's last segment; the peak covers the process's whole life.
+	PeakRSSMiB  map[string]float64 `json:"peak_rss_mib,omitempty"`
+	Segments    []Segment          `json:"segments"`
 	latency     *hdrhistogram.Histogram
 	service     *hdrhistogram.Histogram
 	stageHist   map[string]*hdrhistogram.Histogram
@@ -182,6 +187,7 @@ type shard struct {
 	stages   map[string]*hdrhistogram.Histogram
 	headers  map[string]*int64
 	errors   map[string]int64
+	samples  map[string]string
 	statuses map[int]int64
 	ok, n    int64
 	cacheHit int64
@@ -320,9 +326,9 @@ func newRunner(t Target, cfg *LoadConfig) (*runner, error) {
 		}
 		r.reqs = append(r.reqs, req)
 	}
-	r.res = &TargetResult{Target: t, Mode: "closed", TargetRate: cfg.Rate, Errors: map[string]int64{},
+	r.res = &TargetResult{Target: t, Mode: "closed", TargetRate: cfg.Rate, Errors: map[string]int64{}, ErrorSamples: map[string]string{},
 		Statuses: map[string]int64{}, Headers: map[string]int64{}, Stages: map[string]Percentiles{},
-		CPUPerReq: map[string]float64{}, latency: newHist(), service: newHist(),
+		CPUPerReq: map[string]float64{}, PeakRSSMiB: map[string]float64{}, latency: newHist(), service: newHist(),
 		stageHist: map[string]*hdrhistogram.Histogram{}, cpu: map[string]time.Duration{}}
 	if cfg.Rate > 0 {
 		r.res.Mode = "open"
@@ -336,7 +342,7 @@ func (r *runner) segment(ctx context.Context, round int) {
 	shards := make([]*shard, numShards)
 	for i := range shards {
 		shards[i] = &shard{lat: newHist(), svc: newHist(), stages: map[string]*hdrhistogram.Histogram{},
-			headers: map[string]*int64{}, errors: map[string]int64{}, statuses: map[int]int64{}}
+			headers: map[string]*int64{}, errors: map[string]int64{}, samples: map[string]string{}, statuses: map[int]int64{}}
 	}
 	segDur := cfg.Duration / time.Duration(cfg.Rounds)
 	segCount := 0
@@ -390,7 +396,10 @@ func (r *runner) segment(ctx context.Context, round int) {
 		_ = sh.lat.RecordValue(max(1, (end-sched)/1000))
 		_ = sh.svc.RecordValue(max(1, (end-sent)/1000))
 		if err != nil {
-			sh.errors[classifyErr(err)]++
+			c := classifyErr(err)
+			if sh.errors[c]++; sh.errors[c] == 1 {
+				sh.samples[c] = err.Error()
+			}
 			return
 		}
 		code := resp.StatusCode()
@@ -569,6 +578,11 @@ func (r *runner) segment(ctx context.Context, round int) {
 		for k, v := range sh.errors {
 			res.Errors[k] += v
 		}
+		for k, v := range sh.samples {
+			if _, ok := res.ErrorSamples[k]; !ok {
+				res.ErrorSamples[k] = v
+			}
+		}
 		for k, v := range sh.statuses {
 			res.Statuses[strconv.Itoa(k)] += v
 		}
@@ -591,6 +605,11 @@ func (r *runner) segment(ctx context.Context, round int) {
 	}
 	for k, after := range cpuAfter {
 		res.cpu[k] += after - cpuBefore[k]
+	}
+	for name, pid := range cfg.Pids {
+		if v, err := PeakRSS(pid); err == nil {
+			res.PeakRSSMiB[name] = math.Round(float64(v)/(1<<20)*10) / 10
+		}
 	}
 	seg := Segment{Round: round, P50: float64(segLat.ValueAtQuantile(50)), P99: float64(segLat.ValueAtQuantile(99))}
 	if elapsed > 0 {

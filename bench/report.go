@@ -106,6 +106,9 @@ func WriteText(w io.Writer, rep *Report) error {
 		if len(t.Errors) > 0 || t.Dropped > 0 {
 			extra = append(extra, "errors: "+errorsString(t.Errors)+fmt.Sprintf(" dropped=%d", t.Dropped))
 		}
+		for _, k := range sortedKeys(t.ErrorSamples) {
+			extra = append(extra, fmt.Sprintf("first %s error: %s", k, t.ErrorSamples[k]))
+		}
 		if len(t.CPUPerReq) > 0 {
 			var parts []string
 			for _, k := range sortedKeys(t.CPUPerReq) {
@@ -164,6 +167,9 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "\nRatios (×) are against %s. Latency is measured from each request's scheduled send time.\n", first.Name)
 	for _, t := range rep.Targets {
 		var parts []string
+		for _, k := range sortedKeys(t.ErrorSamples) {
+			parts = append(parts, fmt.Sprintf("first %s error: `%s`", k, t.ErrorSamples[k]))
+		}
 		if t.Service.N > 0 {
 			parts = append(parts, fmt.Sprintf("service time (sent→done) p50 %s p99 %s", FormatMicros(t.Service.P50), FormatMicros(t.Service.P99)))
 		}
@@ -173,6 +179,13 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 				c = append(c, fmt.Sprintf("%s %.1f", k, t.CPUPerReq[k]))
 			}
 			parts = append(parts, "CPU µs/req: "+strings.Join(c, ", "))
+		}
+		if len(t.PeakRSSMiB) > 0 {
+			var m []string
+			for _, k := range sortedKeys(t.PeakRSSMiB) {
+				m = append(m, fmt.Sprintf("%s %.1f", k, t.PeakRSSMiB[k]))
+			}
+			parts = append(parts, "peak RSS MiB: "+strings.Join(m, ", "))
 		}
 		if len(t.Headers) > 0 {
 			var h []string

@@ -181,6 +181,16 @@ func TestProcCPU(t *testing.T) {
 	if _, err := ProcCPU(1 << 30); err == nil {
 		t.Fatal("no error for a missing pid")
 	}
+	// The peak is at least what is resident now, after touching 64 MiB.
+	big := make([]byte, 64<<20)
+	for i := range big {
+		big[i] = 1
+	}
+	peak, err := PeakRSS(os.Getpid())
+	if err != nil || peak < 64<<20 {
+		t.Fatalf("peak RSS %d after touching 64 MiB (%v)", peak, err)
+	}
+	_ = big[len(big)-1]
 }
 
 func TestMixSummary(t *testing.T) {
