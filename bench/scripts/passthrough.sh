@@ -3,8 +3,8 @@
 # Writes the "passthrough" section of BENCHMARKS.md and bench/results/passthrough.{svg,json}.
 # Tunables (env): PT_CAPACITY (6s), PT_LEVEL (9s), PT_ROUNDS (3): measured time per target, split over the rounds, PT_LEVELS (10,25,50,75),
 #   PT_HITS (5), PT_SOURCE_BYTES (150), PT_OUT (BENCHMARKS.md), VLPROXY_BIN (built from ./cmd/vlproxy),
-#   PT_NICE (unset; e.g. -5 runs every benchmark process at that niceness, as root, so that other
-#   work on a shared machine disturbs the measurement less; the report says so).
+#   PT_NICE (default -5 when permitted, 0 = off): niceness of every benchmark process, so that other
+#   work on a shared machine disturbs the measurement less; the report says so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -44,6 +44,10 @@ else
 fi
 VB=$TMP/vlbench
 
+# Default: niceness -5 when allowed (root), so other work on a shared box disturbs the three
+# contenders less; PT_NICE=0 turns it off.
+if [ -z "${PT_NICE+x}" ] && nice -n -5 true 2>/dev/null; then PT_NICE=-5; fi
+[ "${PT_NICE:-0}" = 0 ] && PT_NICE=
 NICE=()
 [ -n "${PT_NICE:-}" ] && NICE=(nice -n "$PT_NICE")
 
