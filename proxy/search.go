@@ -19,8 +19,6 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 		s.fail(ctx, rq, err)
 		return
 	}
-	var hdr fasthttp.RequestHeader
-	prepareUpstreamRequest(&hdr, ctx)
 	kind := pipeline.Search
 	switch rq.route.class {
 	case classMsearch:
@@ -28,7 +26,11 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 	case classCount:
 		kind = pipeline.Count
 	}
-	t, err := s.pipe.Serve(ctx, kind, &hdr, body)
+	if s.pipe.Plain(ctx, kind, body) {
+		s.servePlainSearch(ctx, rq, body)
+		return
+	}
+	t, err := s.pipe.Serve(ctx, kind, func(dst *fasthttp.RequestHeader) { prepareUpstreamRequest(dst, ctx) }, body)
 	if err != nil {
 		s.fail(ctx, rq, err)
 		return
@@ -42,6 +44,22 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 	if t.Rerank > 0 {
 		rq.timing.add("rerank", t.Rerank)
 	}
+}
+
+// servePlainSearch forwards a search that needs nothing from the pipeline (Pipeline.Plain): the
+// buffered round trip of an idempotent read, bytes unchanged both ways.
+func (s *Server) servePlainSearch(ctx *fasthttp.RequestCtx, rq *request, body []byte) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	prepareUpstreamRequest(&req.Header, ctx)
+	req.SetBodyRaw(body)
+	if err := s.roundTrip(rq, req, resp); err != nil {
+		s.fail(ctx, rq, err)
+		return
+	}
+	s.writeBuffered(ctx, resp)
 }
 
 // searchForwarder is the pipeline's way upstream: the buffered round trip with the retry rules of

@@ -278,3 +278,7 @@ func (s *Set) Observe(v Variant, o Observation) {
 		m.displacement.Update(o.Displacement)
 	}
 }
+
+// Empty reports whether no experiment is configured: every request is then served without a
+// variant, and the proxy may skip the per-request pick.
+func (s *Set) Empty() bool { return len(s.exps) == 0 }

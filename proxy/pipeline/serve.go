@@ -41,17 +41,18 @@ type outcome struct {
 	stored  time.Time // when it entered the result cache; zero when fresh
 }
 
-// Serve answers one search-endpoint request. hdr is the request header to send upstream
-// (hop-by-hop fields removed, X-Forwarded-* added) and body the client's whole body; the
-// index expression is read from the path. On error the X-VLProxy-* headers already set stay,
-// and proxy/ renders the error (it implements ESError). The returned Timings feed Server-Timing.
-func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, hdr *fasthttp.RequestHeader, body []byte) (Timings, error) {
+// Serve answers one search-endpoint request. body is the client's whole body; prepare fills the
+// request header to send upstream (hop-by-hop fields removed, X-Forwarded-* added) and is only
+// called when the request goes upstream; the index expression is read from the path. On error
+// the X-VLProxy-* headers already set stay, and proxy/ renders the error (it implements
+// ESError). The returned Timings feed Server-Timing.
+func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *fasthttp.RequestHeader), body []byte) (Timings, error) {
 	get := func(name string) string { return string(rc.Request.Header.Peek(name)) }
 	sw, err := searchbody.ParseSwitches(get)
 	if err != nil {
 		return Timings{}, err
 	}
-	in := &input{kind: kind, index: indexOf(rc.URI().PathOriginal()), sw: sw, header: hdr, rawBody: body}
+	in := &input{kind: kind, index: indexOf(rc.URI().PathOriginal()), sw: sw, rawBody: body}
 	v, ok, err := p.exp.Pick(get, sw.Variant)
 	if err != nil {
 		return Timings{}, err
@@ -64,10 +65,21 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, hdr *fasthttp.Reque
 		return Timings{}, err
 	}
 
+	key, store := p.resultKey(rc, in)
+	if key != nil {
+		// The hit path: no upstream header, no copies, no deadline.
+		if entry, ok := p.results.Get(key); ok {
+			if out, err := decodeOutcome(entry); err == nil {
+				rc.Response.Header.Set("Age", strconv.Itoa(out.age(time.Now())))
+				p.write(rc, out, "hit")
+				return Timings{}, nil
+			}
+		}
+	}
+	in.header = new(fasthttp.RequestHeader)
+	prepare(in.header)
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
 	defer cancel()
-
-	key, store := p.resultKey(rc, in)
 	if key == nil {
 		out, err := p.run(ctx, in)
 		if err != nil {
@@ -78,9 +90,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, hdr *fasthttp.Reque
 	}
 
 	// The fill may outlive this handler (its client can leave while others wait), so it gets
-	// its own copy of the request.
-	in.header = new(fasthttp.RequestHeader)
-	hdr.CopyTo(in.header)
+	// its own copy of the body (in.header is already its own).
 	in.rawBody = append([]byte(nil), body...)
 	if in.raw {
 		in.body = in.rawBody

@@ -45,9 +45,8 @@ func TestCorruptResultCacheEntryIsAMiss(t *testing.T) {
 	serve := func() *fasthttp.RequestCtx {
 		t.Helper()
 		rc := newCtx(body)
-		var hdr fasthttp.RequestHeader
-		rc.Request.Header.CopyTo(&hdr)
-		if _, err := p.Serve(rc, Search, &hdr, rc.Request.Body()); err != nil {
+		prepare := func(dst *fasthttp.RequestHeader) { rc.Request.Header.CopyTo(dst) }
+		if _, err := p.Serve(rc, Search, prepare, rc.Request.Body()); err != nil {
 			t.Fatalf("Serve: %v", err)
 		}
 		return rc
@@ -90,9 +89,8 @@ func FuzzServe(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k uint8, body []byte) {
 		kind := []Kind{Search, Msearch, Count}[int(k)%3]
 		rc := newCtx(string(body))
-		var hdr fasthttp.RequestHeader
-		rc.Request.Header.CopyTo(&hdr)
-		_, err := p.Serve(rc, kind, &hdr, body)
+		prepare := func(dst *fasthttp.RequestHeader) { rc.Request.Header.CopyTo(dst) }
+		_, err := p.Serve(rc, kind, prepare, body)
 		if err == nil {
 			return
 		}

@@ -1,0 +1,39 @@
+package pipeline
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/proxy/searchbody"
+)
+
+// Plain reports whether a search request needs nothing from the pipeline, so proxy/ can forward
+// it with its bytes unchanged and without the pipeline's copies: no result cache, no experiments,
+// no X-VLProxy switch header, nothing for vlproxy in the body, and no reranking by default on
+// its index. It then sets the status headers such a request gets.
+//
+// This is the common case of a proxy deployed for some indices or some clients only, and it is
+// the path that the pass-through benchmark measures against nginx.
+func (p *Pipeline) Plain(rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
+	if p.results != nil || !p.exp.Empty() {
+		return false
+	}
+	h := &rc.Request.Header
+	if len(h.Peek("X-VLProxy-Rewrite")) > 0 || len(h.Peek("X-VLProxy-Rerank")) > 0 || len(h.Peek("X-VLProxy-Variant")) > 0 {
+		return false
+	}
+	if len(h.ContentEncoding()) > 0 || searchbody.MaybeIntercepted(body) {
+		return false
+	}
+	if kind != Count && p.rr != nil && p.rr.EnabledFor(indexOf(rc.URI().PathOriginal())) {
+		return false
+	}
+	r := &rc.Response.Header
+	r.Set("X-VLProxy-Rewrite", "skipped")
+	if kind == Count {
+		r.Set("X-VLProxy-Rerank", "skipped:count")
+	} else {
+		r.Set("X-VLProxy-Rerank", "off")
+	}
+	r.Set("X-VLProxy-Cache", "bypass")
+	return true
+}
