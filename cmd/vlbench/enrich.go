@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/rewrite/enrich"
+)
+
+// runEnrich walks an index and writes model keywords of each document's image into a field, so
+// that plain text queries find products by what their photos show.
+func runEnrich(args []string) error {
+	cfg := enrich.DefaultConfig()
+	mc := model.DefaultConfig()
+	fs := flag.NewFlagSet("enrich", flag.ContinueOnError)
+	fs.StringVar(&cfg.ESURL, "url", cfg.ESURL, "ES/OpenSearch (or vlproxy) base URL")
+	fs.StringVar(&cfg.Index, "index", "", "index to walk (required)")
+	fs.StringVar(&cfg.ImageField, "image-field", cfg.ImageField, "field holding each document's image: http(s) URL, data URI, base64 or a file path")
+	fs.StringVar(&cfg.ImageDir, "image-dir", "", "directory that relative file paths in -image-field are resolved against")
+	fs.StringVar(&cfg.TargetField, "target-field", cfg.TargetField, "field that receives the keyword phrases")
+	fs.IntVar(&cfg.BatchSize, "batch", cfg.BatchSize, "page size of the walk and of each bulk update")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "most model calls per second (0: no cap)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "model calls in flight")
+	fs.BoolVar(&cfg.Resume, "resume", false, "skip documents whose target field exists (continue a stopped run)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "time for one model call")
+	fs.StringVar(&mc.URL, "model-url", os.Getenv("VLPROXY_MODEL_URL"), "OpenAI-compatible chat model server (env VLPROXY_MODEL_URL; API key from env VLPROXY_MODEL_API_KEY)")
+	fs.StringVar(&mc.Model, "model-name", os.Getenv("VLPROXY_MODEL_NAME"), "served model name (env VLPROXY_MODEL_NAME)")
+	fs.StringVar(&mc.API, "model-api", mc.API, "server flavour: vllm, sglang, llamacpp, ollama or openai")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.Index == "" {
+		return fmt.Errorf("-index is required")
+	}
+	if mc.URL == "" {
+		return fmt.Errorf("-model-url is required (or env VLPROXY_MODEL_URL); `vlbench fake-model` runs a simulator")
+	}
+	mc.APIKey = os.Getenv(mc.APIKeyEnv)
+	mc.Timeout = max(mc.Timeout, cfg.Timeout)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m, err := model.New(model.RoleChat, mc, log)
+	if err != nil {
+		return fmt.Errorf("cannot set up the model client: %w", err)
+	}
+	defer m.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	st, err := enrich.RunStats(ctx, cfg, m, os.Stderr)
+	fmt.Printf("enriched %s in %s: %+v\n", cfg.Index, time.Since(start).Round(time.Millisecond), st)
+	return err
+}
