@@ -40,7 +40,9 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 		rq.timing.add("rewrite", t.Rewrite)
 		rq.timing.add("model", t.Model)
 	}
-	rq.timing.add("search", t.Search)
+	if t.Search > 0 { // zero on a result-cache hit: no search was made
+		rq.timing.add("search", t.Search)
+	}
 	if t.Rerank > 0 {
 		rq.timing.add("rerank", t.Rerank)
 	}
