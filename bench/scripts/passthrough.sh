@@ -103,13 +103,20 @@ CONF
 "${NICE[@]}" "$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
 NG_PID=$!; PIDS+=("$NG_PID")
 
+# The floor of any fasthttp proxy on this machine: HostClient.Do and nothing else.
+BP_PORT=$("$VB" freeport)
+GOMAXPROCS=$PROCS "${NICE[@]}" "$VB" bare-proxy -listen "127.0.0.1:$BP_PORT" -upstream "$ES" >"$TMP/bare.log" 2>&1 &
+BP_PID=$!; PIDS+=("$BP_PID")
+
 "$VB" wait -addr "127.0.0.1:$VP_PORT" -timeout 20s || { cat "$TMP/vlproxy.log" >&2; exit 1; }
 "$VB" wait -addr "127.0.0.1:$NG_PORT" -timeout 20s || { cat "$TMP/nginx/error.log" >&2; exit 1; }
+"$VB" wait -addr "127.0.0.1:$BP_PORT" -timeout 20s || { cat "$TMP/bare.log" >&2; exit 1; }
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
 mkdir -p bench/results
 ARGS=(-target "direct=http://$ES" -target "vlproxy=http://127.0.0.1:$VP_PORT" -target "nginx=http://127.0.0.1:$NG_PORT"
-  -pid "vlproxy=$VP_PID" -pid "nginx=$NG_PID" -pid "backend=$ES_PID"
+  -target "fasthttp-bare=http://127.0.0.1:$BP_PORT"
+  -pid "vlproxy=$VP_PID" -pid "nginx=$NG_PID" -pid "fasthttp-bare=$BP_PID" -pid "backend=$ES_PID"
   -capacity-duration "$CAP" -level-duration "$LEVEL" -rounds "$ROUNDS" -levels "$LEVELS" -quiet)
 NOTE="unpinned"
 [ -n "${PT_NICE:-}" ] && NOTE="unpinned, all benchmark processes at niceness $PT_NICE"
@@ -123,5 +130,6 @@ NOTE="unpinned"
   -command "vlbench fake-es -listen 127.0.0.1:0 -hits $HITS -source-bytes $SRC" \
   -command "GOMAXPROCS=$PROCS vlproxy -listen 127.0.0.1:P1 -upstream http://FAKE_ES ${VP_ARGS[*]}" \
   -command "nginx -c nginx.conf   # generated: worker_processes $PROCS; upstream keepalive 128; access_log off" \
-  -command "vlbench passthrough -target direct=http://FAKE_ES -target vlproxy=http://127.0.0.1:P1 -target nginx=http://127.0.0.1:P2 -pid vlproxy=PID -pid nginx=PID -pid backend=PID -capacity-duration $CAP -level-duration $LEVEL -rounds $ROUNDS -levels $LEVELS"
+  -command "GOMAXPROCS=$PROCS vlbench bare-proxy -listen 127.0.0.1:P3 -upstream FAKE_ES   # HostClient.Do only: the fasthttp floor" \
+  -command "vlbench passthrough -target direct=http://FAKE_ES -target vlproxy=http://127.0.0.1:P1 -target nginx=http://127.0.0.1:P2 -target fasthttp-bare=http://127.0.0.1:P3 -pid vlproxy=PID -pid nginx=PID -pid fasthttp-bare=PID -pid backend=PID -capacity-duration $CAP -level-duration $LEVEL -rounds $ROUNDS -levels $LEVELS"
 echo "wrote the passthrough section of $OUT" >&2
