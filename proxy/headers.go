@@ -56,37 +56,58 @@ func connectionTokens(dst [][]byte, all func(yield func(k, v []byte) bool)) [][]
 func prepareUpstreamRequest(dst *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx) {
 	src := &ctx.Request.Header
 	src.CopyTo(dst)
+	// Most requests carry no hop-by-hop field: look once, and only then pay for Del, which
+	// normalizes and scans per name.
 	var tokBuf [4][]byte
-	for _, tok := range connectionTokens(tokBuf[:0], dst.All()) {
-		dst.DelBytes(tok)
+	toks := connectionTokens(tokBuf[:0], dst.All())
+	strip := len(toks) > 0
+	if !strip {
+		for k := range dst.All() {
+			if isHopByHop(k) || bytes.EqualFold(k, []byte("Expect")) {
+				strip = true
+				break
+			}
+		}
 	}
-	for _, h := range hopByHop {
-		dst.Del(h)
+	if strip {
+		for _, tok := range toks {
+			dst.DelBytes(tok)
+		}
+		for _, h := range hopByHop {
+			dst.Del(h)
+		}
+		dst.Del("Expect")
 	}
-	dst.Del("Expect")
 	dst.ResetConnectionClose()
 	dst.SetNoDefaultContentType(true)
 
 	var buf [64]byte
 	ipb, _ := ctx.RemoteIP().AppendText(buf[:0])
-	appendHeaderList(dst, "X-Forwarded-For", ipb)
+	appendHeaderList(dst, xForwardedFor, ipb)
 	proto := []byte("http")
 	if ctx.IsTLS() {
 		proto = []byte("https")
 	}
-	appendHeaderList(dst, "X-Forwarded-Proto", proto)
+	appendHeaderList(dst, xForwardedProto, proto)
 }
 
-// appendHeaderList appends v to a comma-separated list header, creating it when absent.
-func appendHeaderList(h *fasthttp.RequestHeader, name string, v []byte) {
-	old := h.Peek(name)
+// Canonical names, so that setting them skips fasthttp's key normalization.
+var (
+	xForwardedFor   = []byte("X-Forwarded-For")
+	xForwardedProto = []byte("X-Forwarded-Proto")
+)
+
+// appendHeaderList appends v to a comma-separated list header, creating it when absent. name is
+// canonical.
+func appendHeaderList(h *fasthttp.RequestHeader, name, v []byte) {
+	old := h.PeekBytes(name)
 	if len(old) == 0 {
-		h.SetBytesV(name, v)
+		h.SetCanonical(name, v)
 		return
 	}
 	nv := make([]byte, 0, len(old)+2+len(v))
 	nv = append(append(append(nv, old...), ", "...), v...)
-	h.SetBytesV(name, nv)
+	h.SetCanonical(name, nv)
 }
 
 // copyUpstreamResponseHeader copies status and headers of an upstream response to the client response,

@@ -169,13 +169,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	inFlight.Dec()
 }
 
+// serverTimingKey is canonical, so setting it skips fasthttp's key normalization.
+var serverTimingKey = []byte("Server-Timing")
+
 func (s *Server) finish(ctx *fasthttp.RequestCtx, rq *request) {
 	var buf [128]byte
 	st := rq.timing.appendHeader(buf[:0], time.Since(rq.start))
-	if old := ctx.Response.Header.Peek("Server-Timing"); len(old) > 0 {
+	if old := ctx.Response.Header.PeekBytes(serverTimingKey); len(old) > 0 {
 		st = append(append(append([]byte(nil), old...), ", "...), st...)
 	}
-	ctx.Response.Header.SetBytesV("Server-Timing", st)
+	ctx.Response.Header.SetCanonical(serverTimingKey, st)
 	countRequest(rq.route.class, ctx.Response.StatusCode())
 	if rq.body != nil {
 		bytebufferpool.Put(rq.body)
