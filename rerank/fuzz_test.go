@@ -84,22 +84,3 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
-
-func FuzzParseMode(f *testing.F) {
-	for _, s := range []string{"on", "off", "shadow", "", " ON ", "maybe"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, h string) {
-		m, err := ParseMode(h)
-		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) || e.Status != 400 || m != ModeDefault {
-				t.Fatalf("ParseMode(%q) = %v, %v", h, m, err)
-			}
-			return
-		}
-		if m.String() == "default" && len(strings.TrimSpace(h)) != 0 {
-			t.Fatalf("ParseMode(%q) = default", h)
-		}
-	})
-}

@@ -183,7 +183,7 @@ func parseTimeValue(v gjson.Result) (time.Duration, error) {
 	return 0, badRequest("[%s.timeout] must be a positive time value such as \"300ms\", got %q", optPrefix, s)
 }
 
-// Mode is the X-VLProxy-Rerank request header.
+// Mode is the X-VLProxy-Rerank request header, as parsed by proxy/searchbody.ParseSwitches.
 type Mode int
 
 const (
@@ -203,19 +203,4 @@ func (m Mode) String() string {
 		return "shadow"
 	}
 	return "default"
-}
-
-// ParseMode parses the X-VLProxy-Rerank header value ("" means ModeDefault).
-func ParseMode(h string) (Mode, error) {
-	switch strings.ToLower(strings.TrimSpace(h)) {
-	case "":
-		return ModeDefault, nil
-	case "on":
-		return ModeOn, nil
-	case "off":
-		return ModeOff, nil
-	case "shadow":
-		return ModeShadow, nil
-	}
-	return ModeDefault, badRequest("header [X-VLProxy-Rerank] must be on, off or shadow, got %q", h)
 }
