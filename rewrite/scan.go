@@ -215,6 +215,26 @@ func isHex(c byte) bool {
 // strValue returns the value of the string token raw (quotes included): its
 // inner bytes when it has no escapes, else gjson's unescaping, as walker sees it.
 // The result may share memory with the body.
+// key reads an object member's name and the colon after it, skipping whitespace before both.
+func (s *scanner) key() (string, bool) {
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return "", s.syntax()
+	}
+	ks := s.i
+	esc, ok := s.str()
+	if !ok {
+		return "", false
+	}
+	key := strValue(s.b[ks:s.i], esc)
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		return "", s.syntax()
+	}
+	s.i++
+	return key, true
+}
+
 func strValue(raw []byte, esc bool) string {
 	if esc {
 		return gjson.Parse(bytesString(raw)).Str
@@ -306,21 +326,10 @@ func (s *scanner) object(r role, nest, qd int) bool {
 		return true
 	}
 	for {
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return s.syntax()
-		}
-		ks := s.i
-		esc, ok := s.str()
+		key, ok := s.key()
 		if !ok {
 			return false
 		}
-		key := strValue(s.b[ks:s.i], esc)
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return s.syntax()
-		}
-		s.i++
 		next, nqd := roleNone, qd
 		switch r {
 		case roleRoot:
@@ -433,21 +442,10 @@ func (s *scanner) clause(start, nest int) bool {
 		s.i++
 	} else {
 		for {
-			s.ws()
-			if s.i >= len(s.b) || s.b[s.i] != '"' {
-				return s.syntax()
-			}
-			ks := s.i
-			esc, ok := s.str()
+			key, ok := s.key()
 			if !ok {
 				return false
 			}
-			key := strValue(s.b[ks:s.i], esc)
-			s.ws()
-			if s.i >= len(s.b) || s.b[s.i] != ':' {
-				return s.syntax()
-			}
-			s.i++
 			s.ws()
 			vs := s.i
 			var val gjson.Result
