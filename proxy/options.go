@@ -19,6 +19,7 @@ type options struct {
 	pipeline    pipeline.Config
 	rewriter    pipeline.Rewriter
 	reranker    pipeline.Reranker
+	scorers     map[string]pipeline.Reranker
 	experiments *experiment.Set
 	results     *cache.Cache
 	keyCfg      resultcache.Config
@@ -44,6 +45,17 @@ func WithRewriter(r pipeline.Rewriter) Option { return func(o *options) { o.rewr
 
 // WithReranker enables reranking.
 func WithReranker(r pipeline.Reranker) Option { return func(o *options) { o.reranker = r } }
+
+// WithScorer registers a reranker under a scorer name, for experiment variants that name it
+// (Variant.Scorer); variants without one use the WithReranker reranker.
+func WithScorer(name string, r pipeline.Reranker) Option {
+	return func(o *options) {
+		if o.scorers == nil {
+			o.scorers = map[string]pipeline.Reranker{}
+		}
+		o.scorers[name] = r
+	}
+}
 
 // WithExperiments enables sticky A/B experiments.
 func WithExperiments(e *experiment.Set) Option { return func(o *options) { o.experiments = e } }
@@ -87,6 +99,7 @@ func (s *Server) applyOptions(o *options) {
 		Forwarder:   searchForwarder{s},
 		Rewriter:    o.rewriter,
 		Reranker:    o.reranker,
+		Scorers:     o.scorers,
 		Experiments: o.experiments,
 		Log:         s.log,
 	}

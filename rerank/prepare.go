@@ -3,7 +3,6 @@ package rerank
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"hash/maphash"
 	"net/url"
 	"strconv"
@@ -493,14 +492,14 @@ func upstreamSource(orig *sourceFilter, needed []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, s)
+		b = model.AppendJSONString(b, s)
 	}
 	b = append(b, `],"excludes":[`...)
 	for i, s := range excl {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, s)
+		b = model.AppendJSONString(b, s)
 	}
 	return append(b, "]}"...)
 }
@@ -531,9 +530,4 @@ func fieldsSig(f FieldsConfig) uint64 {
 	h.WriteByte(1)
 	h.WriteString(f.Image)
 	return h.Sum64()
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
 }

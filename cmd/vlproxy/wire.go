@@ -51,21 +51,41 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	}
 	opts = append(opts, proxy.WithRewriter(rw))
 
-	scorer, err := buildScorer(cfg, chat, &clients, log)
+	scorers, rerankClient, err := buildScorers(cfg, chat, log)
 	if err != nil {
 		return nil, close, err
 	}
-	if scorer != nil {
-		rr, err := rerank.New(cfg.Rerank, scorer, scores, log)
+	if rerankClient != nil {
+		clients = append(clients, rerankClient)
+		opts = append(opts, proxy.WithComponent(modelComponent("model.rerank", rerankClient)))
+	}
+	if cfg.Rerank.Scorer != "api" && cfg.Rerank.Scorer != "judge" {
+		return nil, close, fmt.Errorf("-rerank-scorer: unknown scorer %q (want api or judge)", cfg.Rerank.Scorer)
+	}
+	for name, sc := range scorers {
+		rcfg := cfg.Rerank
+		rcfg.Scorer = name
+		rr, err := rerank.New(rcfg, sc, scores, log)
 		if err != nil {
 			return nil, close, fmt.Errorf("cannot set up rerank (config section rerank:): %w", err)
 		}
-		opts = append(opts, proxy.WithReranker(rr))
+		opts = append(opts, proxy.WithScorer(name, rr))
+		if name == cfg.Rerank.Scorer {
+			opts = append(opts, proxy.WithReranker(rr))
+		}
 	}
 
 	exps, err := experiment.New(cfg.Experiments)
 	if err != nil {
 		return nil, close, fmt.Errorf("cannot set up experiments (config section experiments:): %w", err)
+	}
+	for _, e := range cfg.Experiments.Experiments {
+		for _, v := range e.Variants {
+			if _, ok := scorers[v.Scorer]; v.Scorer != "" && !ok {
+				return nil, close, fmt.Errorf("experiment %q, variant %q: scorer %q is not available "+
+					"(api needs -rerank-url, judge needs -model-url)", e.Name, v.Name, v.Scorer)
+			}
+		}
 	}
 	opts = append(opts, proxy.WithExperiments(exps))
 
@@ -76,27 +96,23 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	return opts, close, nil
 }
 
-// buildScorer picks the rerank scorer: a rerank API server, or the chat model as a yes/no judge.
-// Without the model it needs there is no reranking (requests asking for it get skipped:…).
-func buildScorer(cfg Config, chat *model.Client, clients *[]*model.Client, log *slog.Logger) (rerank.Scorer, error) {
-	switch cfg.Rerank.Scorer {
-	case "api":
-		if cfg.Model.Rerank.URL == "" {
-			return nil, nil
+// buildScorers builds every rerank scorer the configured models allow: "api" with a rerank
+// server, "judge" (yes/no logprobs) with the chat model. -rerank-scorer picks the default one;
+// experiment variants may name the other.
+func buildScorers(cfg Config, chat *model.Client, log *slog.Logger) (map[string]rerank.Scorer, *model.Client, error) {
+	out := map[string]rerank.Scorer{}
+	var rc *model.Client
+	if cfg.Model.Rerank.URL != "" {
+		var err error
+		if rc, err = model.New(model.RoleRerank, cfg.Model.Rerank, log); err != nil {
+			return nil, nil, fmt.Errorf("cannot set up the rerank model (-rerank-url): %w", err)
 		}
-		c, err := model.New(model.RoleRerank, cfg.Model.Rerank, log)
-		if err != nil {
-			return nil, fmt.Errorf("cannot set up the rerank model (-rerank-url): %w", err)
-		}
-		*clients = append(*clients, c)
-		return rerank.NewAPIScorer(c), nil
-	case "judge":
-		if chat == nil {
-			return nil, nil
-		}
-		return rerank.NewJudgeScorer(chat, cfg.Judge), nil
+		out["api"] = rerank.NewAPIScorer(rc)
 	}
-	return nil, fmt.Errorf("-rerank-scorer: unknown scorer %q (want api or judge)", cfg.Rerank.Scorer)
+	if chat != nil {
+		out["judge"] = rerank.NewJudgeScorer(chat, cfg.Judge)
+	}
+	return out, rc, nil
 }
 
 func modelComponent(name string, c *model.Client) proxy.Component {

@@ -288,7 +288,11 @@ func start(tb testing.TB, s setup) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	opts = append(opts, proxy.WithReranker(rk))
+	judge, err := rerank.New(rrCfg, rerank.NewJudgeScorer(chat, rerank.DefaultJudgeConfig()), nil, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts = append(opts, proxy.WithReranker(rk), proxy.WithScorer("api", rk), proxy.WithScorer("judge", judge))
 
 	exps, err := experiment.New(s.experiments)
 	if err != nil {

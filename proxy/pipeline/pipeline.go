@@ -73,6 +73,7 @@ type Pipeline struct {
 	fwd     Forwarder
 	rw      Rewriter
 	rr      Reranker
+	scorers map[string]Reranker
 	exp     *experiment.Set
 	results *cache.Cache
 	keys    *resultcache.Keyer
@@ -82,9 +83,12 @@ type Pipeline struct {
 
 // Deps are the parts a Pipeline is built from.
 type Deps struct {
-	Forwarder   Forwarder
-	Rewriter    Rewriter
-	Reranker    Reranker
+	Forwarder Forwarder
+	Rewriter  Rewriter
+	Reranker  Reranker
+	// Scorers are rerankers by scorer name, for experiment variants that name one; a variant
+	// whose scorer is not here uses Reranker.
+	Scorers     map[string]Reranker
 	Experiments *experiment.Set
 	Results     *cache.Cache       // result cache; nil disables it
 	Keys        *resultcache.Keyer // result-cache keys and write invalidation, shared with the write path
@@ -108,7 +112,7 @@ func New(cfg Config, d Deps) *Pipeline {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	return &Pipeline{cfg: cfg, fwd: d.Forwarder, rw: d.Rewriter, rr: d.Reranker, exp: d.Experiments,
+	return &Pipeline{cfg: cfg, fwd: d.Forwarder, rw: d.Rewriter, rr: d.Reranker, scorers: d.Scorers, exp: d.Experiments,
 		results: d.Results, keys: d.Keys, lag: d.RefreshLag, log: d.Log}
 }
 

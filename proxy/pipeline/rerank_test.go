@@ -280,3 +280,28 @@ func TestMsearchRerankHeader(t *testing.T) {
 		t.Fatalf("responses %s", r.Body)
 	}
 }
+
+// A variant's scorer picks the reranker: the explanation names the scorer that served it.
+func TestExperimentScorer(t *testing.T) {
+	exps := experiment.Config{Experiments: []experiment.Experiment{{
+		Name: "scorers",
+		Variants: []experiment.Variant{
+			{Name: "by-api", Weight: 1, Rerank: "on", Scorer: "api"},
+			{Name: "by-judge", Weight: 1, Rerank: "on", Scorer: "judge"},
+			{Name: "by-default", Weight: 1, Rerank: "on"},
+		},
+	}}}
+	e := start(t, setup{sim: rerankSim(), experiments: exps})
+	const body = `{"query":{"match":{"title":"red"}},"size":3,"ext":{"vlproxy":{"explain":true}}}`
+	f := func(variant, wantScorer string) {
+		t.Helper()
+		r := e.search(t, body, "X-VLProxy-Variant", variant)
+		wantHeaders(t, r, "X-VLProxy-Variant", variant, "X-VLProxy-Rerank", "applied")
+		if got := gjson.GetBytes(r.Body, "ext.vlproxy.rerank.scorer").String(); got != wantScorer {
+			t.Fatalf("variant %s: scorer %q, want %q", variant, got, wantScorer)
+		}
+	}
+	f("by-api", "rerank")
+	f("by-judge", "judge")
+	f("by-default", "rerank")
+}

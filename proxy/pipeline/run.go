@@ -24,6 +24,7 @@ type part struct {
 	rewrite rewrite.Result
 	rwState string
 	plan    *rerank.Plan
+	rr      Reranker // the reranker that made plan (the variant's scorer)
 	rrState string
 	shadow  rerank.ShadowStats
 	query   string // query string for the upstream (only `_search` may change it)
@@ -128,7 +129,8 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 // rerankWanted reports whether reranking may apply although the body carries nothing for
 // vlproxy: a header or variant switched it on, or the index has it on by default.
 func (p *Pipeline) rerankWanted(in *input) bool {
-	if p.rr == nil || in.kind == Count {
+	rr := p.rerankerFor(in)
+	if rr == nil || in.kind == Count {
 		return false
 	}
 	switch in.sw.Rerank {
@@ -140,7 +142,7 @@ func (p *Pipeline) rerankWanted(in *input) bool {
 	if in.variant != nil && (in.variant.Rerank == "on" || in.variant.Rerank == "shadow") {
 		return true
 	}
-	return p.rr.EnabledFor(in.index)
+	return rr.EnabledFor(in.index)
 }
 
 func (p *Pipeline) needsResponse(parts []*part) bool {
@@ -194,10 +196,10 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 	pt.rrState = "off"
 	if in.kind == Count {
 		pt.rrState = "skipped:count"
-	} else if p.rr != nil {
+	} else if rr := p.rerankerFor(in); rr != nil {
 		rmode := rerankMode(in)
 		q := model.Document{Text: pt.rewrite.Query.Text, Image: pt.rewrite.Query.Image}
-		plan, upBody, upQuery, skip, err := p.rr.Prepare(rerank.Request{
+		plan, upBody, upQuery, skip, err := rr.Prepare(rerank.Request{
 			Index: index, Body: body, Query: q, QueryKey: pt.rewrite.Query.Key,
 			Args: rerank.QueryArgs(pt.query), Mode: rmode, Opts: rrOpts, Explain: pt.explain,
 		})
@@ -211,7 +213,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 				pt.rrState = "off"
 			}
 		case plan != nil:
-			pt.plan = plan
+			pt.plan, pt.rr = plan, rr
 			body = upBody
 			if in.kind == Search {
 				pt.query = upQuery
@@ -220,6 +222,17 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 	}
 	pt.body = body
 	return pt, nil
+}
+
+// rerankerFor picks the reranker of the request's experiment variant (its scorer), else the
+// default one.
+func (p *Pipeline) rerankerFor(in *input) Reranker {
+	if in.variant != nil && in.variant.Scorer != "" {
+		if r, ok := p.scorers[in.variant.Scorer]; ok {
+			return r
+		}
+	}
+	return p.rr
 }
 
 // rewriteMode applies the precedence header > experiment variant > ext.vlproxy.rewrite.
@@ -302,7 +315,7 @@ func (p *Pipeline) finishOne(ctx context.Context, pt *part, body []byte, t *Timi
 	var rrExplain []byte
 	if pt.plan != nil {
 		s := time.Now()
-		res, err := p.rr.Apply(ctx, pt.plan, body)
+		res, err := pt.rr.Apply(ctx, pt.plan, body)
 		t.Rerank += time.Since(s)
 		if err != nil {
 			return nil, err
