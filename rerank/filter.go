@@ -414,3 +414,15 @@ func (fp *filterPath) appendExcluded(dst []byte, v gjson.Result, states []fpStat
 	}
 	return append(dst, v.Raw...)
 }
+
+// ApplyFilterPath filters a response the way Elasticsearch applies the filter_path URL
+// parameter (comma list, `*`, `**`, leading `-` exclusions). The proxy uses it for an _msearch
+// whose searches are reranked: the reranker needs the unfiltered hits, so filter_path is taken
+// off the upstream request and applied to the final response.
+func ApplyFilterPath(body []byte, expr string) []byte {
+	fp := parseFilterPath(expr)
+	if fp == nil {
+		return body
+	}
+	return fp.apply(body)
+}

@@ -305,3 +305,19 @@ func TestExperimentScorer(t *testing.T) {
 	f("by-judge", "judge")
 	f("by-default", "rerank")
 }
+
+// An _msearch filter_path would strip the hits the reranker reads: it is taken off the upstream
+// request and applied to the reranked response.
+func TestMsearchRerankFilterPath(t *testing.T) {
+	e := start(t, setup{sim: rerankSim()})
+	body := "{\"index\":\"products\"}\n{\"query\":{\"match\":{\"title\":\"red\"}},\"size\":3}\n"
+	r := e.do(t, "POST", "/_msearch?filter_path=responses.hits.hits._id&typed_keys=false", []byte(body), "X-VLProxy-Rerank", "on")
+	wantHeaders(t, r, "X-VLProxy-Rerank", "applied")
+	if up := e.ES.last(t); strings.Contains(up.URI, "filter_path") || !strings.Contains(up.URI, "typed_keys=false") {
+		t.Fatalf("upstream URI %s: want filter_path removed and the other parameters kept", up.URI)
+	}
+	want := `{"responses":[{"hits":{"hits":[{"_id":"` + strings.Join(strings.Split(page(modelOrder, 0, 3), ","), `"},{"_id":"`) + `"}]}}]}`
+	if string(r.Body) != want {
+		t.Fatalf("body\n%s\nwant\n%s", r.Body, want)
+	}
+}

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -70,6 +72,13 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		parts = append(parts, pt)
 	}
 
+	// An _msearch filter_path applies to the whole response, and the reranker needs its
+	// searches' hits whole: take it off upstream and apply it at the end.
+	var msearchFilter string
+	if in.kind == Msearch && p.needsRerank(parts) {
+		upQuery, msearchFilter = cutQueryParam(upQuery, "filter_path")
+	}
+
 	// The upstream request: the client's, with a new body only when something changed it.
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
@@ -120,6 +129,9 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 			return nil, err
 		}
 	}
+	if msearchFilter != "" && out.status >= 200 && out.status <= 299 {
+		out.body = rerank.ApplyFilterPath(out.body, msearchFilter)
+	}
 	out.rewrite, out.rerank = summarize(in, parts)
 	out.timings = t
 	p.observe(in, parts, time.Since(start))
@@ -143,6 +155,40 @@ func (p *Pipeline) rerankWanted(in *input) bool {
 		return true
 	}
 	return rr.EnabledFor(in.index)
+}
+
+func (p *Pipeline) needsRerank(parts []*part) bool {
+	for _, pt := range parts {
+		if pt.plan != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// cutQueryParam removes every name=… parameter from a raw query string and returns the rest and
+// the (unescaped) value of the last one.
+func cutQueryParam(q, name string) (rest, value string) {
+	var b strings.Builder
+	for _, seg := range strings.Split(q, "&") {
+		k, v, _ := strings.Cut(seg, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && uk == name {
+			if uv, err := url.QueryUnescape(v); err == nil {
+				value = uv
+			} else {
+				value = v
+			}
+			continue
+		}
+		if seg == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(seg)
+	}
+	return b.String(), value
 }
 
 func (p *Pipeline) needsResponse(parts []*part) bool {
