@@ -110,7 +110,7 @@ func TestResultCacheStampede(t *testing.T) {
 	f := func(body string) {
 		t.Helper()
 		calls := e.ES.Calls.Load()
-		const n = 200
+		const n = 1000
 		var wg sync.WaitGroup
 		states := make([]string, n)
 		bodies := make([][]byte, n)
