@@ -24,6 +24,7 @@ var commands = map[string]command{
 	"enrich":          {"write model keywords of each document's image into a field (resumable, rate-limited)", runEnrich},
 	"section":         {"replace one <!-- bench:NAME --> section of BENCHMARKS.md with a file", runSection},
 	"freeport":        {"print a free loopback TCP port", runFreePort},
+	"gen-image":       {"write a photo-like JPEG of a given size for image-query benchmarks", runGenImage},
 	"bare-proxy":      {"the smallest fasthttp reverse proxy: the floor vlproxy is compared with", runBareProxy},
 	"wait":            {"wait until -addr host:port accepts connections", runWait},
 }
