@@ -25,7 +25,7 @@ func (p *Pipeline) resultKey(rc *fasthttp.RequestCtx, in *input) (key []byte, st
 		Path:    rc.URI().PathOriginal(),
 		Query:   rc.URI().QueryString(),
 		Body:    in.body,
-		Header:  headerPeeker{&rc.Request.Header},
+		Header:  &rc.Request.Header,
 		Variant: variant,
 	})
 	if !ok {
@@ -33,10 +33,6 @@ func (p *Pipeline) resultKey(rc *fasthttp.RequestCtx, in *input) (key []byte, st
 	}
 	return key, last.IsZero() || time.Since(last) >= p.lag
 }
-
-type headerPeeker struct{ h *fasthttp.RequestHeader }
-
-func (p headerPeeker) Peek(name string) []byte { return p.h.Peek(name) }
 
 // outcomeHeaders copies the upstream's response headers; Forwarder already removed hop-by-hop
 // ones, and fasthttp sets Content-Length itself.
