@@ -1,7 +1,9 @@
 // Package proxy owns the HTTP side of vlproxy: the fasthttp server and routing, the upstream node pool
 // (round-robin balancing, active and passive health, retries, deadlines), byte-exact pass-through of
-// every ES API, ES-shaped errors, the /_vlproxy/* endpoints, Server-Timing and metrics. The search
-// pipeline (rewrite → ES → rerank, result cache) plugs in at Server.serveSearch.
+// every ES API, ES-shaped errors, the /_vlproxy/* endpoints, Server-Timing and metrics. Searches go
+// through Server.serveSearch (search.go) to proxy/pipeline (switches, result cache, rewrite → ES →
+// rerank); writes that pass through invalidate cached results (Server.invalidate); the optional
+// parts are wired with Options (options.go).
 package proxy
 
 import (
