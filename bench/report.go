@@ -78,6 +78,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// joinSorted formats every entry of m with f, in key order, joined by sep.
+func joinSorted[V any](m map[string]V, sep string, f func(k string, v V) string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, f(k, m[k]))
+	}
+	return strings.Join(parts, sep)
+}
+
 // WriteText writes the terminal table.
 func WriteText(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "mode=%s", rep.Mode)
@@ -110,26 +119,16 @@ func WriteText(w io.Writer, rep *Report) error {
 			extra = append(extra, fmt.Sprintf("first %s error: %s", k, t.ErrorSamples[k]))
 		}
 		if len(t.CPUPerReq) > 0 {
-			var parts []string
-			for _, k := range sortedKeys(t.CPUPerReq) {
-				parts = append(parts, fmt.Sprintf("%s=%.1f", k, t.CPUPerReq[k]))
-			}
-			extra = append(extra, "CPU µs/req: "+strings.Join(parts, " "))
+			extra = append(extra, "CPU µs/req: "+joinSorted(t.CPUPerReq, " ", func(k string, v float64) string { return fmt.Sprintf("%s=%.1f", k, v) }))
 		}
 		if len(t.Headers) > 0 {
-			var parts []string
-			for _, k := range sortedKeys(t.Headers) {
-				parts = append(parts, fmt.Sprintf("%s:%d", k, t.Headers[k]))
-			}
-			extra = append(extra, fmt.Sprintf("headers: %s cache_hits=%d", strings.Join(parts, " "), t.CacheHits))
+			h := joinSorted(t.Headers, " ", func(k string, v int64) string { return fmt.Sprintf("%s:%d", k, v) })
+			extra = append(extra, fmt.Sprintf("headers: %s cache_hits=%d", h, t.CacheHits))
 		}
 		if len(t.Stages) > 0 {
-			var parts []string
-			for _, k := range sortedKeys(t.Stages) {
-				s := t.Stages[k]
-				parts = append(parts, fmt.Sprintf("%s p50=%s p99=%s", k, FormatMicros(s.P50), FormatMicros(s.P99)))
-			}
-			extra = append(extra, "Server-Timing: "+strings.Join(parts, "; "))
+			extra = append(extra, "Server-Timing: "+joinSorted(t.Stages, "; ", func(k string, s Percentiles) string {
+				return fmt.Sprintf("%s p50=%s p99=%s", k, FormatMicros(s.P50), FormatMicros(s.P99))
+			}))
 		}
 		if len(extra) > 0 {
 			fmt.Fprintf(w, "%s: %s\n", t.Name, strings.Join(extra, " | "))
@@ -173,33 +172,20 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		if t.Service.N > 0 {
 			parts = append(parts, fmt.Sprintf("service time (sent→done) p50 %s p99 %s", FormatMicros(t.Service.P50), FormatMicros(t.Service.P99)))
 		}
+		oneDecimal := func(k string, v float64) string { return fmt.Sprintf("%s %.1f", k, v) }
 		if len(t.CPUPerReq) > 0 {
-			var c []string
-			for _, k := range sortedKeys(t.CPUPerReq) {
-				c = append(c, fmt.Sprintf("%s %.1f", k, t.CPUPerReq[k]))
-			}
-			parts = append(parts, "CPU µs/req: "+strings.Join(c, ", "))
+			parts = append(parts, "CPU µs/req: "+joinSorted(t.CPUPerReq, ", ", oneDecimal))
 		}
 		if len(t.PeakRSSMiB) > 0 {
-			var m []string
-			for _, k := range sortedKeys(t.PeakRSSMiB) {
-				m = append(m, fmt.Sprintf("%s %.1f", k, t.PeakRSSMiB[k]))
-			}
-			parts = append(parts, "peak RSS MiB: "+strings.Join(m, ", "))
+			parts = append(parts, "peak RSS MiB: "+joinSorted(t.PeakRSSMiB, ", ", oneDecimal))
 		}
 		if len(t.Headers) > 0 {
-			var h []string
-			for _, k := range sortedKeys(t.Headers) {
-				h = append(h, fmt.Sprintf("`%s` ×%d", k, t.Headers[k]))
-			}
-			parts = append(parts, "headers: "+strings.Join(h, ", "))
+			parts = append(parts, "headers: "+joinSorted(t.Headers, ", ", func(k string, v int64) string { return fmt.Sprintf("`%s` ×%d", k, v) }))
 		}
 		if len(t.Stages) > 0 {
-			var st []string
-			for _, k := range sortedKeys(t.Stages) {
-				st = append(st, fmt.Sprintf("%s p50 %s p99 %s", k, FormatMicros(t.Stages[k].P50), FormatMicros(t.Stages[k].P99)))
-			}
-			parts = append(parts, "Server-Timing: "+strings.Join(st, "; "))
+			parts = append(parts, "Server-Timing: "+joinSorted(t.Stages, "; ", func(k string, s Percentiles) string {
+				return fmt.Sprintf("%s p50 %s p99 %s", k, FormatMicros(s.P50), FormatMicros(s.P99))
+			}))
 		}
 		if len(parts) > 0 {
 			fmt.Fprintf(w, "- **%s**: %s\n", t.Name, strings.Join(parts, " · "))

@@ -110,38 +110,27 @@ func (p *Part) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func appendParts(dst []byte, parts []Part) []byte {
+// appendArray appends items as a JSON array, each encoded by enc.
+func appendArray[T any](dst []byte, items []T, enc func([]byte, T) []byte) []byte {
 	dst = append(dst, '[')
-	for i, p := range parts {
+	for i, it := range items {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = p.appendJSON(dst)
+		dst = enc(dst, it)
 	}
 	return append(dst, ']')
+}
+
+func appendParts(dst []byte, parts []Part) []byte {
+	return appendArray(dst, parts, func(b []byte, p Part) []byte { return p.appendJSON(b) })
 }
 
 func appendMessages(dst []byte, msgs []Message) []byte {
-	dst = append(dst, '[')
-	for i, m := range msgs {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = m.appendJSON(dst)
-	}
-	return append(dst, ']')
+	return appendArray(dst, msgs, func(b []byte, m Message) []byte { return m.appendJSON(b) })
 }
 
-func appendStrings(dst []byte, ss []string) []byte {
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = AppendJSONString(dst, s)
-	}
-	return append(dst, ']')
-}
+func appendStrings(dst []byte, ss []string) []byte { return appendArray(dst, ss, AppendJSONString) }
 
 func appendFloat(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
