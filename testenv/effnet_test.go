@@ -391,20 +391,25 @@ func renderTable(t *testing.T, rows [][]string, angleDeg float64) []byte {
 			d.DrawString(s)
 		}
 	}
-	// rotate about the centre (nearest neighbour), white outside
+	// rotate about the centre (bilinear, like a scan), white outside
 	out := image.NewGray(flat.Bounds())
 	a := angleDeg * math.Pi / 180
 	sin, cos := math.Sin(a), math.Cos(a)
 	cx, cy := float64(w)/2, float64(h)/2
+	at := func(x, y int) float64 {
+		if x < 0 || y < 0 || x >= w || y >= h {
+			return 255
+		}
+		return float64(flat.GrayAt(x, y).Y)
+	}
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
 			dx, dy := float64(x)-cx, float64(y)-cy
-			sx, sy := int(math.Round(cx+dx*cos+dy*sin)), int(math.Round(cy-dx*sin+dy*cos))
-			if sx >= 0 && sy >= 0 && sx < w && sy < h {
-				out.SetGray(x, y, flat.GrayAt(sx, sy))
-			} else {
-				out.SetGray(x, y, color.Gray{Y: 255})
-			}
+			sx, sy := cx+dx*cos+dy*sin, cy-dx*sin+dy*cos
+			x0, y0 := int(math.Floor(sx)), int(math.Floor(sy))
+			fx, fy := sx-float64(x0), sy-float64(y0)
+			v := (at(x0, y0)*(1-fx)+at(x0+1, y0)*fx)*(1-fy) + (at(x0, y0+1)*(1-fx)+at(x0+1, y0+1)*fx)*fy
+			out.SetGray(x, y, color.Gray{Y: uint8(math.Round(v))})
 		}
 	}
 	var buf bytes.Buffer

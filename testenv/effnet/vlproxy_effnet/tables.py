@@ -11,6 +11,7 @@ out when the cell is empty or not a number.
 import math
 import re
 import threading
+import unicodedata
 import time
 
 HEADERS = {
@@ -35,7 +36,8 @@ class Box:
         dx, dy = pts[1][0] - pts[0][0], pts[1][1] - pts[0][1]
         self.angle = math.atan2(dy, dx) if len(pts) >= 2 and dx > 0 else 0.0
         self.x0, self.x1, self.y0, self.y1 = min(xs), max(xs), min(ys), max(ys)
-        self.text, self.score = text.strip(), float(score)
+        # the recogniser (trained on Chinese and English) may answer full-width forms: "９" -> "9"
+        self.text, self.score = unicodedata.normalize("NFKC", text).strip(), float(score)
 
     @property
     def xc(self):
@@ -198,6 +200,8 @@ class OCR:
         """im: RGB PIL image -> ([Box], cpu_ms)."""
         eng = self.engine()
         t0 = time.process_time()
-        result, _ = eng(im)
+        # no 0/180 degree text classifier: pages come upright (a scan's skew is small), and on a
+        # lone digit it flips "9" into "6"
+        result, _ = eng(im, use_cls=False)
         cpu_ms = (time.process_time() - t0) * 1000.0
         return [Box(pts, text, score) for pts, text, score in (result or [])], cpu_ms
