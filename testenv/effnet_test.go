@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -469,4 +470,22 @@ func TestEffnetTableRows(t *testing.T) {
 		t.Errorf("%d rows, want %d: %s", len(got.Rows), len(want), cr.Choices[0].Message.Content)
 	}
 	t.Logf("table: %d of %d rows exact, %.0f ms CPU for the page", exact, len(want), cr.Metrics.CPUMs)
+}
+
+// TestEffnetSelftest runs testenv/effnet/selftest.py in the server's venv: the reference check
+// in-process, a bounded fuzz of the request handlers (mutated embeddings and chat bodies must
+// give a result or a client error, nothing else) and OCR of a table Pillow renders.
+func TestEffnetSelftest(t *testing.T) {
+	EffnetURL(t) // the same skip rule as the other effnet tests; the venv exists once a server ran
+	dir := repoFile(t, "testenv/effnet")
+	py, err := InstallEffnet(t.Context(), dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), py, filepath.Join(dir, "selftest.py"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("selftest.py: %v\n%s", err, out)
+	}
+	t.Logf("selftest.py:\n%s", out)
 }

@@ -27,14 +27,11 @@ _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
 
 
 class Box:
-    __slots__ = ("x0", "y0", "x1", "y1", "text", "score", "angle")
+    __slots__ = ("x0", "y0", "x1", "y1", "text", "score")
 
     def __init__(self, pts, text, score):
         xs = [p[0] for p in pts]
         ys = [p[1] for p in pts]
-        # the slope of the box's top edge (points go clockwise from the top left)
-        dx, dy = pts[1][0] - pts[0][0], pts[1][1] - pts[0][1]
-        self.angle = math.atan2(dy, dx) if len(pts) >= 2 and dx > 0 else 0.0
         self.x0, self.x1, self.y0, self.y1 = min(xs), max(xs), min(ys), max(ys)
         # the recogniser (trained on Chinese and English) may answer full-width forms: "９" -> "9"
         self.text, self.score = unicodedata.normalize("NFKC", text).strip(), float(score)
@@ -52,17 +49,7 @@ class Box:
         return self.y1 - self.y0
 
 
-def lines(boxes):
-    """Groups boxes into text lines by the y of their centres, measured across the page's skew
-    (the median slope of the wider boxes); each line sorted by x."""
-    boxes = [b for b in boxes if b.text]
-    if not boxes:
-        return []
-    hs = sorted(b.h for b in boxes)
-    tol = max(hs[len(hs) // 2] * 0.5, 2.0)
-    wide = sorted(b.angle for b in boxes if b.x1 - b.x0 > 2 * b.h)
-    skew = wide[len(wide) // 2] if wide else 0.0
-    skew = max(-0.2, min(0.2, skew))
+def _group(boxes, tol, skew):
     sin, cos = math.sin(skew), math.cos(skew)
 
     def level(b):  # the centre's y with the skew rotated away
@@ -78,6 +65,29 @@ def lines(boxes):
         else:
             out.append({"y": y, "boxes": [b]})
     return [sorted(ln["boxes"], key=lambda b: b.x0) for ln in out]
+
+
+SKEW_STEPS = [math.radians(d / 10.0) for d in range(-40, 41)]  # -4..4 degrees
+
+
+def lines(boxes):
+    """Groups boxes into text lines by the y of their centres, measured across the page's skew:
+    the angle in -4..4 degrees that gives the fewest lines, where a line holding two boxes that
+    overlap in x (cells of different rows) counts as a penalty; the smallest angle among ties.
+    Each line is sorted by x."""
+    boxes = [b for b in boxes if b.text]
+    if not boxes:
+        return []
+    hs = sorted(b.h for b in boxes)
+    tol = max(hs[len(hs) // 2] * 0.5, 2.0)
+    best, best_cost = None, None
+    for a in sorted(SKEW_STEPS, key=abs):
+        g = _group(boxes, tol, a)
+        overlaps = sum(1 for ln in g for p, q in zip(ln, ln[1:]) if q.x0 < p.x1 - 0.25 * min(p.x1 - p.x0, q.x1 - q.x0))
+        cost = len(g) + 2 * overlaps
+        if best is None or cost < best_cost:
+            best, best_cost = g, cost
+    return best
 
 
 def header_key(text):
