@@ -195,8 +195,9 @@ func (e *Effnet) Stop() error {
 }
 
 // EffnetURL returns the base URL of the model server for a test: $VLPROXY_TEST_EFFNET_URL when
-// set; otherwise, with $VLPROXY_REQUIRE_EFFNET set or CI=true, a server started for this test
-// (stopped by t.Cleanup); otherwise the test is skipped.
+// set; otherwise, with $VLPROXY_REQUIRE_EFFNET set or CI=true, a server started on first use and
+// shared by the test binary (it exits with the binary: its stdin pipe closes); otherwise the test
+// is skipped.
 func EffnetURL(t testing.TB) string {
 	t.Helper()
 	if u := strings.TrimRight(os.Getenv(EnvEffnetURL), "/"); u != "" {
@@ -205,16 +206,24 @@ func EffnetURL(t testing.TB) string {
 	if os.Getenv(EnvRequireEffnet) == "" && os.Getenv("CI") != "true" {
 		t.Skipf("testenv: no image model: set %s (bash testenv/with-effnet.sh go test ...) or %s=1", EnvEffnetURL, EnvRequireEffnet)
 	}
-	e, err := StartEffnet(context.Background(), EffnetOptions{})
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := e.Stop(); err != nil {
-			t.Errorf("testenv: %v", err)
-		}
+	sharedEffnet.once.Do(func() {
+		sharedEffnet.e, sharedEffnet.err = StartEffnet(context.Background(), EffnetOptions{})
 	})
-	return e.URL
+	if sharedEffnet.err != nil {
+		t.Fatalf("testenv: %v", sharedEffnet.err)
+	}
+	select {
+	case <-sharedEffnet.e.Done():
+		t.Fatalf("testenv: the effnet server has died; log tail:\n%s", sharedEffnet.e.LogTail(4096))
+	default:
+	}
+	return sharedEffnet.e.URL
+}
+
+var sharedEffnet struct {
+	once sync.Once
+	e    *Effnet
+	err  error
 }
 
 // tailBuffer keeps the last max bytes written to it.
