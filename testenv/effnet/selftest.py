@@ -97,8 +97,37 @@ def render_table(rows, angle):
     return im.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor="white")
 
 
+ORDER = [("Navy Blue", "Shirt", 2, 899), ("White", "Sneakers", 1, 2499), ("Black", "Handbag", 1, 1799),
+         ("Grey", "Track Pants", 3, 699), ("Pink", "Kurta", 2, 1099), ("Brown", "Wallet", 5, 499),
+         ("Red", "Saree", 1, 3299), ("Olive", "Jacket", 1, 2999)]
+
+
+def render_page(angle):
+    """An A4 page at 200 dpi: a title, a three-column order table, a footer note."""
+    im = Image.new("RGB", (1654, 2339), "white")
+    d = ImageDraw.Draw(im)
+    d.text((120, 120), "Price list - Spring order, Shop 42", fill="black", font=ImageFont.load_default(size=44))
+    f = ImageFont.load_default(size=32)
+    xs, rh, y0 = [120, 900, 1150, 1530], 90, 260
+    rows = [("Item name", "Qty", "Price (INR)")] + [("%s %s" % (c, p), str(q), "%d.00" % pr) for c, p, q, pr in ORDER]
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            d.text((xs[c] + 16, y0 + r * rh + 28), text, fill="black", font=f)
+    for r in range(len(rows) + 1):
+        d.line([(xs[0], y0 + r * rh), (xs[-1], y0 + r * rh)], fill="black", width=3)
+    for x in xs:
+        d.line([(x, y0), (x, y0 + rh * len(rows))], fill="black", width=3)
+    d.text((120, y0 + rh * len(rows) + 60), "Thank you for your order. Payment within 30 days.", fill="black", font=f)
+    return im.rotate(angle, resample=Image.BICUBIC, fillcolor="white").convert("L").convert("RGB")
+
+
 def check_table(app):
-    im = render_table(TABLE, 1.5)
+    check_page(app, "table", render_table(TABLE, 1.5), WANT_ROWS, "(the total line left out)")
+    want = [{"item": "%s %s" % (c, p), "attributes": {}, "quantity": q, "price": pr} for c, p, q, pr in ORDER]
+    check_page(app, "A4 page", render_page(-0.8), want, "(title and footer left out)")
+
+
+def check_page(app, name, im, want_rows, note):
     buf = io.BytesIO()
     im.save(buf, "PNG")
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -107,11 +136,11 @@ def check_table(app):
     out = app.chat({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}]}],
                     "response_format": {"type": "json_schema", "json_schema": {"name": server.TABLE_SCHEMA}}})
     got = json.loads(out["choices"][0]["message"]["content"])["rows"]
-    exact = sum(1 for g, w in zip(got, WANT_ROWS) if g == w)
-    if exact != len(WANT_ROWS) or len(got) != len(WANT_ROWS):
-        fail("table rows: %d of %d exact, got %s" % (exact, len(WANT_ROWS), json.dumps(got)))
-    print("table: %d/%d rows exact (the total line left out); %.0f ms CPU, %.1f s wall for the page"
-          % (exact, len(WANT_ROWS), out["metrics"]["cpu_ms"], time.monotonic() - t0))
+    exact = sum(1 for g, w in zip(got, want_rows) if g == w)
+    if exact != len(want_rows) or len(got) != len(want_rows):
+        fail("%s rows: %d of %d exact, got %s" % (name, exact, len(want_rows), json.dumps(got)))
+    print("%s: %d/%d rows exact %s; %.0f ms CPU, %.1f s wall for the page"
+          % (name, exact, len(want_rows), note, out["metrics"]["cpu_ms"], time.monotonic() - t0))
 
 
 def mutate(rng, v, depth=0):
@@ -166,10 +195,39 @@ def check_fuzz(app, n=300):
     print("fuzz: %d mutated requests, %d client errors, no other exception" % (n, errors))
 
 
+def check_rows_parser(n=500):
+    """tables.rows on synthetic boxes: a known grid, then random boxes (must never raise)."""
+    def box(x, y, w, text):
+        return tables.Box([(x, y), (x + w, y), (x + w, y + 30), (x, y + 30)], text, 0.99)
+    grid = [["Item", "Size", "Qty", "Price"], ["Linen Shirt", "XL", "2", "1,050"], ["Socks", "", "12", "99.5"]]
+    boxes = [box(100 + 300 * c + 3 * r, 100 + 60 * r - 0.02 * (300 * c), 120, t)
+             for r, row in enumerate(grid) for c, t in enumerate(row) if t]
+    got = tables.rows(boxes)
+    want = [{"item": "Linen Shirt", "attributes": {"size": "XL"}, "quantity": 2, "price": 1050},
+            {"item": "Socks", "attributes": {}, "quantity": 12, "price": 99.5}]
+    if got != want:
+        fail("rows parser: got %s, want %s" % (got, want))
+    rng = random.Random(2)
+    words = ["Item", "Qty", "Price", "Colour", "Brand", "Size", "Total", "12", "1,299.00", "x", "", "  ", "９", "-3",
+             ".5", "1e9", "Ｐｒｉｃｅ", "\u0000", "name/product"]
+    for _ in range(n):
+        bs = []
+        for _ in range(rng.randrange(0, 40)):
+            x, y = rng.uniform(-50, 2000), rng.uniform(-50, 3000)
+            w, h = rng.uniform(0, 400), rng.uniform(0, 80)
+            bs.append(tables.Box([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], rng.choice(words), rng.random()))
+        try:
+            tables.rows(bs)
+        except Exception as e:
+            fail("rows parser raised %r on %d random boxes" % (e, len(bs)))
+    print("rows parser: known grid exact; %d random box sets, no exception" % n)
+
+
 def main():
     args = server.parse_args(["--no-ocr-preload"])
     app = server.App(args)
     check_reference(app)
+    check_rows_parser()
     check_fuzz(app)
     check_table(app)
     print("ok")

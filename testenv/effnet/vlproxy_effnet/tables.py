@@ -120,13 +120,22 @@ def _find_header(lns):
     return None, None
 
 
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def _cell(parts):
+    """Joins a cell's texts; the recogniser drops some spaces ("WhiteSneakers"): put them back at
+    lower-to-upper case changes."""
+    return _CAMEL.sub(" ", " ".join(parts)).strip()
+
+
 def _row(cells):
-    item = " ".join(cells.get("item", [])).strip()
+    item = _cell(cells.get("item", []))
     if not item or item.lower().rstrip(":") in ("total", "subtotal", "grand total", "sum"):
         return None
     row = {"item": item, "attributes": {}}
     for a in ("colour", "size", "brand"):
-        v = " ".join(cells.get(a, [])).strip()
+        v = _cell(cells.get(a, []))
         if v:
             row["attributes"][a] = v
     q = number(" ".join(cells.get("quantity", [])))
@@ -165,6 +174,9 @@ def rows(boxes):
     cols = sorted(((b.xc, k) for k, b in header), key=lambda c: c[0])
     bounds = [(cols[i][0] + cols[i + 1][0]) / 2 for i in range(len(cols) - 1)]
     for ln in lns[hi + 1:]:
+        # a line with a box across a column boundary is no table row (a note, a footer)
+        if any(b.x0 < x - 0.2 * (b.x1 - b.x0) and b.x1 > x + 0.2 * (b.x1 - b.x0) for b in ln for x in bounds):
+            continue
         cells = {}
         for b in ln:
             j = sum(b.xc > x for x in bounds)
@@ -182,6 +194,7 @@ class OCR:
         self.threads = threads
         self._engine = None
         self._lock = threading.Lock()
+        self._run = threading.Lock()  # one page at a time: RapidOCR's pipeline keeps state
         self.load_error = None
         self._preload = None
 
@@ -209,6 +222,10 @@ class OCR:
     def boxes(self, im):
         """im: RGB PIL image -> ([Box], cpu_ms)."""
         eng = self.engine()
+        with self._run:
+            return self._boxes(eng, im)
+
+    def _boxes(self, eng, im):
         t0 = time.process_time()
         # no 0/180 degree text classifier: pages come upright (a scan's skew is small), and on a
         # lone digit it flips "9" into "6"
