@@ -147,7 +147,7 @@ func (c *Client) appendChat(dst []byte, req *ChatRequest) []byte {
 	dst = append(dst, '{')
 	if m := cmp(req.Model, c.cfg.Model); m != "" {
 		dst = append(dst, `"model":`...)
-		dst = AppendJSONString(dst, m)
+		dst = appendString(dst, m)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"messages":`...)
@@ -216,7 +216,7 @@ func (c *Client) appendChoices(dst []byte, choices []string) []byte {
 		}
 		b.WriteByte(')')
 		dst = append(dst, `,"regex":`...)
-		return AppendJSONString(dst, b.String())
+		return appendString(dst, b.String())
 	case APILlamaCpp:
 		var b strings.Builder
 		b.WriteString("root ::= ")
@@ -227,7 +227,7 @@ func (c *Client) appendChoices(dst []byte, choices []string) []byte {
 			b.WriteString(strconv.Quote(ch))
 		}
 		dst = append(dst, `,"grammar":`...)
-		return AppendJSONString(dst, b.String())
+		return appendString(dst, b.String())
 	}
 	return dst
 }
@@ -287,7 +287,7 @@ func (c *Client) appendRerank(dst []byte, req *RerankRequest) ([]byte, error) {
 	dst = append(dst, '{')
 	if m := cmp(req.Model, c.cfg.Model); m != "" && api != APITEI {
 		dst = append(dst, `"model":`...)
-		dst = AppendJSONString(dst, m)
+		dst = appendString(dst, m)
 		dst = append(dst, ',')
 	}
 	left, right := `"query":`, `,"documents":`
@@ -314,17 +314,17 @@ func (c *Client) appendRerank(dst []byte, req *RerankRequest) ([]byte, error) {
 // vLLM content parts {"content":[text?, image]} or Jina's {"text"?,"image"}.
 func (c *Client) appendDoc(dst []byte, d Document) []byte {
 	if d.Image == "" {
-		return AppendJSONString(dst, d.Text)
+		return appendString(dst, d.Text)
 	}
 	if c.cfg.API == APIJina {
 		dst = append(dst, '{')
 		if d.Text != "" {
 			dst = append(dst, `"text":`...)
-			dst = AppendJSONString(dst, d.Text)
+			dst = appendString(dst, d.Text)
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `"image":`...)
-		dst = AppendJSONString(dst, d.Image)
+		dst = appendString(dst, d.Image)
 		return append(dst, '}')
 	}
 	dst = append(dst, `{"content":[`...)
@@ -349,7 +349,7 @@ func (c *Client) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, 
 	dst := append((*bp)[:0], '{')
 	if m := cmp(req.Model, c.cfg.Model); m != "" {
 		dst = append(dst, `"model":`...)
-		dst = AppendJSONString(dst, m)
+		dst = appendString(dst, m)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"input":`...)

@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/internal/esjson"
 
 	"crypto/subtle"
 	"encoding/json"
@@ -67,7 +67,7 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"url":`...)
-		b = model.AppendJSONString(b, n.url)
+		b = esjson.AppendString(b, n.url)
 		b = append(b, `,"available":`...)
 		b = strconv.AppendBool(b, n.Available())
 		b = append(b, `,"healthy":`...)
@@ -78,13 +78,13 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 		b = strconv.AppendInt(b, n.inFlight.Load(), 10)
 		b = append(b, `,"last_check":`...)
 		if lc := n.lastCheck.Load(); lc > 0 {
-			b = model.AppendJSONString(b, time.Unix(0, lc).UTC().Format(time.RFC3339Nano))
+			b = esjson.AppendString(b, time.Unix(0, lc).UTC().Format(time.RFC3339Nano))
 		} else {
 			b = append(b, "null"...)
 		}
 		b = append(b, `,"last_error":`...)
 		if e := n.lastErr.Load(); e != nil {
-			b = model.AppendJSONString(b, *e)
+			b = esjson.AppendString(b, *e)
 		} else {
 			b = append(b, "null"...)
 		}
@@ -98,7 +98,7 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 				b = append(b, ',')
 			}
 			state, up := c.Health()
-			b = model.AppendJSONString(b, c.Name)
+			b = esjson.AppendString(b, c.Name)
 			b = append(b, `:{"up":`...)
 			b = strconv.AppendBool(b, up)
 			b = append(b, `,"state":`...)

@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/internal/esjson"
 
 	"context"
 	"errors"
@@ -125,13 +125,13 @@ func classify(err error) (int, string, string) {
 // appendESError appends {"error":{"root_cause":[{"type":T,"reason":R}],"type":T,"reason":R},"status":N}.
 func appendESError(dst []byte, status int, errType, reason string) []byte {
 	dst = append(dst, `{"error":{"root_cause":[{"type":`...)
-	dst = model.AppendJSONString(dst, errType)
+	dst = esjson.AppendString(dst, errType)
 	dst = append(dst, `,"reason":`...)
-	dst = model.AppendJSONString(dst, reason)
+	dst = esjson.AppendString(dst, reason)
 	dst = append(dst, `}],"type":`...)
-	dst = model.AppendJSONString(dst, errType)
+	dst = esjson.AppendString(dst, errType)
 	dst = append(dst, `,"reason":`...)
-	dst = model.AppendJSONString(dst, reason)
+	dst = esjson.AppendString(dst, reason)
 	dst = append(dst, `},"status":`...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	return append(dst, '}')

@@ -3,6 +3,7 @@ package rerank
 import (
 	"context"
 	"encoding/json"
+	"github.com/vlproxy/vlproxy/internal/esjson"
 	"math"
 	"slices"
 	"strconv"
@@ -406,11 +407,11 @@ func (r *Reranker) explain(p *Plan, status string, hits []hitInfo, order []int, 
 	name := r.scorer.Name()
 	kind, mdl, _ := strings.Cut(name, ":")
 	b := []byte(`{"scorer":`)
-	b = model.AppendJSONString(b, kind)
+	b = esjson.AppendString(b, kind)
 	b = append(b, `,"model":`...)
-	b = model.AppendJSONString(b, mdl)
+	b = esjson.AppendString(b, mdl)
 	b = append(b, `,"status":`...)
-	b = model.AppendJSONString(b, status)
+	b = esjson.AppendString(b, status)
 	b = append(b, `,"window":`...)
 	b = strconv.AppendInt(b, int64(min(p.window, len(hits))), 10)
 	b = append(b, `,"hits":[`...)
@@ -429,9 +430,9 @@ func (r *Reranker) explain(p *Plan, status string, hits []hitInfo, order []int, 
 			b = append(b, ',')
 		}
 		b = append(b, `{"_index":`...)
-		b = model.AppendJSONString(b, h.index)
+		b = esjson.AppendString(b, h.index)
 		b = append(b, `,"_id":`...)
-		b = model.AppendJSONString(b, h.id)
+		b = esjson.AppendString(b, h.id)
 		b = append(b, `,"rank":`...)
 		b = strconv.AppendInt(b, int64(pos+1), 10)
 		b = append(b, `,"original_rank":`...)

@@ -3,6 +3,7 @@ package rerank
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"github.com/vlproxy/vlproxy/internal/esjson"
 	"hash/maphash"
 	"net/url"
 	"strconv"
@@ -492,14 +493,14 @@ func upstreamSource(orig *sourceFilter, needed []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = model.AppendJSONString(b, s)
+		b = esjson.AppendString(b, s)
 	}
 	b = append(b, `],"excludes":[`...)
 	for i, s := range excl {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = model.AppendJSONString(b, s)
+		b = esjson.AppendString(b, s)
 	}
 	return append(b, "]}"...)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/esjson"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -142,5 +143,5 @@ func esStatus(t *testing.T, err error) (int, string, string) {
 }
 
 func bodyWith(img string) []byte {
-	return []byte(`{"query":{"multimodal":{"image":` + string(model.AppendJSONString(nil, img)) + `}}}`)
+	return []byte(`{"query":{"multimodal":{"image":` + string(esjson.AppendString(nil, img)) + `}}}`)
 }
