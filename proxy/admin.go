@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"github.com/vlproxy/vlproxy/internal/esjson"
 
 	"crypto/subtle"
@@ -32,7 +33,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		metrics.WritePrometheus(ctx, true)
 	default:
-		s.fail(ctx, rq, &Error{Status: fasthttp.StatusNotFound, Type: "resource_not_found_exception",
+		s.fail(ctx, rq, &eserr.Error{Status: fasthttp.StatusNotFound, Type: "resource_not_found_exception",
 			Reason: "no vlproxy endpoint " + string(ctx.Method()) + " " + string(path) +
 				"; try GET /_vlproxy/health, GET /_vlproxy/metrics, GET /_vlproxy/cache or POST /_vlproxy/cache/_clear"})
 	}
@@ -140,7 +141,7 @@ func (s *Server) serveCacheClear(ctx *fasthttp.RequestCtx, rq *request) {
 		if s.adminToken == "" {
 			reason = "clearing the caches is disabled: no admin token is configured (-admin-token)"
 		}
-		s.fail(ctx, rq, &Error{Status: fasthttp.StatusForbidden, Type: "security_exception", Reason: reason})
+		s.fail(ctx, rq, &eserr.Error{Status: fasthttp.StatusForbidden, Type: "security_exception", Reason: reason})
 		return
 	}
 	for _, c := range s.caches {

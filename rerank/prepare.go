@@ -115,7 +115,7 @@ func argValue(args []qarg, key string) (string, bool) {
 }
 
 // Prepare decides whether req is reranked. skip != "" means forward it unchanged; err is a
-// 400 *Error for bad input. Otherwise it returns the body and query string to send upstream:
+// 400 *eserr.Error for bad input. Otherwise it returns the body and query string to send upstream:
 // size widened to max(from+size, window), from = 0, and _source/filter_path relaxed so the
 // fields the reranker needs come back (Apply strips them again).
 func (r *Reranker) Prepare(req Request) (plan *Plan, upstreamBody []byte, upstreamQuery string, skip string, err error) {

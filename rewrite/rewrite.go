@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"log/slog"
 	"strconv"
 	"time"
@@ -179,7 +180,7 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 		out, o, err = r.rewriteClause(ctx, c, prof, req.Mode, out)
 		res.ModelTime += o.modelTime
 		if err != nil {
-			var e *Error
+			var e *eserr.Error
 			if errors.As(err, &e) && e.Status < 500 {
 				rewriteBadInputs.Inc()
 			}
@@ -335,7 +336,7 @@ func (r *Rewriter) image(ctx context.Context, s string) (queryImage, error) {
 	// fn may outlive this call (the cache fills detached): raw leaves the pool.
 	in.keep()
 	val, _, err := r.cache.Do(ctx, key, func(context.Context) ([]byte, error) { return shrink(raw) })
-	var e *Error
+	var e *eserr.Error
 	switch {
 	case err == nil && bytes.HasPrefix(val, []byte(jpegURIPrefix)):
 		q.URI = string(val)

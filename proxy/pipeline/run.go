@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"net/url"
 	"strings"
 	"time"
@@ -233,8 +234,8 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 		t.Rewrite += res.Elapsed
 		t.Model += res.ModelTime
 	} else if searchbody.MaybeIntercepted(body) {
-		return nil, &Error{Status: 503, Type: "model_unavailable_exception",
-			Reason: "cannot rewrite the multimodal clause: no rewriter is configured"}
+		return nil, eserr.New(503, "model_unavailable_exception",
+			"cannot rewrite the multimodal clause: no rewriter is configured")
 	} else {
 		pt.rwState = "skipped"
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"net/url"
 	"strconv"
 	"sync/atomic"
@@ -169,19 +170,10 @@ func decodeBody(h *fasthttp.RequestHeader, body []byte) (plain []byte, raw bool,
 	}
 	b, err := fasthttp.AppendGunzipBytes(nil, body)
 	if err != nil {
-		return nil, false, &Error{Status: 400, Type: "parse_exception", Reason: "cannot decompress the gzip request body: " + err.Error()}
+		return nil, false, eserr.New(400, "parse_exception", "cannot decompress the gzip request body: "+err.Error())
 	}
 	return b, false, nil
 }
-
-// Error is an error of the pipeline itself, rendered ES-shaped by proxy/.
-type Error struct {
-	Status       int
-	Type, Reason string
-}
-
-func (e *Error) Error() string                  { return e.Reason }
-func (e *Error) ESError() (int, string, string) { return e.Status, e.Type, e.Reason }
 
 // indexOf returns the index expression of a search path ("/a,b/_search" → "a,b"), decoded,
 // or "" for "/_search".
