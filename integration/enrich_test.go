@@ -19,7 +19,7 @@ import (
 
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/model/modeltest"
-	"github.com/vlproxy/vlproxy/rewrite/enrich"
+	"github.com/vlproxy/vlproxy/enrich"
 	"github.com/vlproxy/vlproxy/testenv"
 )
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vlproxy/vlproxy/model"
-	"github.com/vlproxy/vlproxy/rewrite/enrich"
+	"github.com/vlproxy/vlproxy/enrich"
 )
 
 // runEnrich walks an index and writes model keywords of each document's image into a field, so
