@@ -6,7 +6,7 @@ import (
 	"github.com/vlproxy/vlproxy/internal/eserr"
 )
 
-// Client-visible failures of a rewrite; where there is a cause the client reads it too.
+// Client-visible failures of a rewrite (image failures are media's).
 
 func parsingError(format string, args ...any) *eserr.Error {
 	return eserr.New(400, eserr.TypeParsing, fmt.Sprintf(format, args...))
@@ -14,14 +14,6 @@ func parsingError(format string, args ...any) *eserr.Error {
 
 func illegalArgument(format string, args ...any) *eserr.Error {
 	return eserr.New(400, eserr.TypeIllegalArgument, fmt.Sprintf(format, args...))
-}
-
-func imageError(err error, format string, args ...any) *eserr.Error {
-	return &eserr.Error{Status: 400, Type: eserr.TypeIllegalArgument, Reason: fmt.Sprintf(format, args...), Err: err, ShowCause: true}
-}
-
-func tooLarge(format string, args ...any) *eserr.Error {
-	return eserr.New(413, eserr.TypeTooLarge, fmt.Sprintf(format, args...))
 }
 
 func modelUnavailable(reason string, err error) *eserr.Error {

@@ -1,15 +1,10 @@
 package rewrite
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"github.com/vlproxy/vlproxy/internal/esjson"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"log/slog"
 	"sync"
@@ -90,40 +85,6 @@ func newTestRewriter(t testing.TB, cfg Config, m Chatter, c Cache) *Rewriter {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// testImage draws a w x h picture with a gradient and a block of colour, so
-// downscaling and re-encoding have real content to work on.
-func testImage(w, h int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			c := color.RGBA{uint8(x * 255 / max(1, w)), uint8(y * 255 / max(1, h)), 90, 255}
-			if x > w/3 && x < 2*w/3 && y > h/3 && y < 2*h/3 {
-				c = color.RGBA{200, 20, 30, 255}
-			}
-			img.SetRGBA(x, y, c)
-		}
-	}
-	return img
-}
-
-func pngBytes(t testing.TB, w, h int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, testImage(w, h)); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func jpegBytes(t testing.TB, w, h, q int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, testImage(w, h), &jpeg.Options{Quality: q}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 func dataURI(mime string, b []byte) string {

@@ -3,7 +3,7 @@ package rewrite
 import (
 	"encoding/binary"
 	"errors"
-	"unsafe"
+	"github.com/vlproxy/vlproxy/internal/bytesconv"
 
 	"github.com/tidwall/gjson"
 )
@@ -237,17 +237,10 @@ func (s *scanner) key() (string, bool) {
 
 func strValue(raw []byte, esc bool) string {
 	if esc {
-		return gjson.Parse(bytesString(raw)).Str
+		return gjson.Parse(bytesconv.String(raw)).Str
 	}
-	return bytesString(raw[1 : len(raw)-1])
+	return bytesconv.String(raw[1 : len(raw)-1])
 }
-
-// bytesString views b as a string without copying; b must not change while
-// the string is in use (a request body does not change during Rewrite).
-func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// stringBytes views s as bytes without copying; they must not be written.
-func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func (s *scanner) array(r role, nest, qd int) bool {
 	if nest > maxNesting {
@@ -455,12 +448,12 @@ func (s *scanner) clause(start, nest int) bool {
 					return false
 				}
 				raw := s.b[vs:s.i]
-				val = gjson.Result{Type: gjson.String, Raw: bytesString(raw), Str: strValue(raw, esc)}
+				val = gjson.Result{Type: gjson.String, Raw: bytesconv.String(raw), Str: strValue(raw, esc)}
 			} else {
 				if !s.value(roleNone, nest+1, 0) {
 					return false
 				}
-				val = gjson.Parse(bytesString(s.b[vs:s.i]))
+				val = gjson.Parse(bytesconv.String(s.b[vs:s.i]))
 			}
 			if err := c.set(key, val); err != nil {
 				s.err = err
