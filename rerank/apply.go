@@ -367,12 +367,12 @@ func (p *Plan) appendHit(dst, b []byte, h *hitInfo, score float64) []byte {
 			dst = appendKey(dst, b[ks:ks+len(key)+2], &first)
 			dst = appendScore(dst, score, true)
 		case string(key) == "_source" && p.src != nil:
-			if p.src.disabled {
+			if p.src.Disabled {
 				return ve
 			}
 			dst = appendKey(dst, b[ks:ks+len(key)+2], &first)
 			if b[vs] == '{' {
-				dst = p.src.appendFiltered(dst, gjson.Parse(bstr(b[vs:ve])))
+				dst = p.src.AppendFiltered(dst, gjson.Parse(bstr(b[vs:ve])))
 			} else {
 				dst = append(dst, b[vs:ve]...)
 			}
@@ -399,7 +399,7 @@ func (p *Plan) shape(body []byte) []byte {
 	if p.fp == nil {
 		return body
 	}
-	return p.fp.apply(body)
+	return p.fp.Apply(body)
 }
 
 // explain describes the returned hits; order nil means ES order.

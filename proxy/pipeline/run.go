@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/internal/esshape"
 	"net/url"
 	"strings"
 	"time"
@@ -131,7 +132,7 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		}
 	}
 	if msearchFilter != "" && out.status >= 200 && out.status <= 299 {
-		out.body = rerank.ApplyFilterPath(out.body, msearchFilter)
+		out.body = esshape.ApplyFilterPath(out.body, msearchFilter)
 	}
 	out.rewrite, out.rerank = summarize(in, parts)
 	out.timings = t
