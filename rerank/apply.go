@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/vlproxy/vlproxy/internal/esjson"
+	"github.com/vlproxy/vlproxy/internal/jsonscan"
 	"math"
 	"slices"
 	"strconv"
@@ -357,8 +358,8 @@ func (p *Plan) appendHit(dst, b []byte, h *hitInfo, score float64) []byte {
 	}
 	dst = append(dst, '{')
 	first := true
-	eachField(b, h.start, func(key []byte, ks, vs int) int {
-		ve := skipValue(b, vs)
+	jsonscan.EachField(b, h.start, func(key []byte, ks, vs int) int {
+		ve := jsonscan.SkipValue(b, vs)
 		if ve < 0 {
 			return -1
 		}
