@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -145,15 +146,24 @@ func appendFloat(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
-// appendString appends s as a JSON string through encoding/json (the model package imports
-// nothing of the project, so not its hand-written encoder): invalid UTF-8 becomes U+FFFD, and
-// the few extra escapes encoding/json writes (<, >, &) mean the same string to the server.
+// appendString appends s as a JSON string. A string of printable ASCII without quote or
+// backslash (a base64 data URI, most prompts) is copied as is; anything else goes through
+// encoding/json (the model package imports nothing of the project, so not its hand-written
+// encoder): invalid UTF-8 becomes U+FFFD, and the extra escapes encoding/json writes (<, >, &)
+// mean the same string to the server.
 func appendString(dst []byte, s string) []byte {
-	b, err := json.Marshal(s)
-	if err != nil { // a string always encodes; keep the body valid regardless
-		return append(dst, `""`...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			b, err := json.Marshal(s)
+			if err != nil { // a string always encodes; keep the body valid regardless
+				return append(dst, `""`...)
+			}
+			return append(dst, b...)
+		}
 	}
-	return append(dst, b...)
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 var _ json.Marshaler = Message{}
