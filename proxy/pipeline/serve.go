@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"net/url"
 	"strconv"
 	"sync/atomic"
@@ -60,7 +61,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 	}
 	if ok {
 		in.variant = &v
-		rc.Response.Header.Set("X-VLProxy-Variant", v.Name)
+		rc.Response.Header.Set(httphdr.Variant, v.Name)
 	}
 	if in.body, in.raw, err = decodeBody(&rc.Request.Header, body); err != nil {
 		return Timings{}, err
@@ -153,8 +154,8 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 	for _, h := range out.header {
 		r.Header.AddBytesKV(h.Name, h.Value)
 	}
-	r.Header.Set("X-VLProxy-Rewrite", out.rewrite)
-	r.Header.Set("X-VLProxy-Rerank", out.rerank)
+	r.Header.Set(httphdr.Rewrite, out.rewrite)
+	r.Header.Set(httphdr.Rerank, out.rerank)
 	r.Header.Set("X-VLProxy-Cache", cacheState)
 	if !rc.IsHead() {
 		r.SetBody(out.body)

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -149,13 +150,13 @@ type Switches struct {
 func ParseSwitches(get func(name string) string) (Switches, error) {
 	var s Switches
 	var err error
-	if s.Rewrite, err = parseSwitch("X-VLProxy-Rewrite", get("X-VLProxy-Rewrite"), false); err != nil {
+	if s.Rewrite, err = parseSwitch(httphdr.Rewrite, get(httphdr.Rewrite), false); err != nil {
 		return s, err
 	}
-	if s.Rerank, err = parseSwitch("X-VLProxy-Rerank", get("X-VLProxy-Rerank"), true); err != nil {
+	if s.Rerank, err = parseSwitch(httphdr.Rerank, get(httphdr.Rerank), true); err != nil {
 		return s, err
 	}
-	s.Variant = strings.TrimSpace(get("X-VLProxy-Variant"))
+	s.Variant = strings.TrimSpace(get(httphdr.Variant))
 	return s, nil
 }
 
