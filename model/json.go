@@ -109,37 +109,28 @@ func (p *Part) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func appendParts(dst []byte, parts []Part) []byte {
+// appendList appends n JSON values as an array, the i-th written by enc.
+func appendList(dst []byte, n int, enc func([]byte, int) []byte) []byte {
 	dst = append(dst, '[')
-	for i, p := range parts {
+	for i := range n {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = p.appendJSON(dst)
+		dst = enc(dst, i)
 	}
 	return append(dst, ']')
+}
+
+func appendParts(dst []byte, parts []Part) []byte {
+	return appendList(dst, len(parts), func(b []byte, i int) []byte { return parts[i].appendJSON(b) })
 }
 
 func appendMessages(dst []byte, msgs []Message) []byte {
-	dst = append(dst, '[')
-	for i, m := range msgs {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = m.appendJSON(dst)
-	}
-	return append(dst, ']')
+	return appendList(dst, len(msgs), func(b []byte, i int) []byte { return msgs[i].appendJSON(b) })
 }
 
 func appendStrings(dst []byte, ss []string) []byte {
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, s)
-	}
-	return append(dst, ']')
+	return appendList(dst, len(ss), func(b []byte, i int) []byte { return appendString(b, ss[i]) })
 }
 
 func appendFloat(dst []byte, f float64) []byte {

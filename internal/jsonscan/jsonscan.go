@@ -121,24 +121,9 @@ func EachField(b []byte, i int, fn func(key []byte, ks, vs int) int) int {
 		if vs >= len(b) {
 			return -1
 		}
-		ve := fn(b[ks+1:ke-1], ks, vs)
-		if ve == 0 {
-			ve = SkipValue(b, vs)
-		}
-		if ve < 0 {
-			return -1
-		}
-		i = SkipWS(b, ve)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = SkipWS(b, i+1)
-		case '}':
-			return i + 1
-		default:
-			return -1
+		var end bool
+		if i, end = next(b, vs, fn(b[ks+1:ke-1], ks, vs), '}'); end {
+			return i
 		}
 	}
 	return -1
@@ -155,27 +140,34 @@ func EachElem(b []byte, i int, fn func(vs int) int) int {
 		return i + 1
 	}
 	for i < len(b) {
-		ve := fn(i)
-		if ve == 0 {
-			ve = SkipValue(b, i)
-		}
-		if ve < 0 {
-			return -1
-		}
-		i = SkipWS(b, ve)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = SkipWS(b, i+1)
-		case ']':
-			return i + 1
-		default:
-			return -1
+		var end bool
+		if i, end = next(b, i, fn(i), ']'); end {
+			return i
 		}
 	}
 	return -1
+}
+
+// next moves past the member or element that starts at vs and ends at ve (0: skip it, -1:
+// malformed) and the comma after it. end is true when the container closes (i is the index
+// after it) or the input is malformed (i is -1).
+func next(b []byte, vs, ve int, close byte) (i int, end bool) {
+	if ve == 0 {
+		ve = SkipValue(b, vs)
+	}
+	if ve < 0 {
+		return -1, true
+	}
+	i = SkipWS(b, ve)
+	switch {
+	case i >= len(b):
+		return -1, true
+	case b[i] == ',':
+		return SkipWS(b, i+1), false
+	case b[i] == close:
+		return i + 1, true
+	}
+	return -1, true
 }
 
 // ScanNumber checks the JSON number at b[i] strictly (RFC 8259) and returns the index after it.
