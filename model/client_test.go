@@ -477,8 +477,8 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 			req, err := http.ReadRequest(bufio.NewReader(conn))
 			if err == nil {
 				io.Copy(io.Discard, req.Body)
+				served <- struct{}{} // before the answer: the client may return as soon as it has it
 				fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
-				served <- struct{}{}
 			}
 			conn.Close()
 		}
