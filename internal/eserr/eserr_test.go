@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/vlproxy/vlproxy/model"
@@ -75,7 +74,7 @@ func FuzzAppend(f *testing.F) {
 		if err := json.Unmarshal(b, &v); err != nil {
 			t.Fatalf("invalid JSON %q: %v", b, err)
 		}
-		wantReason := strings.ToValidUTF8(reason, "\ufffd")
+		wantReason := string([]rune(reason)) // each invalid byte becomes U+FFFD
 		if v.Status != 400 || len(v.Error.RootCause) != 1 || v.Error.Reason != wantReason || v.Error.RootCause[0].Reason != wantReason {
 			t.Fatalf("%s", fmt.Sprint(v))
 		}
