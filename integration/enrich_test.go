@@ -17,9 +17,9 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/vlproxy/vlproxy/enrich"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/model/modeltest"
-	"github.com/vlproxy/vlproxy/rewrite/enrich"
 	"github.com/vlproxy/vlproxy/testenv"
 )
 

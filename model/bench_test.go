@@ -1,7 +1,10 @@
 package model_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -47,6 +50,27 @@ func BenchmarkChatRawFasthttp(b *testing.B) {
 		}
 		fasthttp.ReleaseRequest(req)
 		fasthttp.ReleaseResponse(resp)
+	}
+}
+
+// BenchmarkChatRawNetHTTP posts the same bytes with a plain net/http client (what the client's
+// transport is built on) and reads the body without decoding.
+func BenchmarkChatRawNetHTTP(b *testing.B) {
+	srv := modeltest.NewServer(modeltest.Config{})
+	defer srv.Close()
+	c := newClient(b, model.RoleChat, srv.URL, nil)
+	body := c.AppendChatBody(nil, keywordRequest())
+	hc := &http.Client{}
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := hc.Post(srv.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != 200 {
+			b.Fatal(err, resp.StatusCode)
+		}
+		resp.Body.Close()
 	}
 }
 

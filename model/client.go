@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"github.com/valyala/fasthttp"
 )
 
 // Client calls one model endpoint in one role. It is safe for concurrent use.
@@ -28,14 +28,15 @@ type Client struct {
 	uri    string // scheme://host
 	auth   string // "Bearer …" or ""
 
-	tr      *transport
-	lim     *limiter
-	brk     *breaker
-	met     *clientMetrics
-	health  healthState
-	stop    chan struct{}
-	stopped sync.WaitGroup
-	bufs    sync.Pool
+	tr        *transport
+	tlsConfig *tls.Config // nil for http
+	lim       *limiter
+	brk       *breaker
+	met       *clientMetrics
+	health    healthState
+	stop      chan struct{}
+	stopped   sync.WaitGroup
+	bufs      sync.Pool
 }
 
 // New creates a client for role ("chat", "rerank" or "embed"). Zero config
@@ -64,7 +65,6 @@ func New(role string, cfg Config, log *slog.Logger) (*Client, error) {
 	c := &Client{
 		role: role, cfg: cfg, log: log.With("role", role), path: prefix + path, prefix: prefix,
 		uri:  scheme + "://" + host,
-		tr:   &transport{addr: host, dialTimeout: cfg.DialTimeout, maxIdle: cfg.MaxConcurrent + 2},
 		lim:  newLimiter(cfg.MaxConcurrent, cfg.MaxQueue, cfg.QueueWait),
 		brk:  newBreaker(cfg.Breaker),
 		met:  newClientMetrics(role, host),
@@ -73,8 +73,9 @@ func New(role string, cfg Config, log *slog.Logger) (*Client, error) {
 	c.lim.gauge = c.met.queued
 	if scheme == "https" {
 		h, _, _ := net.SplitHostPort(host)
-		c.tr.tlsConfig = &tls.Config{ServerName: h, MinVersion: tls.VersionTLS12}
+		c.tlsConfig = &tls.Config{ServerName: h, MinVersion: tls.VersionTLS12}
 	}
+	c.tr = newTransport(c.tlsConfig, cfg.DialTimeout, cfg.MaxConcurrent+2)
 	if cfg.APIKey != "" {
 		c.auth = "Bearer " + cfg.APIKey
 	}
@@ -147,7 +148,7 @@ func (c *Client) appendChat(dst []byte, req *ChatRequest) []byte {
 	dst = append(dst, '{')
 	if m := cmp(req.Model, c.cfg.Model); m != "" {
 		dst = append(dst, `"model":`...)
-		dst = AppendJSONString(dst, m)
+		dst = appendString(dst, m)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"messages":`...)
@@ -216,7 +217,7 @@ func (c *Client) appendChoices(dst []byte, choices []string) []byte {
 		}
 		b.WriteByte(')')
 		dst = append(dst, `,"regex":`...)
-		return AppendJSONString(dst, b.String())
+		return appendString(dst, b.String())
 	case APILlamaCpp:
 		var b strings.Builder
 		b.WriteString("root ::= ")
@@ -227,7 +228,7 @@ func (c *Client) appendChoices(dst []byte, choices []string) []byte {
 			b.WriteString(strconv.Quote(ch))
 		}
 		dst = append(dst, `,"grammar":`...)
-		return AppendJSONString(dst, b.String())
+		return appendString(dst, b.String())
 	}
 	return dst
 }
@@ -287,7 +288,7 @@ func (c *Client) appendRerank(dst []byte, req *RerankRequest) ([]byte, error) {
 	dst = append(dst, '{')
 	if m := cmp(req.Model, c.cfg.Model); m != "" && api != APITEI {
 		dst = append(dst, `"model":`...)
-		dst = AppendJSONString(dst, m)
+		dst = appendString(dst, m)
 		dst = append(dst, ',')
 	}
 	left, right := `"query":`, `,"documents":`
@@ -314,17 +315,17 @@ func (c *Client) appendRerank(dst []byte, req *RerankRequest) ([]byte, error) {
 // vLLM content parts {"content":[text?, image]} or Jina's {"text"?,"image"}.
 func (c *Client) appendDoc(dst []byte, d Document) []byte {
 	if d.Image == "" {
-		return AppendJSONString(dst, d.Text)
+		return appendString(dst, d.Text)
 	}
 	if c.cfg.API == APIJina {
 		dst = append(dst, '{')
 		if d.Text != "" {
 			dst = append(dst, `"text":`...)
-			dst = AppendJSONString(dst, d.Text)
+			dst = appendString(dst, d.Text)
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `"image":`...)
-		dst = AppendJSONString(dst, d.Image)
+		dst = appendString(dst, d.Image)
 		return append(dst, '}')
 	}
 	dst = append(dst, `{"content":[`...)
@@ -349,7 +350,7 @@ func (c *Client) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, 
 	dst := append((*bp)[:0], '{')
 	if m := cmp(req.Model, c.cfg.Model); m != "" {
 		dst = append(dst, `"model":`...)
-		dst = AppendJSONString(dst, m)
+		dst = appendString(dst, m)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"input":`...)
@@ -430,26 +431,16 @@ func (c *Client) exchange(ctx context.Context, body []byte, decode func([]byte) 
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(c.uri + c.path)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.SetContentType("application/json")
-	if c.auth != "" {
-		req.Header.Set(fasthttp.HeaderAuthorization, c.auth)
-	}
-	req.SetBodyRaw(body)
-	err := c.tr.do(ctx, deadline, req, resp, c.cfg.MaxResponseBytes)
+	buf := respBufs.Get().(*bytes.Buffer)
+	defer putRespBuf(buf)
+	status, err := c.tr.do(ctx, deadline, c.uri+c.path, c.auth, body, c.cfg.MaxResponseBytes, buf)
 	if err != nil {
 		return c.transportError(ctx, deadline, err)
 	}
-	status := resp.StatusCode()
 	if status < 200 || status > 299 {
-		return decodeError(status, resp.Body())
+		return decodeError(status, buf.Bytes())
 	}
-	return decode(resp.Body())
+	return decode(buf.Bytes())
 }
 
 func (c *Client) transportError(ctx context.Context, deadline time.Time, err error) error {
@@ -457,12 +448,12 @@ func (c *Client) transportError(ctx context.Context, deadline time.Time, err err
 		return ctxError(ctx, ctx.Err())
 	}
 	var ne net.Error
-	if errors.Is(err, errDeadline) || (errors.As(err, &ne) && ne.Timeout()) || !time.Now().Before(deadline) {
+	if errors.Is(err, errDeadline) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) || !time.Now().Before(deadline) {
 		// Wrap context.DeadlineExceeded too: the connection deadline can fire a
 		// moment before the context's, and callers test errors.Is(err, context.DeadlineExceeded).
 		return &Error{Kind: KindTimeout, Message: "cannot get a model answer before the deadline", Err: errors.Join(context.DeadlineExceeded, err)}
 	}
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+	if errors.Is(err, errBodyTooLarge) {
 		return &Error{Kind: KindBadOutput, Message: fmt.Sprintf("cannot read the model answer: larger than max_response_bytes (%d)", c.cfg.MaxResponseBytes), Err: err}
 	}
 	return &Error{Kind: KindUnavailable, Message: "cannot reach the model server: " + err.Error(), Err: err}
@@ -477,4 +468,15 @@ func ctxError(ctx context.Context, err error) error {
 		return &Error{Kind: KindCanceled, Message: "the caller went away", Err: err}
 	}
 	return err
+}
+
+// respBufs holds response bodies between calls; a buffer grown past 1 MiB is left to the
+// garbage collector.
+var respBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putRespBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		b.Reset()
+		respBufs.Put(b)
+	}
 }

@@ -160,7 +160,7 @@ func TestChatJudgeLogprobs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, ok := resp.ChoiceProb("yes", "no")
+			p, ok := choiceProb(resp, "yes", "no")
 			if !ok || math.Abs(p-want) > 1e-6 || resp.Content != wantContent || len(resp.TopLogprobs) != 5 {
 				t.Fatalf("%s %s: P(yes)=%v ok=%v content=%q top=%v", api, doc, p, ok, resp.Content, resp.TopLogprobs)
 			}
@@ -230,9 +230,6 @@ func TestErrorKinds(t *testing.T) {
 	if _, err := dc.Chat(context.Background(), keywordRequest()); kindOf(err) != model.KindUnavailable {
 		t.Fatalf("connection refused: %v", err)
 	}
-	if st, typ, _ := (&model.Error{Kind: model.KindOverloaded}).ESError(); st != 429 || typ != "model_overloaded_exception" {
-		t.Fatalf("ESError overloaded = %d %s", st, typ)
-	}
 }
 
 func TestLimiterQueue(t *testing.T) {
@@ -253,9 +250,6 @@ func TestLimiterQueue(t *testing.T) {
 	_, err := c.Chat(context.Background(), keywordRequest())
 	if kindOf(err) != model.KindOverloaded {
 		t.Fatalf("third call: %v, want overloaded", err)
-	}
-	if st, _, _ := err.(*model.Error).ESError(); st != 429 {
-		t.Fatalf("ESError status %d", st)
 	}
 	srv.Resume()
 	for range 2 {
@@ -483,8 +477,8 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 			req, err := http.ReadRequest(bufio.NewReader(conn))
 			if err == nil {
 				io.Copy(io.Discard, req.Body)
+				served <- struct{}{} // before the answer: the client may return as soon as it has it
 				fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
-				served <- struct{}{}
 			}
 			conn.Close()
 		}
@@ -529,4 +523,22 @@ func TestMetricsExposed(t *testing.T) {
 	if d := errs.Get() - errs0; d != 1 {
 		t.Fatalf("unavailable errors grew by %d, want 1", d)
 	}
+}
+
+// choiceProb returns P(a) / (P(a) + P(b)) from the first token's top logprobs (variants such
+// as " Yes" summed); ok is false when neither is present. rerank.PYes is the production use.
+func choiceProb(r *model.ChatResponse, a, b string) (p float64, ok bool) {
+	var pa, pb float64
+	for tok, lp := range r.TopLogprobs {
+		switch t := strings.TrimSpace(tok); {
+		case strings.EqualFold(t, a):
+			pa, ok = pa+math.Exp(lp), true
+		case strings.EqualFold(t, b):
+			pb, ok = pb+math.Exp(lp), true
+		}
+	}
+	if !ok || pa+pb == 0 {
+		return 0, false
+	}
+	return pa / (pa + pb), true
 }

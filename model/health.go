@@ -1,11 +1,10 @@
 package model
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // Health states.
@@ -108,7 +107,7 @@ func (c *Client) probeLoop() {
 	if len(paths) == 0 {
 		return
 	}
-	tr := &transport{addr: c.tr.addr, tlsConfig: c.tr.tlsConfig, dialTimeout: c.cfg.DialTimeout, maxIdle: 1}
+	tr := newTransport(c.tlsConfig, c.cfg.DialTimeout, 1)
 	defer tr.close()
 	t := time.NewTicker(c.cfg.HealthInterval)
 	defer t.Stop()
@@ -124,7 +123,7 @@ func (c *Client) probeLoop() {
 
 // Probe runs one health check now (the background loop runs it every HealthInterval).
 func (c *Client) Probe() {
-	tr := &transport{addr: c.tr.addr, tlsConfig: c.tr.tlsConfig, dialTimeout: c.cfg.DialTimeout, maxIdle: 1}
+	tr := newTransport(c.tlsConfig, c.cfg.DialTimeout, 1)
 	defer tr.close()
 	c.probe(tr, probePaths(c.cfg.API))
 }
@@ -133,24 +132,15 @@ func (c *Client) probe(tr *transport, paths []string) {
 	timeout := min(c.cfg.Timeout, c.cfg.DialTimeout+2*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
+	var buf bytes.Buffer
 	for _, p := range paths {
-		req.Reset()
-		resp.Reset()
-		req.SetRequestURI(c.uri + c.prefix + p)
-		req.Header.SetMethod(fasthttp.MethodGet)
-		if c.auth != "" {
-			req.Header.Set(fasthttp.HeaderAuthorization, c.auth)
-		}
+		buf.Reset()
 		deadline, _ := ctx.Deadline()
-		if err := tr.do(ctx, deadline, req, resp, 1<<20); err != nil {
+		st, err := tr.do(ctx, deadline, c.uri+c.prefix+p, c.auth, nil, 1<<20, &buf)
+		if err != nil {
 			c.health.noteProbe(false, "health probe "+p+": "+err.Error())
 			return
 		}
-		st := resp.StatusCode()
 		switch {
 		case st >= 200 && st < 300:
 			c.health.noteProbe(true, "")
@@ -158,7 +148,7 @@ func (c *Client) probe(tr *transport, paths []string) {
 		case st == 404 || st == 405:
 			continue // try the next path
 		default:
-			c.health.noteProbe(false, "health probe "+p+": "+decodeError(st, resp.Body()).Error())
+			c.health.noteProbe(false, "health probe "+p+": "+decodeError(st, buf.Bytes()).Error())
 			return
 		}
 	}

@@ -11,8 +11,7 @@ import (
 )
 
 // JSON encoding of the contract types. The request encoder appends bytes by
-// hand (no reflection): a request may carry a 200 KB base64 image and runs on
-// every search.
+// hand around encoding/json's string encoder (no reflection over the structs).
 
 // MarshalJSON renders {"role":R,"content":"text"} when the message has no
 // parts and {"role":R,"content":[parts]} otherwise.
@@ -22,10 +21,10 @@ func (m Message) MarshalJSON() ([]byte, error) {
 
 func (m Message) appendJSON(dst []byte) []byte {
 	dst = append(dst, `{"role":`...)
-	dst = AppendJSONString(dst, m.Role)
+	dst = appendString(dst, m.Role)
 	dst = append(dst, `,"content":`...)
 	if m.Parts == nil {
-		dst = AppendJSONString(dst, m.Text)
+		dst = appendString(dst, m.Text)
 	} else {
 		dst = appendParts(dst, m.Parts)
 	}
@@ -71,7 +70,7 @@ func (p Part) MarshalJSON() ([]byte, error) {
 func (p Part) appendJSON(dst []byte) []byte {
 	if p.Type == "image_url" {
 		dst = append(dst, `{"type":"image_url","image_url":{"url":`...)
-		dst = AppendJSONString(dst, p.URL)
+		dst = appendString(dst, p.URL)
 		return append(dst, `}}`...)
 	}
 	dst = append(dst, `{"type":`...)
@@ -79,9 +78,9 @@ func (p Part) appendJSON(dst []byte) []byte {
 	if t == "" {
 		t = "text"
 	}
-	dst = AppendJSONString(dst, t)
+	dst = appendString(dst, t)
 	dst = append(dst, `,"text":`...)
-	dst = AppendJSONString(dst, p.Text)
+	dst = appendString(dst, p.Text)
 	return append(dst, '}')
 }
 
@@ -110,93 +109,51 @@ func (p *Part) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// appendArray appends items as a JSON array, each encoded by enc.
-func appendArray[T any](dst []byte, items []T, enc func([]byte, T) []byte) []byte {
+// appendList appends n JSON values as an array, the i-th written by enc.
+func appendList(dst []byte, n int, enc func([]byte, int) []byte) []byte {
 	dst = append(dst, '[')
-	for i, it := range items {
+	for i := range n {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = enc(dst, it)
+		dst = enc(dst, i)
 	}
 	return append(dst, ']')
 }
 
 func appendParts(dst []byte, parts []Part) []byte {
-	return appendArray(dst, parts, func(b []byte, p Part) []byte { return p.appendJSON(b) })
+	return appendList(dst, len(parts), func(b []byte, i int) []byte { return parts[i].appendJSON(b) })
 }
 
 func appendMessages(dst []byte, msgs []Message) []byte {
-	return appendArray(dst, msgs, func(b []byte, m Message) []byte { return m.appendJSON(b) })
+	return appendList(dst, len(msgs), func(b []byte, i int) []byte { return msgs[i].appendJSON(b) })
 }
 
-func appendStrings(dst []byte, ss []string) []byte { return appendArray(dst, ss, AppendJSONString) }
+func appendStrings(dst []byte, ss []string) []byte {
+	return appendList(dst, len(ss), func(b []byte, i int) []byte { return appendString(b, ss[i]) })
+}
 
 func appendFloat(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
-const hexDigits = "0123456789abcdef"
-
-// safeASCII marks bytes copied as is into a JSON string.
-var safeASCII = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does, so the reader never sees a body it cannot parse. It is the one JSON
-// string encoder of the project (rewrite/ and proxy/ use it too).
-func AppendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		// Tight loop over plain ASCII: base64 images are all of it.
-		for i < len(s) && safeASCII[s[i]] {
-			i++
-		}
-		if i == len(s) {
-			break
-		}
-		c := s[i]
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+// appendString appends s as a JSON string. A string of printable ASCII without quote or
+// backslash (a base64 data URI, most prompts) is copied as is; anything else goes through
+// encoding/json (the model package imports nothing of the project, so not its hand-written
+// encoder): invalid UTF-8 becomes U+FFFD, and the extra escapes encoding/json writes (<, >, &)
+// mean the same string to the server.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			b, err := json.Marshal(s)
+			if err != nil { // a string always encodes; keep the body valid regardless
+				return append(dst, `""`...)
 			}
-			i++
-			start = i
-			continue
+			return append(dst, b...)
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
 	}
-	dst = append(dst, s[start:]...)
+	dst = append(dst, '"')
+	dst = append(dst, s...)
 	return append(dst, '"')
 }
 

@@ -42,21 +42,3 @@ func TestPartUnmarshalBareImageURL(t *testing.T) {
 		t.Fatalf("got %+v", p)
 	}
 }
-
-func FuzzAppendString(f *testing.F) {
-	f.Add("plain")
-	f.Add("红色 \"跑鞋\"\n\t\u2028\xff\x01")
-	f.Fuzz(func(t *testing.T, s string) {
-		b := AppendJSONString(nil, s)
-		var back string
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatalf("invalid JSON %q: %v", b, err)
-		}
-		want, _ := json.Marshal(s)
-		var w string
-		json.Unmarshal(want, &w)
-		if back != w {
-			t.Fatalf("round trip %q != %q", back, w)
-		}
-	})
-}

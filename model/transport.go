@@ -1,163 +1,94 @@
 package model
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
-	"sync"
-	"syscall"
+	"net/http"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
-// transport sends fasthttp requests over its own small connection pool.
-//
-// fasthttp.HostClient does not expose the connection a request runs on, so
-// it cannot abort a call when the caller's context is canceled; it can only
-// wait for the deadline. A model call can run for seconds on the GPU, and
-// vLLM aborts a generation only when the client closes the connection. So
-// the transport checks a connection out for the whole exchange, writes the
-// request and reads the response with fasthttp's own (pooled, allocation
-// free) Request.Write / Response.ReadLimitBody, and context.AfterFunc closes
-// that connection the moment the context ends.
+// transport sends the model requests over net/http. The request carries the caller's context,
+// so when the caller goes away the connection is closed at once (vLLM aborts a generation only
+// when the client closes the connection), and the dial honours that context too.
 type transport struct {
-	addr        string
-	tlsConfig   *tls.Config // nil for http
-	dialTimeout time.Duration
-	maxIdle     int
-
-	mu     sync.Mutex
-	idle   []*pconn
-	closed bool
-}
-
-type pconn struct {
-	net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	lastUsed time.Time
+	rt     *http.Transport
+	client *http.Client
 }
 
 // idleTimeout is below uvicorn's keep-alive timeout (5s, used by vLLM and
 // SGLang), so the pool rarely hands out a connection the server has closed.
 const idleTimeout = 4 * time.Second
 
-func (t *transport) get(deadline time.Time) (*pconn, bool, error) {
-	now := time.Now()
-	t.mu.Lock()
-	for len(t.idle) > 0 {
-		c := t.idle[len(t.idle)-1]
-		t.idle = t.idle[:len(t.idle)-1]
-		if now.Sub(c.lastUsed) < idleTimeout {
-			t.mu.Unlock()
-			return c, true, nil
-		}
-		c.Close()
+func newTransport(tlsConfig *tls.Config, dialTimeout time.Duration, maxIdle int) *transport {
+	d := &net.Dialer{Timeout: dialTimeout}
+	rt := &http.Transport{
+		Proxy:               nil, // model servers are addressed directly
+		DialContext:         d.DialContext,
+		TLSClientConfig:     tlsConfig,
+		TLSHandshakeTimeout: dialTimeout,
+		MaxIdleConns:        maxIdle,
+		MaxIdleConnsPerHost: maxIdle,
+		IdleConnTimeout:     idleTimeout,
+		DisableCompression:  true,
 	}
-	t.mu.Unlock()
-	timeout := t.dialTimeout
-	if d := time.Until(deadline); d < timeout {
-		timeout = d
+	return &transport{rt: rt, client: &http.Client{Transport: rt}}
+}
+
+func (t *transport) close() { t.rt.CloseIdleConnections() }
+
+var (
+	errDeadline     = errors.New("deadline exceeded before the request was sent")
+	errBodyTooLarge = errors.New("response body too large")
+)
+
+// do runs one exchange before deadline and returns the status and the whole body (at most
+// maxBody bytes, else errBodyTooLarge). body nil is a GET, else a JSON POST. On a context end it
+// returns an error wrapping the context's. A model call has no side effect, so a request that
+// failed on a keep-alive connection the server had closed is sent again on a fresh one.
+func (t *transport) do(ctx context.Context, deadline time.Time, url, auth string, body []byte, maxBody int, buf *bytes.Buffer) (int, error) {
+	if !time.Now().Before(deadline) {
+		return 0, errDeadline
 	}
-	if timeout <= 0 {
-		return nil, false, errDeadline
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	method := http.MethodGet
+	var rd io.Reader
+	if body != nil {
+		method, rd = http.MethodPost, bytes.NewReader(body)
 	}
-	d := net.Dialer{Timeout: timeout}
-	nc, err := d.Dial("tcp", t.addr)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
-		return nil, false, err
+		return 0, fmt.Errorf("cannot build the request: %w", err)
 	}
-	if t.tlsConfig != nil {
-		tc := tls.Client(nc, t.tlsConfig)
-		tc.SetDeadline(time.Now().Add(timeout))
-		if err := tc.Handshake(); err != nil {
-			nc.Close()
-			return nil, false, err
-		}
-		nc = tc
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header["Idempotency-Key"] = nil // replayable on a stale connection; not sent
 	}
-	return &pconn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
-}
-
-func (t *transport) put(c *pconn) {
-	c.lastUsed = time.Now()
-	t.mu.Lock()
-	if t.closed || len(t.idle) >= t.maxIdle {
-		t.mu.Unlock()
-		c.Close()
-		return
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
-	t.idle = append(t.idle, c)
-	t.mu.Unlock()
-}
-
-func (t *transport) close() {
-	t.mu.Lock()
-	t.closed = true
-	for _, c := range t.idle {
-		c.Close()
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return 0, err
 	}
-	t.idle = nil
-	t.mu.Unlock()
-}
-
-var errDeadline = errors.New("deadline exceeded before the request was sent")
-
-// do runs one exchange. The caller owns req and resp. On a context end it
-// returns ctx.Err() (the connection is closed, so the server sees the
-// client go away); a connection error on a reused keep-alive connection is
-// retried once on a fresh one.
-func (t *transport) do(ctx context.Context, deadline time.Time, req *fasthttp.Request, resp *fasthttp.Response, maxBody int) error {
-	for attempt := 0; ; attempt++ {
-		c, reused, err := t.get(deadline)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-		stop := context.AfterFunc(ctx, func() { c.Close() })
-		c.SetDeadline(deadline)
-		err = req.Write(c.bw)
-		if err == nil {
-			err = c.bw.Flush()
-		}
-		if err == nil {
-			err = resp.ReadLimitBody(c.br, maxBody)
-		}
-		closedByCtx := !stop()
-		if closedByCtx {
-			c.Close()
-			if err != nil {
-				return ctx.Err()
-			}
-			return nil
-		}
-		if err != nil {
-			c.Close()
-			if reused && attempt == 0 && staleConn(err) {
-				resp.Reset()
-				continue
-			}
-			return err
-		}
-		if resp.ConnectionClose() {
-			c.Close()
-		} else {
-			t.put(c)
-		}
-		return nil
+	defer resp.Body.Close()
+	if resp.ContentLength > int64(maxBody) {
+		return resp.StatusCode, errBodyTooLarge
 	}
-}
-
-// staleConn reports errors that mean the server closed an idle keep-alive
-// connection before our request reached it.
-func staleConn(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, fasthttp.ErrConnectionClosed)
+	if resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, int64(maxBody)+1))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if n > int64(maxBody) {
+		return resp.StatusCode, errBodyTooLarge
+	}
+	return resp.StatusCode, nil
 }

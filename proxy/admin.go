@@ -1,7 +1,8 @@
 package proxy
 
 import (
-	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/internal/esjson"
 
 	"crypto/subtle"
 	"encoding/json"
@@ -32,7 +33,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		metrics.WritePrometheus(ctx, true)
 	default:
-		s.fail(ctx, rq, &Error{Status: fasthttp.StatusNotFound, Type: "resource_not_found_exception",
+		s.fail(ctx, rq, &eserr.Error{Status: fasthttp.StatusNotFound, Type: "resource_not_found_exception",
 			Reason: "no vlproxy endpoint " + string(ctx.Method()) + " " + string(path) +
 				"; try GET /_vlproxy/health, GET /_vlproxy/metrics, GET /_vlproxy/cache or POST /_vlproxy/cache/_clear"})
 	}
@@ -67,7 +68,7 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"url":`...)
-		b = model.AppendJSONString(b, n.url)
+		b = esjson.AppendString(b, n.url)
 		b = append(b, `,"available":`...)
 		b = strconv.AppendBool(b, n.Available())
 		b = append(b, `,"healthy":`...)
@@ -78,13 +79,13 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 		b = strconv.AppendInt(b, n.inFlight.Load(), 10)
 		b = append(b, `,"last_check":`...)
 		if lc := n.lastCheck.Load(); lc > 0 {
-			b = model.AppendJSONString(b, time.Unix(0, lc).UTC().Format(time.RFC3339Nano))
+			b = esjson.AppendString(b, time.Unix(0, lc).UTC().Format(time.RFC3339Nano))
 		} else {
 			b = append(b, "null"...)
 		}
 		b = append(b, `,"last_error":`...)
 		if e := n.lastErr.Load(); e != nil {
-			b = model.AppendJSONString(b, *e)
+			b = esjson.AppendString(b, *e)
 		} else {
 			b = append(b, "null"...)
 		}
@@ -98,7 +99,7 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 				b = append(b, ',')
 			}
 			state, up := c.Health()
-			b = model.AppendJSONString(b, c.Name)
+			b = esjson.AppendString(b, c.Name)
 			b = append(b, `:{"up":`...)
 			b = strconv.AppendBool(b, up)
 			b = append(b, `,"state":`...)
@@ -140,7 +141,7 @@ func (s *Server) serveCacheClear(ctx *fasthttp.RequestCtx, rq *request) {
 		if s.adminToken == "" {
 			reason = "clearing the caches is disabled: no admin token is configured (-admin-token)"
 		}
-		s.fail(ctx, rq, &Error{Status: fasthttp.StatusForbidden, Type: "security_exception", Reason: reason})
+		s.fail(ctx, rq, &eserr.Error{Status: fasthttp.StatusForbidden, Type: "security_exception", Reason: reason})
 		return
 	}
 	for _, c := range s.caches {

@@ -1,42 +1,22 @@
 package proxy
 
 import (
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"github.com/vlproxy/vlproxy/model"
 
 	"context"
 	"errors"
 	"net"
 	"os"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 )
 
-// esError is implemented by every error that knows how it should look to an ES client.
-// Other packages (rewrite, rerank, model) implement it on their own types; proxy only renders it.
+// esError is implemented by every error that knows how it should look to an ES client: *eserr.Error
+// and any other type with the method. proxy only renders it.
 type esError interface {
 	ESError() (status int, errType string, reason string)
 }
-
-// Error is an error produced by the proxy itself, with the HTTP status and ES error type it renders as.
-type Error struct {
-	Status int
-	Type   string
-	Reason string
-	Err    error // the cause, if any
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Reason + ": " + e.Err.Error()
-	}
-	return e.Reason
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-// ESError implements esError.
-func (e *Error) ESError() (int, string, string) { return e.Status, e.Type, e.Reason }
 
 // ES error types used by the proxy. Upstream ES errors pass through unchanged and never use these.
 const (
@@ -51,16 +31,16 @@ const (
 	typeUpstreamRefused = "upstream_connect_exception"
 )
 
-func errBadRequest(reason string, err error) *Error {
-	return &Error{Status: fasthttp.StatusBadRequest, Type: typeBadRequest, Reason: reason, Err: err}
+func errBadRequest(reason string, err error) *eserr.Error {
+	return &eserr.Error{Status: fasthttp.StatusBadRequest, Type: typeBadRequest, Reason: reason, Err: err}
 }
 
-func errBodyTooLarge(limit ByteSize) *Error {
-	return &Error{Status: fasthttp.StatusRequestEntityTooLarge, Type: typeTooLarge,
+func errBodyTooLarge(limit ByteSize) *eserr.Error {
+	return &eserr.Error{Status: fasthttp.StatusRequestEntityTooLarge, Type: typeTooLarge,
 		Reason: "request body is larger than max_body_size (" + limit.String() + "); raise -max-body-size"}
 }
 
-var errNoHealthy = &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeNoHealthy,
+var errNoHealthy = &eserr.Error{Status: fasthttp.StatusServiceUnavailable, Type: typeNoHealthy,
 	Reason: "no healthy upstream node is available"}
 
 // dialError marks a failure to connect to a node: the request never left the proxy, so it may be
@@ -107,6 +87,10 @@ func classify(err error) (int, string, string) {
 	if errors.As(err, &ee) {
 		return ee.ESError()
 	}
+	var me *model.Error
+	if errors.As(err, &me) {
+		return eserr.FromModel(me).ESError()
+	}
 	switch {
 	case isDialError(err):
 		// A dial timeout is a node that cannot be reached, not a slow answer.
@@ -120,19 +104,4 @@ func classify(err error) (int, string, string) {
 		}
 		return fasthttp.StatusInternalServerError, typeInternal, err.Error()
 	}
-}
-
-// appendESError appends {"error":{"root_cause":[{"type":T,"reason":R}],"type":T,"reason":R},"status":N}.
-func appendESError(dst []byte, status int, errType, reason string) []byte {
-	dst = append(dst, `{"error":{"root_cause":[{"type":`...)
-	dst = model.AppendJSONString(dst, errType)
-	dst = append(dst, `,"reason":`...)
-	dst = model.AppendJSONString(dst, reason)
-	dst = append(dst, `}],"type":`...)
-	dst = model.AppendJSONString(dst, errType)
-	dst = append(dst, `,"reason":`...)
-	dst = model.AppendJSONString(dst, reason)
-	dst = append(dst, `},"status":`...)
-	dst = strconv.AppendInt(dst, int64(status), 10)
-	return append(dst, '}')
 }

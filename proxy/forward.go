@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"io"
 	"time"
 
@@ -252,7 +253,7 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 			deadline = rq.deadline
 		}
 		if !deadline.After(now) {
-			return nil, &Error{Status: fasthttp.StatusGatewayTimeout, Type: typeTimeout,
+			return nil, &eserr.Error{Status: fasthttp.StatusGatewayTimeout, Type: typeTimeout,
 				Reason: "request_timeout (-request-timeout) expired before the upstream answered", Err: lastErr}
 		}
 		n.inFlight.Add(1)
@@ -294,7 +295,7 @@ func (s *Server) roundTrip(rq *request, req *fasthttp.Request, resp *fasthttp.Re
 	resp.StreamBody = false
 	_, err := s.do(rq, req, resp, nil, 0, nil)
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		return &Error{Status: fasthttp.StatusBadGateway, Type: typeBadGateway,
+		return &eserr.Error{Status: fasthttp.StatusBadGateway, Type: typeBadGateway,
 			Reason: "upstream response is larger than max_buffered_response_size (" + s.cfg.MaxBufferedResponseSize.String() + ")", Err: err}
 	}
 	return err

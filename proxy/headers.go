@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 
 	"github.com/valyala/fasthttp"
 )
@@ -10,19 +11,6 @@ import (
 // names are case-insensitive (RFC 9110 §5.1), and fasthttp recognises its special headers
 // (Content-Length, Connection, Transfer-Encoding) only in canonical form, so turning normalization off
 // would make framing and hop-by-hop handling depend on a client's spelling. Values pass byte for byte.
-
-// hopByHop are the connection-specific fields of RFC 9110 §7.6.1 plus the legacy ones proxies drop.
-var hopByHop = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
 
 // connectionTokens returns the field names listed in Connection headers (RFC 9110 §7.6.1), which are
 // hop-by-hop as well. dst is reused.
@@ -73,7 +61,7 @@ func prepareUpstreamRequest(dst *fasthttp.RequestHeader, ctx *fasthttp.RequestCt
 		for _, tok := range toks {
 			dst.DelBytes(tok)
 		}
-		for _, h := range hopByHop {
+		for _, h := range httphdr.HopByHop {
 			dst.Del(h)
 		}
 		dst.Del("Expect")
@@ -136,7 +124,7 @@ func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
 }
 
 func isHopByHop(k []byte) bool {
-	for _, h := range hopByHop {
+	for _, h := range httphdr.HopByHop {
 		if len(h) == len(k) && bytes.EqualFold(k, []byte(h)) {
 			return true
 		}

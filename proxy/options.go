@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -168,7 +169,7 @@ func (s *Server) refreshTopology() error {
 		return err
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
-		return &Error{Status: resp.StatusCode(), Type: "topology", Reason: "GET /_alias answered " + string(resp.Header.StatusMessage())}
+		return &eserr.Error{Status: resp.StatusCode(), Type: "topology", Reason: "GET /_alias answered " + string(resp.Header.StatusMessage())}
 	}
 	t, err := resultcache.ParseAliases(resp.Body())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"log/slog"
 	"net"
 	"sync"
@@ -199,7 +200,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, rq *request, err error) {
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("application/json; charset=UTF-8")
 	var buf [512]byte
-	ctx.Response.SetBody(appendESError(buf[:0], status, typ, reason))
+	ctx.Response.SetBody(eserr.Append(buf[:0], status, typ, reason))
 	if status == fasthttp.StatusRequestEntityTooLarge || errors.Is(err, errClientBody) {
 		// The rest of the body was not read; the connection cannot carry another request.
 		ctx.SetConnectionClose()
@@ -219,11 +220,11 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, rq *request, err error) {
 // headers over max_header_size, broken chunked framing).
 func (s *Server) handleBadRequest(ctx *fasthttp.RequestCtx, err error) {
 	rq := request{start: time.Now(), route: route{class: classOther}}
-	var e *Error
+	var e *eserr.Error
 	var tooBig *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.As(err, &tooBig):
-		e = &Error{Status: fasthttp.StatusBadRequest, Type: typeHeaderTooLong,
+		e = &eserr.Error{Status: fasthttp.StatusBadRequest, Type: typeHeaderTooLong,
 			Reason: "request headers are larger than max_header_size (" + s.cfg.MaxHeaderSize.String() + "); raise -max-header-size", Err: err}
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		e = errBodyTooLarge(s.cfg.MaxBodySize)

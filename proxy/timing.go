@@ -6,7 +6,7 @@ import (
 )
 
 // serverTiming collects the stages of one request for the Server-Timing header. Pass-through requests
-// have one stage, "upstream"; the search pipeline will add rewrite, model, search and rerank. The
+// have one stage, "upstream"; searches add the pipeline's stages (rewrite, model, search, rerank). The
 // header always names upstream (0 when no node was contacted) and ends with total.
 type serverTiming struct {
 	names [6]string

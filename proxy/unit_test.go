@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestRenderESErrorExactJSON(t *testing.T) {
 	f := func(err error, wantStatus int, want string) {
 		t.Helper()
 		st, typ, reason := classify(err)
-		got := string(appendESError(nil, st, typ, reason))
+		got := string(eserr.Append(nil, st, typ, reason))
 		if st != wantStatus || got != want {
 			t.Fatalf("got %d %s\nwant %d %s", st, got, wantStatus, want)
 		}
@@ -196,7 +197,7 @@ func FuzzESError(f *testing.F) {
 	f.Add("illegal_argument_exception", "cannot parse \"x\"\n\x00\u2028")
 	f.Add("t", "\xff\xfe")
 	f.Fuzz(func(t *testing.T, typ, reason string) {
-		b := appendESError(nil, 400, typ, reason)
+		b := eserr.Append(nil, 400, typ, reason)
 		var e esErrorBody
 		if err := json.Unmarshal(b, &e); err != nil {
 			t.Fatalf("invalid JSON %q: %s", b, err)

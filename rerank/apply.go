@@ -3,6 +3,8 @@ package rerank
 import (
 	"context"
 	"encoding/json"
+	"github.com/vlproxy/vlproxy/internal/esjson"
+	"github.com/vlproxy/vlproxy/internal/jsonscan"
 	"math"
 	"slices"
 	"strconv"
@@ -356,8 +358,8 @@ func (p *Plan) appendHit(dst, b []byte, h *hitInfo, score float64) []byte {
 	}
 	dst = append(dst, '{')
 	first := true
-	eachField(b, h.start, func(key []byte, ks, vs int) int {
-		ve := skipValue(b, vs)
+	jsonscan.EachField(b, h.start, func(key []byte, ks, vs int) int {
+		ve := jsonscan.SkipValue(b, vs)
 		if ve < 0 {
 			return -1
 		}
@@ -366,12 +368,12 @@ func (p *Plan) appendHit(dst, b []byte, h *hitInfo, score float64) []byte {
 			dst = appendKey(dst, b[ks:ks+len(key)+2], &first)
 			dst = appendScore(dst, score, true)
 		case string(key) == "_source" && p.src != nil:
-			if p.src.disabled {
+			if p.src.Disabled {
 				return ve
 			}
 			dst = appendKey(dst, b[ks:ks+len(key)+2], &first)
 			if b[vs] == '{' {
-				dst = p.src.appendFiltered(dst, gjson.Parse(bstr(b[vs:ve])))
+				dst = p.src.AppendFiltered(dst, gjson.Parse(bstr(b[vs:ve])))
 			} else {
 				dst = append(dst, b[vs:ve]...)
 			}
@@ -398,7 +400,7 @@ func (p *Plan) shape(body []byte) []byte {
 	if p.fp == nil {
 		return body
 	}
-	return p.fp.apply(body)
+	return p.fp.Apply(body)
 }
 
 // explain describes the returned hits; order nil means ES order.
@@ -406,11 +408,11 @@ func (r *Reranker) explain(p *Plan, status string, hits []hitInfo, order []int, 
 	name := r.scorer.Name()
 	kind, mdl, _ := strings.Cut(name, ":")
 	b := []byte(`{"scorer":`)
-	b = model.AppendJSONString(b, kind)
+	b = esjson.AppendString(b, kind)
 	b = append(b, `,"model":`...)
-	b = model.AppendJSONString(b, mdl)
+	b = esjson.AppendString(b, mdl)
 	b = append(b, `,"status":`...)
-	b = model.AppendJSONString(b, status)
+	b = esjson.AppendString(b, status)
 	b = append(b, `,"window":`...)
 	b = strconv.AppendInt(b, int64(min(p.window, len(hits))), 10)
 	b = append(b, `,"hits":[`...)
@@ -429,9 +431,9 @@ func (r *Reranker) explain(p *Plan, status string, hits []hitInfo, order []int, 
 			b = append(b, ',')
 		}
 		b = append(b, `{"_index":`...)
-		b = model.AppendJSONString(b, h.index)
+		b = esjson.AppendString(b, h.index)
 		b = append(b, `,"_id":`...)
-		b = model.AppendJSONString(b, h.id)
+		b = esjson.AppendString(b, h.id)
 		b = append(b, `,"rank":`...)
 		b = strconv.AppendInt(b, int64(pos+1), 10)
 		b = append(b, `,"original_rank":`...)

@@ -150,7 +150,7 @@ func TestApplySourceAndFilterPath(t *testing.T) {
 		res, plan := run(t, r, req)
 		off := esResponse(products, 0, plan.size, srcOf)
 		if plan.fp != nil {
-			off = plan.fp.apply(off)
+			off = plan.fp.Apply(off)
 		}
 		if string(res.Body) != string(off) || res.Status != StatusShadow {
 			t.Fatalf("%s?%s shadow %s\n got %s\nwant %s", body, args, res.Status, res.Body, off)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -21,9 +22,9 @@ func FuzzParseOptions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		o, err := ParseOptions(raw)
 		if err != nil {
-			var e *Error
+			var e *eserr.Error
 			if !errors.As(err, &e) || e.Status != 400 || e.Reason == "" {
-				t.Fatalf("error %v is not a 400 *Error", err)
+				t.Fatalf("error %v is not a 400 *eserr.Error", err)
 			}
 			return
 		}

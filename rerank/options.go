@@ -23,7 +23,7 @@ const optPrefix = "ext.vlproxy.rerank"
 
 // ParseOptions parses the JSON value of ext.vlproxy.rerank: an object, or a bare
 // boolean as a shorthand for {"enabled": b}. Empty input means no options.
-// Unknown or malformed options are a 400 *Error naming the option.
+// Unknown or malformed options are a 400 *eserr.Error naming the option.
 func ParseOptions(raw []byte) (Options, error) {
 	var o Options
 	if len(strings.TrimSpace(string(raw))) == 0 {

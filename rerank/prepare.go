@@ -3,6 +3,8 @@ package rerank
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"github.com/vlproxy/vlproxy/internal/esjson"
+	"github.com/vlproxy/vlproxy/internal/esshape"
 	"hash/maphash"
 	"net/url"
 	"strconv"
@@ -66,8 +68,8 @@ type Plan struct {
 	fieldsSig                 uint64
 	query                     model.Document
 	queryKey                  string
-	src                       *sourceFilter // the client's _source filter to re-apply, nil when untouched
-	fp                        *filterPath   // the client's filter_path to apply, nil when none
+	src                       *esshape.Source     // the client's _source filter to re-apply, nil when untouched
+	fp                        *esshape.FilterPath // the client's filter_path to apply, nil when none
 }
 
 // From, Size and Window report the requested page and the rerank window.
@@ -114,7 +116,7 @@ func argValue(args []qarg, key string) (string, bool) {
 }
 
 // Prepare decides whether req is reranked. skip != "" means forward it unchanged; err is a
-// 400 *Error for bad input. Otherwise it returns the body and query string to send upstream:
+// 400 *eserr.Error for bad input. Otherwise it returns the body and query string to send upstream:
 // size widened to max(from+size, window), from = 0, and _source/filter_path relaxed so the
 // fields the reranker needs come back (Apply strips them again).
 func (r *Reranker) Prepare(req Request) (plan *Plan, upstreamBody []byte, upstreamQuery string, skip string, err error) {
@@ -222,7 +224,7 @@ func (r *Reranker) Prepare(req Request) (plan *Plan, upstreamBody []byte, upstre
 
 	drop := map[string]bool{"size": true, "from": true}
 	if fp, ok := argValue(args, "filter_path"); ok {
-		p.fp = parseFilterPath(fp)
+		p.fp = esshape.ParseFilterPath(fp)
 		drop["filter_path"] = true
 	}
 	// The effective _source filter: URL parameters win over the body (as in ES).
@@ -233,7 +235,7 @@ func (r *Reranker) Prepare(req Request) (plan *Plan, upstreamBody []byte, upstre
 	needed := neededPaths(p.fields)
 	keepsAll := true
 	for _, n := range needed {
-		if !orig.keepsPath(n) {
+		if !orig.KeepsPath(n) {
 			keepsAll = false
 			break
 		}
@@ -383,27 +385,27 @@ func extractQueryText(q gjson.Result) string {
 	return strings.Join(out, " ")
 }
 
-func sourceFromArgs(args []qarg) (*sourceFilter, bool) {
-	f := &sourceFilter{}
+func sourceFromArgs(args []qarg) (*esshape.Source, bool) {
+	f := &esshape.Source{}
 	found := false
 	if v, ok := argValue(args, "_source"); ok {
 		found = true
 		switch v {
 		case "false":
-			f.disabled = true
+			f.Disabled = true
 		case "true", "":
 		default:
-			f.includes = splitList(v)
+			f.Includes = splitList(v)
 		}
 	}
 	if v, ok := argValue(args, "_source_includes"); ok {
 		found = true
-		f.disabled = false
-		f.includes = splitList(v)
+		f.Disabled = false
+		f.Includes = splitList(v)
 	}
 	if v, ok := argValue(args, "_source_excludes"); ok {
 		found = true
-		f.excludes = splitList(v)
+		f.Excludes = splitList(v)
 	}
 	return f, found
 }
@@ -418,8 +420,8 @@ func splitList(s string) []string {
 	return out
 }
 
-func sourceFromBody(v gjson.Result) *sourceFilter {
-	f := &sourceFilter{}
+func sourceFromBody(v gjson.Result) *esshape.Source {
+	f := &esshape.Source{}
 	strs := func(v gjson.Result) []string {
 		if v.Type == gjson.String {
 			return []string{v.String()}
@@ -434,18 +436,18 @@ func sourceFromBody(v gjson.Result) *sourceFilter {
 	switch {
 	case !v.Exists(), v.Type == gjson.True:
 	case v.Type == gjson.False:
-		f.disabled = true
+		f.Disabled = true
 	case v.Type == gjson.String, v.IsArray():
-		f.includes = strs(v)
+		f.Includes = strs(v)
 	case v.IsObject():
 		for _, k := range []string{"includes", "include"} {
 			if e := v.Get(k); e.Exists() {
-				f.includes = strs(e)
+				f.Includes = strs(e)
 			}
 		}
 		for _, k := range []string{"excludes", "exclude"} {
 			if e := v.Get(k); e.Exists() {
-				f.excludes = strs(e)
+				f.Excludes = strs(e)
 			}
 		}
 	}
@@ -462,21 +464,21 @@ func neededPaths(f FieldsConfig) []string {
 
 // upstreamSource is the _source filter sent upstream: the client's filter widened by the
 // fields the reranker needs.
-func upstreamSource(orig *sourceFilter, needed []string) []byte {
+func upstreamSource(orig *esshape.Source, needed []string) []byte {
 	var incl, excl []string
-	if !orig.disabled {
-		if len(orig.includes) > 0 {
-			incl = append(incl, orig.includes...)
+	if !orig.Disabled {
+		if len(orig.Includes) > 0 {
+			incl = append(incl, orig.Includes...)
 			for _, n := range needed {
-				if !(&sourceFilter{includes: orig.includes}).keepsPath(n) {
+				if !(&esshape.Source{Includes: orig.Includes}).KeepsPath(n) {
 					incl = append(incl, n)
 				}
 			}
 		}
-		for _, e := range orig.excludes {
+		for _, e := range orig.Excludes {
 			drops := false
 			for _, n := range needed {
-				if !(&sourceFilter{excludes: []string{e}}).keepsPath(n) {
+				if !(&esshape.Source{Excludes: []string{e}}).KeepsPath(n) {
 					drops = true
 				}
 			}
@@ -492,14 +494,14 @@ func upstreamSource(orig *sourceFilter, needed []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = model.AppendJSONString(b, s)
+		b = esjson.AppendString(b, s)
 	}
 	b = append(b, `],"excludes":[`...)
 	for i, s := range excl {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = model.AppendJSONString(b, s)
+		b = esjson.AppendString(b, s)
 	}
 	return append(b, "]}"...)
 }

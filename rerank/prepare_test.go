@@ -2,6 +2,7 @@ package rerank
 
 import (
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"testing"
 )
 
@@ -75,7 +76,7 @@ func TestPrepare(t *testing.T) {
 			req.Index = "products"
 		}
 		_, _, _, skip, err := r.Prepare(req)
-		var e *Error
+		var e *eserr.Error
 		if !errors.As(err, &e) || skip != "" {
 			t.Fatalf("Prepare(%s?%s): skip=%q err=%v, want a 400", req.Body, req.Args, skip, err)
 		}

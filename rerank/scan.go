@@ -2,182 +2,15 @@ package rerank
 
 import (
 	"bytes"
+	"github.com/vlproxy/vlproxy/internal/bytesconv"
+	"github.com/vlproxy/vlproxy/internal/jsonscan"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/vlproxy/vlproxy/model"
 )
-
-// A minimal structural JSON scanner for the hot path. gjson walks strings byte by byte to
-// find their end; a hit's _source is mostly long strings, so skipping them with
-// bytes.IndexByte (vectorized) makes one pass over the response several times cheaper.
-// Keys are compared raw (escaped key names do not match). Malformed input yields -1.
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] == '"'.
-func skipString(b []byte, i int) int {
-	i++
-	for {
-		if i > len(b) {
-			return -1
-		}
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return -1
-		}
-		i += j
-		n := 0
-		for k := i - 1; b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return i + 1
-		}
-		i++
-	}
-}
-
-// skipValue returns the index after the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				if i = skipString(b, i); i < 0 {
-					return -1
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return -1
-	case '}', ']', ',', ':':
-		return -1
-	}
-	start := i
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\r', '\n':
-			return i
-		case '{', '[', '"', ':':
-			return -1
-		}
-		i++
-	}
-	if i == start {
-		return -1
-	}
-	return i
-}
-
-// eachField walks the object at b[i] == '{'. For each member it calls fn with the raw key
-// (without quotes), the key start and the value start; fn returns the index after the value
-// when it consumed it, 0 to have it skipped, or -1 for malformed input. eachField returns the
-// index after the object, or -1. Every byte is visited once when fn descends instead of skipping.
-func eachField(b []byte, i int, fn func(key []byte, ks, vs int) int) int {
-	if i >= len(b) || b[i] != '{' {
-		return -1
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return i + 1
-	}
-	for i < len(b) {
-		if b[i] != '"' {
-			return -1
-		}
-		ks := i
-		ke := skipString(b, i)
-		if ke < 0 {
-			return -1
-		}
-		i = skipWS(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return -1
-		}
-		vs := skipWS(b, i+1)
-		if vs >= len(b) {
-			return -1
-		}
-		ve := fn(b[ks+1:ke-1], ks, vs)
-		if ve == 0 {
-			ve = skipValue(b, vs)
-		}
-		if ve < 0 {
-			return -1
-		}
-		i = skipWS(b, ve)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return i + 1
-		default:
-			return -1
-		}
-	}
-	return -1
-}
-
-// eachElem walks the array at b[i] == '['; fn gets each element's start and returns the
-// index after it (0: skip it, -1: malformed).
-func eachElem(b []byte, i int, fn func(vs int) int) int {
-	if i >= len(b) || b[i] != '[' {
-		return -1
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return i + 1
-	}
-	for i < len(b) {
-		ve := fn(i)
-		if ve == 0 {
-			ve = skipValue(b, i)
-		}
-		if ve < 0 {
-			return -1
-		}
-		i = skipWS(b, ve)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case ']':
-			return i + 1
-		default:
-			return -1
-		}
-	}
-	return -1
-}
 
 // respLoc locates hits.hits and hits.max_score in a search response.
 type respLoc struct {
@@ -189,19 +22,19 @@ type respLoc struct {
 // parses each hit; f(i) gives the candidate fields for hit i (nil: none needed).
 func parseResponse(b []byte, hits []hitInfo, f func(i int) *FieldsConfig) (respLoc, []hitInfo, bool) {
 	loc := respLoc{hitsStart: -1, maxStart: -1, maxEnd: -1}
-	i := skipWS(b, 0)
-	end := eachField(b, i, func(key []byte, _, vs int) int {
+	i := jsonscan.SkipWS(b, 0)
+	end := jsonscan.EachField(b, i, func(key []byte, _, vs int) int {
 		if string(key) != "hits" || b[vs] != '{' {
 			return 0
 		}
-		return eachField(b, vs, func(key []byte, _, vs int) int {
+		return jsonscan.EachField(b, vs, func(key []byte, _, vs int) int {
 			switch string(key) {
 			case "hits":
 				if b[vs] != '[' {
 					return 0
 				}
 				hits = hits[:0]
-				ve := eachElem(b, vs, func(s int) int {
+				ve := jsonscan.EachElem(b, vs, func(s int) int {
 					h, e := parseHitAt(b, s, f(len(hits)))
 					if e > 0 {
 						hits = append(hits, h)
@@ -213,35 +46,27 @@ func parseResponse(b []byte, hits []hitInfo, f func(i int) *FieldsConfig) (respL
 				}
 				return ve
 			case "max_score":
-				ve := skipValue(b, vs)
+				ve := jsonscan.SkipValue(b, vs)
 				loc.maxStart, loc.maxEnd = vs, ve
 				return ve
 			}
 			return 0
 		})
 	})
-	if end < 0 || loc.hitsStart < 0 || skipWS(b, end) != len(b) {
+	if end < 0 || loc.hitsStart < 0 || jsonscan.SkipWS(b, end) != len(b) {
 		return loc, hits, false
 	}
 	return loc, hits, true
 }
 
-func bstr(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
-}
+func bstr(b []byte) string { return bytesconv.String(b) }
 
 // strValue decodes a JSON string value; the result may alias b.
 func strValue(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return bstr(raw[1 : len(raw)-1]), true
-	}
-	return gjson.Parse(bstr(raw)).Str, true
+	return jsonscan.Unquote(raw, bytes.IndexByte(raw, '\\') >= 0), true
 }
 
 // parseHitAt reads the hit starting at b[s] and, when f is not nil, its candidate; it
@@ -249,14 +74,14 @@ func strValue(raw []byte) (string, bool) {
 func parseHitAt(b []byte, s int, f *FieldsConfig) (hitInfo, int) {
 	hi := hitInfo{start: s, srcStart: -1}
 	if b[s] != '{' {
-		e := skipValue(b, s)
+		e := jsonscan.SkipValue(b, s)
 		hi.end = e
 		return hi, e
 	}
-	e := eachField(b, s, func(key []byte, _, vs int) int {
+	e := jsonscan.EachField(b, s, func(key []byte, _, vs int) int {
 		switch string(key) {
 		case "_id", "_index", "_score", "_seq_no":
-			ve := skipValue(b, vs)
+			ve := jsonscan.SkipValue(b, vs)
 			if ve < 0 {
 				return -1
 			}
@@ -281,7 +106,7 @@ func parseHitAt(b []byte, s int, f *FieldsConfig) (hitInfo, int) {
 			if f != nil && b[vs] == '{' {
 				hi.doc, ve = candidateAt(b, vs, f)
 			} else {
-				ve = skipValue(b, vs)
+				ve = jsonscan.SkipValue(b, vs)
 			}
 			hi.srcStart, hi.srcEnd = vs, ve
 			return ve
@@ -304,7 +129,7 @@ func candidateAt(b []byte, s int, f *FieldsConfig) (model.Document, int) {
 	}
 	vals = vals[:len(f.Text)]
 	var img []byte
-	e := eachField(b, s, func(key []byte, _, vs int) int {
+	e := jsonscan.EachField(b, s, func(key []byte, _, vs int) int {
 		want := f.Image != "" && string(key) == f.Image
 		for _, n := range f.Text {
 			want = want || string(key) == n
@@ -312,7 +137,7 @@ func candidateAt(b []byte, s int, f *FieldsConfig) (model.Document, int) {
 		if !want {
 			return 0
 		}
-		ve := skipValue(b, vs)
+		ve := jsonscan.SkipValue(b, vs)
 		if ve < 0 {
 			return -1
 		}

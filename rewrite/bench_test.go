@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/vlproxy/vlproxy/media/mediatest"
 	"image"
 	"image/jpeg"
 	"math/rand/v2"
@@ -28,7 +29,7 @@ var photoSource = sync.OnceValue(func() image.Image {
 			}
 		}
 	}
-	return testImage(60, 80)
+	return mediatest.Image(60, 80)
 })
 
 var photos sync.Map // "WxH/size" -> []byte

@@ -1,7 +1,7 @@
 package rewrite
 
 import (
-	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/internal/esjson"
 
 	"strconv"
 	"strings"
@@ -53,7 +53,7 @@ func appendKeywordQuery(dst []byte, c *clause, fields []string, kw *Keywords, at
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"multi_match":{"query":`...)
-		dst = model.AppendJSONString(dst, k)
+		dst = esjson.AppendString(dst, k)
 		dst = appendFields(dst, fields)
 		dst = append(dst, `,"type":"best_fields"}}`...)
 		n++
@@ -68,9 +68,9 @@ func appendKeywordQuery(dst []byte, c *clause, fields []string, kw *Keywords, at
 					dst = append(dst, ',')
 				}
 				dst = append(dst, `{"match":{`...)
-				dst = model.AppendJSONString(dst, f[0])
+				dst = esjson.AppendString(dst, f[0])
 				dst = append(dst, `:{"query":`...)
-				dst = model.AppendJSONString(dst, f[1])
+				dst = esjson.AppendString(dst, f[1])
 				dst = append(dst, `,"operator":"and"}}}`...)
 			}
 			dst = append(dst, ']')
@@ -82,9 +82,9 @@ func appendKeywordQuery(dst []byte, c *clause, fields []string, kw *Keywords, at
 					dst = append(dst, ',')
 				}
 				dst = append(dst, `{"match":{`...)
-				dst = model.AppendJSONString(dst, f[0])
+				dst = esjson.AppendString(dst, f[0])
 				dst = append(dst, `:{"query":`...)
-				dst = model.AppendJSONString(dst, f[1])
+				dst = esjson.AppendString(dst, f[1])
 				dst = append(dst, `,"boost":`...)
 				dst = strconv.AppendFloat(dst, boostW[i], 'g', -1, 64)
 				dst = append(dst, `}}}`...)
@@ -111,7 +111,7 @@ func appendMatchNone(dst []byte) []byte { return append(dst, `{"match_none":{}}`
 
 func appendMultiMatch(dst []byte, text string, fields []string, c *clause, boost float64) []byte {
 	dst = append(dst, `{"multi_match":{"query":`...)
-	dst = model.AppendJSONString(dst, text)
+	dst = esjson.AppendString(dst, text)
 	dst = appendFields(dst, fields)
 	if c.Operator != "" {
 		dst = append(dst, `,"operator":"`...)
@@ -138,7 +138,7 @@ func appendFields(dst []byte, fields []string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = model.AppendJSONString(dst, f)
+		dst = esjson.AppendString(dst, f)
 	}
 	return append(dst, ']')
 }

@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"github.com/vlproxy/vlproxy/media"
 	"path"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ type Config struct {
 	// with no fields (multi_match then searches index.query.default_field).
 	Profiles []Profile `yaml:"profiles"`
 	// Image limits the images a clause may carry.
-	Image ImageConfig `yaml:"image"`
+	Image media.Config `yaml:"image"`
 	// Prompt selects the prompt language and version.
 	Prompt PromptConfig `yaml:"prompt"`
 	// MaxKeywords caps the keyword phrases taken from the model. Default 8.
@@ -56,36 +57,6 @@ type AttributeMapping struct {
 	Boost float64 `yaml:"boost"`
 }
 
-// ImageConfig limits and shapes query images.
-type ImageConfig struct {
-	// MaxBytes is the largest decoded image accepted; larger is a 413. Default 8 MiB.
-	MaxBytes int `yaml:"max_bytes"`
-	// MaxPixels is the largest width*height accepted, read from the header before
-	// decoding so a decompression bomb is refused with a 400. Default 40 000 000.
-	MaxPixels int `yaml:"max_pixels"`
-	// PixelBudget is the most width*height sent to the model. A JPEG within it is
-	// forwarded as the client sent it (header and markers checked, pixels never
-	// decoded); a larger image, or one in another format, is decoded, shrunk to
-	// it and re-encoded as JPEG. Qwen3-VL spends one visual token per 32x32
-	// pixels (model-servers.md §1.6), so the default, 1024*32*32 = 1 048 576,
-	// is 1024 visual tokens: the top of the 256-1024 range that keeps prefill
-	// small, enough for an 864x1152 catalogue shot as sent, while a 12 MP phone
-	// photo (11 750 tokens at the server's default) is cut to 1024. Keep it at
-	// or below the server's longest_edge (mm_processor_kwargs), which would
-	// otherwise shrink the image again. Default 1048576.
-	PixelBudget int `yaml:"pixel_budget"`
-	// JPEGQuality of re-encoded (downscaled or converted) images. Default 85.
-	JPEGQuality int `yaml:"jpeg_quality"`
-	// AllowedHosts lists the hosts http(s) image URLs may name (exact names, or
-	// "*.example.com" for subdomains). Default none: URLs are refused. Loopback,
-	// private, link-local and metadata addresses are refused even when allowed.
-	AllowedHosts []string `yaml:"allowed_hosts"`
-	// FetchTimeout bounds one image download. Default 3s.
-	FetchTimeout time.Duration `yaml:"fetch_timeout"`
-	// MaxRedirects followed by an image download (each one checked again). Default 3.
-	MaxRedirects int `yaml:"max_redirects"`
-}
-
 // PromptConfig selects the prompt.
 type PromptConfig struct {
 	// Language used when the clause sets none and its text has no CJK characters:
@@ -107,15 +78,8 @@ type FallbackConfig struct {
 // DefaultConfig returns the defaults every zero field of a Config takes.
 func DefaultConfig() Config {
 	return Config{
-		Profiles: []Profile{{Index: "*"}},
-		Image: ImageConfig{
-			MaxBytes:     8 << 20,
-			MaxPixels:    40_000_000,
-			PixelBudget:  1024 * 32 * 32,
-			JPEGQuality:  85,
-			FetchTimeout: 3 * time.Second,
-			MaxRedirects: 3,
-		},
+		Profiles:    []Profile{{Index: "*"}},
+		Image:       media.DefaultConfig(),
 		Prompt:      PromptConfig{Language: "en", Version: PromptVersion},
 		MaxKeywords: 8,
 		Timeout:     2 * time.Second,
@@ -137,16 +101,8 @@ func (c Config) withDefaults() (Config, error) {
 			*v = def
 		}
 	}
-	setInt(&c.Image.MaxBytes, d.Image.MaxBytes)
-	setInt(&c.Image.MaxPixels, d.Image.MaxPixels)
-	setInt(&c.Image.PixelBudget, d.Image.PixelBudget)
-	setInt(&c.Image.JPEGQuality, d.Image.JPEGQuality)
-	setInt(&c.Image.MaxRedirects, d.Image.MaxRedirects)
 	setInt(&c.MaxKeywords, d.MaxKeywords)
 	setInt(&c.MaxTokens, d.MaxTokens)
-	if c.Image.FetchTimeout == 0 {
-		c.Image.FetchTimeout = d.Image.FetchTimeout
-	}
 	if c.Timeout == 0 {
 		c.Timeout = d.Timeout
 	}
@@ -172,11 +128,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Fallback.ImageOnly != "error" && c.Fallback.ImageOnly != "empty" {
 		return c, fmt.Errorf("cannot use fallback.image_only %q: want error or empty", c.Fallback.ImageOnly)
 	}
-	if c.Image.JPEGQuality < 1 || c.Image.JPEGQuality > 100 {
-		return c, fmt.Errorf("cannot use image.jpeg_quality %d: want 1..100", c.Image.JPEGQuality)
-	}
-	if c.Image.PixelBudget < 32*32 {
-		return c, fmt.Errorf("cannot use image.pixel_budget %d: want at least 1024", c.Image.PixelBudget)
+	var err error
+	if c.Image, err = c.Image.WithDefaults(); err != nil {
+		return c, err
 	}
 	ps := make([]Profile, len(c.Profiles))
 	for i, p := range c.Profiles {

@@ -3,6 +3,7 @@ package rewrite
 import (
 	"context"
 	"errors"
+	"github.com/vlproxy/vlproxy/media/mediatest"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ const (
 )
 
 func TestFallback(t *testing.T) {
-	png := dataURI("image/png", pngBytes(t, 40, 30))
+	png := dataURI("image/png", mediatest.PNG(t, 40, 30))
 	imageOnly := string(bodyWith(png))
 	imageText := `{"query":{"multimodal":{"text":"red dress","boost":2,"image":"` + png + `"}},"size":5}`
 
@@ -126,8 +127,8 @@ func TestCacheKeys(t *testing.T) {
 	c := cache.New(cache.Config{Name: "rewrite-test-keys"})
 	fake := newFake()
 	r := newTestRewriter(t, testConfig(), fake, c)
-	png1 := dataURI("image/png", pngBytes(t, 40, 30))
-	png2 := dataURI("image/png", pngBytes(t, 41, 30))
+	png1 := dataURI("image/png", mediatest.PNG(t, 40, 30))
+	png2 := dataURI("image/png", mediatest.PNG(t, 41, 30))
 	calls := int64(0)
 	f := func(body, wantStatus string, wantNewCall bool) {
 		t.Helper()
@@ -167,7 +168,7 @@ func TestSingleFlight(t *testing.T) {
 	gate := make(chan struct{})
 	fake := &gatedChatter{fakeChatter: newFake(), gate: gate}
 	r := newTestRewriter(t, testConfig(), fake, c)
-	body := bodyWith(dataURI("image/jpeg", jpegBytes(t, 600, 400, 85)))
+	body := bodyWith(dataURI("image/jpeg", mediatest.JPEG(t, 600, 400, 85)))
 	const n = 200
 	var wg sync.WaitGroup
 	statuses := make([]string, n)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/vlproxy/vlproxy/media/mediatest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,7 @@ import (
 // no multimodal clause behind when it succeeds.
 func FuzzRewriteBody(f *testing.F) {
 	files, _ := filepath.Glob("testdata/golden/*.in.json")
-	png := dataURI("image/png", pngBytes(f, 8, 8))
+	png := dataURI("image/png", mediatest.PNG(f, 8, 8))
 	for _, p := range files {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -26,7 +27,7 @@ func FuzzRewriteBody(f *testing.F) {
 	}
 	f.Add(`{"query":{"multimodal":{"text":"a","bogus":1}}}`)
 	f.Add(`{"query":{"bool":{"must":[{"multimodal":{}}]}}}`)
-	f.Add(`{"query":{"multimodal":{"image":"` + dataURI("image/png", hugePNG(f, 50000, 50000)) + `"}}}`)
+	f.Add(`{"query":{"multimodal":{"image":"` + dataURI("image/png", mediatest.HugePNG(f, 50000, 50000)) + `"}}}`)
 	f.Add(`{"query":{"multimodal":{"text":"\ud800 \u0000 x"}}}`)
 	f.Add(`{"query":`)
 	cfg := testConfig()
@@ -46,36 +47,6 @@ func FuzzRewriteBody(f *testing.F) {
 		}
 		if !res.Found && string(res.Body) != body {
 			t.Fatalf("a body without clauses changed")
-		}
-	})
-}
-
-// FuzzImage: the image validator never panics and either refuses with an
-// ES-shaped error or returns a JPEG within the pixel budget.
-func FuzzImage(f *testing.F) {
-	f.Add(pngBytes(f, 16, 9))
-	f.Add(jpegBytes(f, 40, 30, 80))
-	f.Add(jpegBytes(f, 500, 500, 80)[:900])
-	f.Add(hugePNG(f, 50000, 50000))
-	f.Add([]byte("GIF89a\x01\x00\x01\x00"))
-	f.Add([]byte("RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"))
-	if files, _ := filepath.Glob("/work/shared/data/fashion/images/100*.jpg"); len(files) > 0 {
-		for _, p := range files[:min(3, len(files))] {
-			if b, err := os.ReadFile(p); err == nil {
-				f.Add(b)
-			}
-		}
-	}
-	cfg := DefaultConfig().Image
-	cfg.MaxPixels = 4_000_000
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		q, err := processImage(raw, &cfg)
-		if err != nil {
-			esStatus(t, err)
-			return
-		}
-		if sniff(q.JPEG) != "jpeg" {
-			t.Fatalf("output is not a JPEG")
 		}
 	})
 }

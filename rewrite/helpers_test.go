@@ -1,14 +1,10 @@
 package rewrite
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
+	"github.com/vlproxy/vlproxy/internal/esjson"
 	"io"
 	"log/slog"
 	"sync"
@@ -91,40 +87,6 @@ func newTestRewriter(t testing.TB, cfg Config, m Chatter, c Cache) *Rewriter {
 	return r
 }
 
-// testImage draws a w x h picture with a gradient and a block of colour, so
-// downscaling and re-encoding have real content to work on.
-func testImage(w, h int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			c := color.RGBA{uint8(x * 255 / max(1, w)), uint8(y * 255 / max(1, h)), 90, 255}
-			if x > w/3 && x < 2*w/3 && y > h/3 && y < 2*h/3 {
-				c = color.RGBA{200, 20, 30, 255}
-			}
-			img.SetRGBA(x, y, c)
-		}
-	}
-	return img
-}
-
-func pngBytes(t testing.TB, w, h int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, testImage(w, h)); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func jpegBytes(t testing.TB, w, h, q int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, testImage(w, h), &jpeg.Options{Quality: q}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 func dataURI(mime string, b []byte) string {
 	return "data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b)
 }
@@ -142,5 +104,5 @@ func esStatus(t *testing.T, err error) (int, string, string) {
 }
 
 func bodyWith(img string) []byte {
-	return []byte(`{"query":{"multimodal":{"image":` + string(model.AppendJSONString(nil, img)) + `}}}`)
+	return []byte(`{"query":{"multimodal":{"image":` + string(esjson.AppendString(nil, img)) + `}}}`)
 }

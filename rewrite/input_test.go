@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
-	"hash/crc32"
+	"github.com/vlproxy/vlproxy/media/mediatest"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,17 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 )
-
-// hugePNG returns a valid 1x1 PNG whose IHDR claims w x h pixels (with a correct CRC),
-// the classic decompression bomb header.
-func hugePNG(t testing.TB, w, h uint32) []byte {
-	b := pngBytes(t, 1, 1)
-	// signature(8) length(4) "IHDR"(4) width(4) height(4) ... crc after 13 data bytes
-	binary.BigEndian.PutUint32(b[16:], w)
-	binary.BigEndian.PutUint32(b[20:], h)
-	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
-	return b
-}
 
 // TestBadInputs: each bad clause or image is a 4xx ES-shaped error and the model is never asked.
 func TestBadInputs(t *testing.T) {
@@ -46,11 +34,11 @@ func TestBadInputs(t *testing.T) {
 		}
 	}
 	img := func(s string) string { return string(bodyWith(s)) }
-	jpg := jpegBytes(t, 200, 150, 90)
+	jpg := mediatest.JPEG(t, 200, 150, 90)
 
 	f(img(base64.StdEncoding.EncodeToString([]byte("hello, this is not an image at all"))), 400, "not a JPEG, PNG, WebP or GIF")
 	f(img(dataURI("image/jpeg", jpg[:len(jpg)/2])), 400, "cannot decode the jpeg data")
-	f(img(dataURI("image/png", hugePNG(t, 50000, 50000))), 400, "50000x50000 pixels is more than image.max_pixels")
+	f(img(dataURI("image/png", mediatest.HugePNG(t, 50000, 50000))), 400, "50000x50000 pixels is more than image.max_pixels")
 	f(img(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xFF}, 100<<10))), 413, "image.max_bytes")
 	f(img(base64.StdEncoding.EncodeToString(append([]byte{0xFF, 0xD8, 0xFF}, make([]byte, 65<<10)...))), 413, "image.max_bytes")
 	f(img("%%%not base64%%%"), 400, "invalid base64")
@@ -79,7 +67,7 @@ func TestBadInputs(t *testing.T) {
 // TestImageURLs: URLs only for allowed hosts, never to internal addresses, checked
 // after DNS resolution and on redirects.
 func TestImageURLs(t *testing.T) {
-	jpg := jpegBytes(t, 100, 80, 90)
+	jpg := mediatest.JPEG(t, 100, 80, 90)
 	var served atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		served.Add(1)
@@ -130,11 +118,11 @@ func TestImageURLs(t *testing.T) {
 	}
 
 	// Let loopback through (the test server lives there) to check redirects and downloads.
-	r.fetch.deniedIP = func(a netip.Addr) bool { return a != netip.MustParseAddr("127.0.0.1") }
+	r.images.SetDeniedIP(func(a netip.Addr) bool { return a != netip.MustParseAddr("127.0.0.1") })
 	f("http://127.0.0.1:"+port+"/ok.jpg", 0, "")
 	f("http://127.0.0.1:"+port+"/missing.jpg", 400, "status 404")
 	f("http://127.0.0.1:"+port+"/to-metadata", 400, "address not allowed")
-	r.fetch.cfg.AllowedHosts = []string{"127.0.0.1"}
+	r.cfg.Image.AllowedHosts = []string{"127.0.0.1"}
 	f("http://127.0.0.1:"+port+"/to-localhost", 0, "") // same host: allowed
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		http.Redirect(w, req, "http://localhost:"+port+"/ok.jpg", http.StatusFound)
@@ -144,22 +132,6 @@ func TestImageURLs(t *testing.T) {
 		w.Write(bytes.Repeat([]byte{0xFF}, cfg.Image.MaxBytes+10))
 	})
 	f("http://127.0.0.1:"+port+"/big", 413, "image.max_bytes")
-}
-
-func TestDeniedIP(t *testing.T) {
-	f := func(addr string, want bool) {
-		t.Helper()
-		if got := deniedIP(netip.MustParseAddr(addr)); got != want {
-			t.Fatalf("deniedIP(%s) = %v, want %v", addr, got, want)
-		}
-	}
-	for _, a := range []string{"127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-		"169.254.1.1", "100.64.0.1", "0.0.0.0", "::1", "::", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1", "64:ff9b::a9fe:a9fe"} {
-		f(a, true)
-	}
-	for _, a := range []string{"93.184.216.34", "8.8.8.8", "2606:4700::1111"} {
-		f(a, false)
-	}
 }
 
 func TestParseOptions(t *testing.T) {

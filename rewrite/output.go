@@ -158,3 +158,10 @@ func cleanList(in []string, max int) []string {
 	}
 	return out
 }
+
+// ParseKeywords reads a model answer the way Rewrite does: a JSON object (also
+// inside ``` fences), a JSON array of strings or a plain list. It returns at most
+// maxKeywords distinct phrases, or an error when none is usable.
+func ParseKeywords(content string, maxKeywords int) (Keywords, error) {
+	return parseOutput(content, maxKeywords)
+}

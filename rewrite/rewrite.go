@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vlproxy/vlproxy/internal/bytesconv"
+	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/media"
 	"log/slog"
 	"strconv"
 	"time"
@@ -111,11 +114,11 @@ type Result struct {
 
 // Rewriter rewrites multimodal clauses. It is safe for concurrent use.
 type Rewriter struct {
-	cfg   Config
-	model Chatter
-	cache Cache
-	log   *slog.Logger
-	fetch *fetcher
+	cfg    Config
+	model  Chatter
+	cache  Cache
+	log    *slog.Logger
+	images *media.Loader
 }
 
 // New builds a Rewriter. m may be nil (no model configured: text clauses fall back
@@ -129,7 +132,7 @@ func New(cfg Config, m Chatter, c Cache, log *slog.Logger) (*Rewriter, error) {
 		log = slog.Default()
 	}
 	r := &Rewriter{cfg: cfg, model: m, cache: c, log: log}
-	r.fetch = newFetcher(&r.cfg.Image)
+	r.images = media.NewLoader(&r.cfg.Image)
 	return r, nil
 }
 
@@ -179,7 +182,7 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 		out, o, err = r.rewriteClause(ctx, c, prof, req.Mode, out)
 		res.ModelTime += o.modelTime
 		if err != nil {
-			var e *Error
+			var e *eserr.Error
 			if errors.As(err, &e) && e.Status < 500 {
 				rewriteBadInputs.Inc()
 			}
@@ -230,7 +233,7 @@ func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, 
 	if c.hasFields {
 		fields = c.Fields
 	}
-	var img *queryImage
+	var img *media.Image
 	if c.Image != "" {
 		q, err := r.image(ctx, c.Image)
 		if err != nil {
@@ -274,7 +277,7 @@ func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, 
 	return appendKeywordQuery(dst, c, fields, &kw, prof.Attributes), o, nil
 }
 
-func makeQuery(text string, img *queryImage) Query {
+func makeQuery(text string, img *media.Image) Query {
 	h := sha256.New()
 	h.Write([]byte(text))
 	h.Write([]byte{0})
@@ -292,37 +295,37 @@ func makeQuery(text string, img *queryImage) Query {
 // hash only: no pixel is decoded). Any other image is decoded and downscaled;
 // that result is cached by the sha256 of the original bytes, so a repeated
 // image skips decoding.
-func (r *Rewriter) image(ctx context.Context, s string) (queryImage, error) {
-	in, err := r.imageBytes(ctx, s)
+func (r *Rewriter) image(ctx context.Context, s string) (media.Image, error) {
+	in, err := r.images.Load(ctx, s)
 	if err != nil {
-		return queryImage{}, err
+		return media.Image{}, err
 	}
-	defer in.release()
-	raw := in.raw
+	defer in.Release()
+	raw := in.Raw
 	imageBytesTotal.Add(len(raw))
-	q := queryImage{Sum: sha256.Sum256(raw)}
-	hdr, err := inspectImage(raw, &r.cfg.Image)
+	q := media.Image{Sum: sha256.Sum256(raw)}
+	hdr, err := media.Inspect(raw, &r.cfg.Image)
 	if err != nil {
 		return q, err
 	}
-	if hdr.passThrough(&r.cfg.Image) {
-		if err := checkJPEG(raw); err != nil {
+	if hdr.PassThrough(&r.cfg.Image) {
+		if err := media.CheckJPEG(raw); err != nil {
 			return q, err
 		}
-		q.URI = jpegURI(raw, in.b64)
+		q.URI = media.JPEGURI(raw, in.B64)
 		return q, nil
 	}
 	shrink := func(raw []byte) ([]byte, error) {
-		jpg, err := shrinkImage(raw, hdr, &r.cfg.Image)
+		jpg, err := media.Shrink(raw, hdr, &r.cfg.Image)
 		if err != nil {
 			return nil, err
 		}
 		imageDownscaled.Inc()
-		return []byte(jpegURI(jpg, "")), nil
+		return []byte(media.JPEGURI(jpg, "")), nil
 	}
 	if r.cache == nil {
 		uri, err := shrink(raw)
-		q.URI = bytesString(uri)
+		q.URI = bytesconv.String(uri)
 		return q, err
 	}
 	key := make([]byte, 0, 64)
@@ -333,25 +336,25 @@ func (r *Rewriter) image(ctx context.Context, s string) (queryImage, error) {
 	key = append(key, 0)
 	key = append(key, q.Sum[:]...)
 	// fn may outlive this call (the cache fills detached): raw leaves the pool.
-	in.keep()
+	in.Keep()
 	val, _, err := r.cache.Do(ctx, key, func(context.Context) ([]byte, error) { return shrink(raw) })
-	var e *Error
+	var e *eserr.Error
 	switch {
-	case err == nil && bytes.HasPrefix(val, []byte(jpegURIPrefix)):
+	case err == nil && bytes.HasPrefix(val, []byte(media.JPEGURIPrefix)):
 		q.URI = string(val)
 		return q, nil
 	case errors.As(err, &e):
 		return q, err
 	}
 	uri, err := shrink(raw) // a cache fault is a miss
-	q.URI = bytesString(uri)
+	q.URI = bytesconv.String(uri)
 	return q, err
 }
 
 var errNoModel = errors.New("no model configured")
 
 // keywords asks the model (through the cache) for the clause's keywords.
-func (r *Rewriter) keywords(ctx context.Context, c *clause, img *queryImage, o *clauseOutcome) (kw Keywords, hit bool, err error) {
+func (r *Rewriter) keywords(ctx context.Context, c *clause, img *media.Image, o *clauseOutcome) (kw Keywords, hit bool, err error) {
 	if r.model == nil {
 		return kw, false, errNoModel
 	}
@@ -410,7 +413,7 @@ func (r *Rewriter) keywords(ctx context.Context, c *clause, img *queryImage, o *
 
 // keywordKey identifies a keyword answer: a version byte, model, prompt version,
 // language, attribute switch, keyword cap, text and the original image's sha256.
-func (r *Rewriter) keywordKey(c *clause, lang string, img *queryImage) []byte {
+func (r *Rewriter) keywordKey(c *clause, lang string, img *media.Image) []byte {
 	name := r.model.Name()
 	key := make([]byte, 0, 64+len(name)+len(c.Text))
 	key = append(key, 1, 'k', 'w', 0)

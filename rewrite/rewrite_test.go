@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"github.com/vlproxy/vlproxy/media/mediatest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden .out.json files")
 // TestGolden rewrites every testdata/golden/*.in.json and compares the body with
 // the .out.json next to it byte for byte. IMAGE_PNG stands for a generated image.
 func TestGolden(t *testing.T) {
-	img := dataURI("image/png", pngBytes(t, 64, 48))
+	img := dataURI("image/png", mediatest.PNG(t, 64, 48))
 	indexFor := map[string]string{"default_profile": "", "not_a_clause": "logs"}
 	files, err := filepath.Glob("testdata/golden/*.in.json")
 	if err != nil || len(files) < 10 {
@@ -105,7 +106,7 @@ func TestClausePositions(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	r := newTestRewriter(t, testConfig(), newFake(), nil)
-	img := dataURI("image/png", pngBytes(t, 64, 48))
+	img := dataURI("image/png", mediatest.PNG(t, 64, 48))
 	body := []byte(`{"query":{"bool":{"must":[{"multimodal":{"image":"` + img + `","text":"red","attributes":true}},{"multimodal":{"text":"x"}}]}}}`)
 	res, err := r.Rewrite(context.Background(), Request{Index: "products", Body: body})
 	if err != nil {

@@ -1,9 +1,9 @@
 package rewrite
 
 import (
-	"encoding/binary"
 	"errors"
-	"unsafe"
+	"github.com/vlproxy/vlproxy/internal/bytesconv"
+	"github.com/vlproxy/vlproxy/internal/jsonscan"
 
 	"github.com/tidwall/gjson"
 )
@@ -71,16 +71,7 @@ func (s *scanner) syntax() bool {
 	return false
 }
 
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *scanner) ws() { s.i = jsonscan.SkipWS(s.b, s.i) }
 
 // value checks the value at s.i and walks it in role r. nest is the JSON
 // nesting depth, qd the query depth walker counts.
@@ -116,105 +107,25 @@ func (s *scanner) lit(w string) bool {
 }
 
 func (s *scanner) number() bool {
-	b, i := s.b, s.i
-	digits := func() bool {
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i > j
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case !digits():
+	end, ok := jsonscan.ScanNumber(s.b, s.i)
+	if !ok {
 		return s.syntax()
 	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if !digits() {
-			return s.syntax()
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if !digits() {
-			return s.syntax()
-		}
-	}
-	s.i = i
+	s.i = end
 	return true
 }
 
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// hasLess reports whether a byte of x is below n (n <= 128).
-func hasLess(x, n uint64) bool { return (x-ones*n)&^x&highs != 0 }
-
-// hasByte reports whether a byte of x equals c.
-func hasByte(x uint64, c byte) bool { return hasLess(x^(ones*uint64(c)), 1) }
-
 // str checks the string at s.i (on its opening quote) and moves past it. esc
-// says whether it holds escapes (then its value is not its raw bytes). Eight
-// bytes are checked at a time: base64 has no quote, backslash or control byte.
+// says whether it holds escapes (then its value is not its raw bytes).
 func (s *scanner) str() (esc, ok bool) {
-	b := s.b
-	i := s.i + 1
-	for {
-		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			if hasLess(x, 0x20) || hasByte(x, '"') || hasByte(x, '\\') {
-				break
-			}
-			i += 8
-		}
-		if i >= len(b) {
-			return esc, s.syntax()
-		}
-		switch c := b[i]; {
-		case c == '"':
-			s.i = i + 1
-			return esc, true
-		case c < 0x20:
-			return esc, s.syntax()
-		case c == '\\':
-			esc = true
-			if i+1 >= len(b) {
-				return esc, s.syntax()
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return esc, s.syntax()
-				}
-				i += 6
-			default:
-				return esc, s.syntax()
-			}
-		default:
-			i++
-		}
+	end, esc, ok := jsonscan.ScanString(s.b, s.i)
+	if !ok {
+		return esc, s.syntax()
 	}
+	s.i = end
+	return esc, true
 }
 
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-// strValue returns the value of the string token raw (quotes included): its
-// inner bytes when it has no escapes, else gjson's unescaping, as walker sees it.
-// The result may share memory with the body.
 // key reads an object member's name and the colon after it, skipping whitespace before both.
 func (s *scanner) key() (string, bool) {
 	s.ws()
@@ -226,7 +137,7 @@ func (s *scanner) key() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	key := strValue(s.b[ks:s.i], esc)
+	key := jsonscan.Unquote(s.b[ks:s.i], esc)
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != ':' {
 		return "", s.syntax()
@@ -234,20 +145,6 @@ func (s *scanner) key() (string, bool) {
 	s.i++
 	return key, true
 }
-
-func strValue(raw []byte, esc bool) string {
-	if esc {
-		return gjson.Parse(bytesString(raw)).Str
-	}
-	return bytesString(raw[1 : len(raw)-1])
-}
-
-// bytesString views b as a string without copying; b must not change while
-// the string is in use (a request body does not change during Rewrite).
-func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// stringBytes views s as bytes without copying; they must not be written.
-func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func (s *scanner) array(r role, nest, qd int) bool {
 	if nest > maxNesting {
@@ -455,12 +352,12 @@ func (s *scanner) clause(start, nest int) bool {
 					return false
 				}
 				raw := s.b[vs:s.i]
-				val = gjson.Result{Type: gjson.String, Raw: bytesString(raw), Str: strValue(raw, esc)}
+				val = gjson.Result{Type: gjson.String, Raw: bytesconv.String(raw), Str: jsonscan.Unquote(raw, esc)}
 			} else {
 				if !s.value(roleNone, nest+1, 0) {
 					return false
 				}
-				val = gjson.Parse(bytesString(s.b[vs:s.i]))
+				val = gjson.Parse(bytesconv.String(s.b[vs:s.i]))
 			}
 			if err := c.set(key, val); err != nil {
 				s.err = err

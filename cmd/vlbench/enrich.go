@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vlproxy/vlproxy/enrich"
 	"github.com/vlproxy/vlproxy/model"
-	"github.com/vlproxy/vlproxy/rewrite/enrich"
 )
 
 // runEnrich walks an index and writes model keywords of each document's image into a field, so

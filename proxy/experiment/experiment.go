@@ -5,6 +5,7 @@ package experiment
 
 import (
 	"fmt"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"math"
 	"strings"
 	"sync"
@@ -53,12 +54,6 @@ type Config struct {
 
 // DefaultConfig returns a configuration without experiments.
 func DefaultConfig() Config { return Config{} }
-
-// Error is a client error (an unknown forced variant); it renders as an ES-shaped 400.
-type Error struct{ Reason string }
-
-func (e *Error) Error() string                  { return e.Reason }
-func (e *Error) ESError() (int, string, string) { return 400, "illegal_argument_exception", e.Reason }
 
 type compiled struct {
 	Experiment
@@ -172,13 +167,13 @@ func (c *compiled) bucket(key string) float64 {
 }
 
 // Pick chooses the variant for a request. forced (X-VLProxy-Variant) wins: a variant name, or
-// "experiment/variant"; an unknown name is a 400 *Error. Otherwise the first experiment whose
+// "experiment/variant"; an unknown name is a 400 *eserr.Error. Otherwise the first experiment whose
 // key header is present assigns by a hash of experiment name and key, weighted; without any
 // key the first experiment's default variant serves. ok is false when no experiments exist.
 func (s *Set) Pick(header func(string) string, forced string) (Variant, bool, error) {
 	if len(s.exps) == 0 {
 		if forced != "" {
-			return Variant{}, false, &Error{Reason: fmt.Sprintf("unknown variant [%s] in header [X-VLProxy-Variant]: no experiments configured", forced)}
+			return Variant{}, false, eserr.BadRequest("unknown variant [%s] in header [X-VLProxy-Variant]: no experiments configured", forced)
 		}
 		return Variant{}, false, nil
 	}
@@ -197,7 +192,7 @@ func (s *Set) Pick(header func(string) string, forced string) (Variant, bool, er
 				}
 			}
 		}
-		return Variant{}, false, &Error{Reason: fmt.Sprintf("unknown variant [%s] in header [X-VLProxy-Variant]", forced)}
+		return Variant{}, false, eserr.BadRequest("unknown variant [%s] in header [X-VLProxy-Variant]", forced)
 	}
 	for i := range s.exps {
 		c := &s.exps[i]

@@ -3,6 +3,7 @@ package experiment
 import (
 	"bytes"
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"math"
 	"strconv"
 	"strings"
@@ -122,7 +123,7 @@ func TestPick(t *testing.T) {
 	bad := func(forced string) {
 		t.Helper()
 		_, _, err := s.Pick(headers(), forced)
-		var e *Error
+		var e *eserr.Error
 		if !errors.As(err, &e) {
 			t.Fatalf("forced %q: err %v", forced, err)
 		}

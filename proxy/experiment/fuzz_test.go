@@ -2,11 +2,12 @@ package experiment
 
 import (
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"testing"
 )
 
 // FuzzPick feeds arbitrary key and X-VLProxy-Variant values: Pick never panics, always
-// returns a configured variant or a 400 *Error, and is deterministic.
+// returns a configured variant or a 400 *eserr.Error, and is deterministic.
 func FuzzPick(f *testing.F) {
 	for _, s := range [][2]string{{"user-1", ""}, {"", "control"}, {"u", "rerank-ab/rerank"}, {"\x00\xff", "/"}, {"x", "a/b/c"}} {
 		f.Add(s[0], s[1])
@@ -19,7 +20,7 @@ func FuzzPick(f *testing.F) {
 		h := headers("X-User-Id", key)
 		v, ok, err := s.Pick(h, forced)
 		if err != nil {
-			var e *Error
+			var e *eserr.Error
 			if !errors.As(err, &e) || ok {
 				t.Fatalf("error %v (ok=%v)", err, ok)
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/vlproxy/vlproxy/media"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -468,7 +469,7 @@ func pngOf(tb testing.TB, w, h int, seed uint8) []byte {
 // modelHash is the simulator's hash of an image as the rewriter sends it to the model.
 func modelHash(tb testing.TB, raw []byte) string {
 	tb.Helper()
-	b, err := rewrite.PrepareImage(raw, rewrite.DefaultConfig().Image)
+	b, err := media.Prepare(raw, media.DefaultConfig())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -50,13 +51,13 @@ func outcomeHeaders(dst []resultcache.Header, h *fasthttp.ResponseHeader) []resu
 func encodeOutcome(out *outcome) []byte {
 	e := resultcache.Entry{Status: out.status, Stored: out.stored, Body: out.body}
 	for _, h := range out.header {
-		if resultcache.StoredHeader(h.Name) {
+		if httphdr.Stored(h.Name) {
 			e.Headers = append(e.Headers, h)
 		}
 	}
 	e.Headers = append(e.Headers,
-		resultcache.Header{Name: []byte("X-VLProxy-Rewrite"), Value: []byte(out.rewrite)},
-		resultcache.Header{Name: []byte("X-VLProxy-Rerank"), Value: []byte(out.rerank)})
+		resultcache.Header{Name: []byte(httphdr.Rewrite), Value: []byte(out.rewrite)},
+		resultcache.Header{Name: []byte(httphdr.Rerank), Value: []byte(out.rerank)})
 	return resultcache.AppendEntry(nil, &e)
 }
 
@@ -69,9 +70,9 @@ func decodeOutcome(b []byte) (*outcome, error) {
 	out := &outcome{status: e.Status, body: e.Body, stored: e.Stored}
 	for _, h := range e.Headers {
 		switch {
-		case bytes.EqualFold(h.Name, []byte("X-VLProxy-Rewrite")):
+		case bytes.EqualFold(h.Name, []byte(httphdr.Rewrite)):
 			out.rewrite = string(h.Value)
-		case bytes.EqualFold(h.Name, []byte("X-VLProxy-Rerank")):
+		case bytes.EqualFold(h.Name, []byte(httphdr.Rerank)):
 			out.rerank = string(h.Value)
 		default:
 			out.header = append(out.header, h)

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"github.com/valyala/fasthttp"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 
 	"github.com/vlproxy/vlproxy/proxy/searchbody"
 )
@@ -18,7 +19,7 @@ func (p *Pipeline) Plain(rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
 		return false
 	}
 	h := &rc.Request.Header
-	if len(h.Peek("X-VLProxy-Rewrite")) > 0 || len(h.Peek("X-VLProxy-Rerank")) > 0 || len(h.Peek("X-VLProxy-Variant")) > 0 {
+	if len(h.Peek(httphdr.Rewrite)) > 0 || len(h.Peek(httphdr.Rerank)) > 0 || len(h.Peek(httphdr.Variant)) > 0 {
 		return false
 	}
 	if len(h.ContentEncoding()) > 0 || searchbody.MaybeIntercepted(body) {
@@ -28,11 +29,11 @@ func (p *Pipeline) Plain(rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
 		return false
 	}
 	r := &rc.Response.Header
-	r.Set("X-VLProxy-Rewrite", "skipped")
+	r.Set(httphdr.Rewrite, "skipped")
 	if kind == Count {
-		r.Set("X-VLProxy-Rerank", "skipped:count")
+		r.Set(httphdr.Rerank, "skipped:count")
 	} else {
-		r.Set("X-VLProxy-Rerank", "off")
+		r.Set(httphdr.Rerank, "off")
 	}
 	r.Set("X-VLProxy-Cache", "bypass")
 	return true

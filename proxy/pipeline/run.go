@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/internal/esshape"
 	"net/url"
 	"strings"
 	"time"
@@ -130,7 +132,7 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		}
 	}
 	if msearchFilter != "" && out.status >= 200 && out.status <= 299 {
-		out.body = rerank.ApplyFilterPath(out.body, msearchFilter)
+		out.body = esshape.ApplyFilterPath(out.body, msearchFilter)
 	}
 	out.rewrite, out.rerank = summarize(in, parts)
 	out.timings = t
@@ -233,8 +235,8 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 		t.Rewrite += res.Elapsed
 		t.Model += res.ModelTime
 	} else if searchbody.MaybeIntercepted(body) {
-		return nil, &Error{Status: 503, Type: "model_unavailable_exception",
-			Reason: "cannot rewrite the multimodal clause: no rewriter is configured"}
+		return nil, eserr.New(503, "model_unavailable_exception",
+			"cannot rewrite the multimodal clause: no rewriter is configured")
 	} else {
 		pt.rwState = "skipped"
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"net/url"
 	"strconv"
 	"sync/atomic"
@@ -59,7 +61,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 	}
 	if ok {
 		in.variant = &v
-		rc.Response.Header.Set("X-VLProxy-Variant", v.Name)
+		rc.Response.Header.Set(httphdr.Variant, v.Name)
 	}
 	if in.body, in.raw, err = decodeBody(&rc.Request.Header, body); err != nil {
 		return Timings{}, err
@@ -152,8 +154,8 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 	for _, h := range out.header {
 		r.Header.AddBytesKV(h.Name, h.Value)
 	}
-	r.Header.Set("X-VLProxy-Rewrite", out.rewrite)
-	r.Header.Set("X-VLProxy-Rerank", out.rerank)
+	r.Header.Set(httphdr.Rewrite, out.rewrite)
+	r.Header.Set(httphdr.Rerank, out.rerank)
 	r.Header.Set("X-VLProxy-Cache", cacheState)
 	if !rc.IsHead() {
 		r.SetBody(out.body)
@@ -169,19 +171,10 @@ func decodeBody(h *fasthttp.RequestHeader, body []byte) (plain []byte, raw bool,
 	}
 	b, err := fasthttp.AppendGunzipBytes(nil, body)
 	if err != nil {
-		return nil, false, &Error{Status: 400, Type: "parse_exception", Reason: "cannot decompress the gzip request body: " + err.Error()}
+		return nil, false, eserr.New(400, "parse_exception", "cannot decompress the gzip request body: "+err.Error())
 	}
 	return b, false, nil
 }
-
-// Error is an error of the pipeline itself, rendered ES-shaped by proxy/.
-type Error struct {
-	Status       int
-	Type, Reason string
-}
-
-func (e *Error) Error() string                  { return e.Reason }
-func (e *Error) ESError() (int, string, string) { return e.Status, e.Type, e.Reason }
 
 // indexOf returns the index expression of a search path ("/a,b/_search" → "a,b"), decoded,
 // or "" for "/_search".

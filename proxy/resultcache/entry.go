@@ -1,9 +1,9 @@
 package resultcache
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"time"
 )
 
@@ -27,21 +27,8 @@ type Entry struct {
 // response (Date, Content-Length, Connection, Server-Timing, X-VLProxy-Cache, Age), per
 // request (X-Opaque-Id, which the proxy echoes from the request itself, trace headers), or
 // must not be shared (Set-Cookie).
-var storedHeaders = [][]byte{
-	[]byte("Content-Type"), []byte("Content-Encoding"), []byte("Warning"),
-	[]byte("X-Elastic-Product"), // clients of Elasticsearch 7.14+ refuse responses without it
-	[]byte("X-VLProxy-Rewrite"), []byte("X-VLProxy-Rerank"), []byte("X-VLProxy-Variant"),
-}
-
-// StoredHeader reports whether a response header is kept in the entry.
-func StoredHeader(name []byte) bool {
-	for _, h := range storedHeaders {
-		if bytes.EqualFold(name, h) {
-			return true
-		}
-	}
-	return false
-}
+// StoredHeader reports whether a response header is kept in the entry (httphdr.Stored).
+func StoredHeader(name []byte) bool { return httphdr.Stored(name) }
 
 // AppendEntry appends the encoding of e to dst: a version byte, the status, the stored time,
 // the headers and the body.

@@ -2,6 +2,7 @@ package resultcache
 
 import (
 	"bytes"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"net/url"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ var identityHeaders = []string{"Authorization", "X-Api-Key", "es-security-runas-
 // responseHeaders change what the upstream or vlproxy answers for the same request.
 var responseHeaders = []string{
 	"Accept", "Accept-Encoding", "Content-Type",
-	"X-VLProxy-Rewrite", "X-VLProxy-Rerank", "X-VLProxy-Variant",
+	httphdr.Rewrite, httphdr.Rerank, httphdr.Variant,
 }
 
 // KeyInput is one request as the result cache sees it. All fields are read only during Key.

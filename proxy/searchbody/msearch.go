@@ -2,6 +2,7 @@ package searchbody
 
 import (
 	"bytes"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -73,7 +74,7 @@ func SplitMsearch(body []byte) ([]Item, error) {
 		return nil, parseErr("cannot parse _msearch request: the header on line %d has no body line after it", line)
 	}
 	if len(items) == 0 {
-		return nil, &Error{Type: "action_request_validation_exception", Reason: "Validation Failed: 1: no requests added;"}
+		return nil, eserr.New(400, "action_request_validation_exception", "Validation Failed: 1: no requests added;")
 	}
 	return items, nil
 }

@@ -2,36 +2,27 @@
 // touches it: the `_msearch` NDJSON framing, the `ext.vlproxy` options block (which it removes,
 // since ES and OpenSearch reject unknown `ext` keys) and the X-VLProxy-* switch headers.
 //
-// Everything here is client input, so every function returns an *Error (ES-shaped, status 400)
+// Everything here is client input, so every function returns an *eserr.Error (ES-shaped, status 400)
 // that names the offending line, option or header, and none of them panics on any input.
 package searchbody
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
 
-// Error is a client mistake, rendered by proxy/ as an ES error with status 400.
-type Error struct {
-	Type   string // ES error type, e.g. "parsing_exception", "illegal_argument_exception"
-	Reason string
+func parseErr(format string, args ...any) *eserr.Error {
+	return eserr.New(400, eserr.TypeParsing, fmt.Sprintf(format, args...))
 }
 
-func (e *Error) Error() string { return e.Reason }
-
-// ESError implements the interface proxy/ uses to render errors.
-func (e *Error) ESError() (int, string, string) { return 400, e.Type, e.Reason }
-
-func parseErr(format string, args ...any) *Error {
-	return &Error{Type: "parsing_exception", Reason: fmt.Sprintf(format, args...)}
-}
-
-func argErr(format string, args ...any) *Error {
-	return &Error{Type: "illegal_argument_exception", Reason: fmt.Sprintf(format, args...)}
+func argErr(format string, args ...any) *eserr.Error {
+	return eserr.New(400, eserr.TypeIllegalArgument, fmt.Sprintf(format, args...))
 }
 
 // Options is the `ext.vlproxy` block of one search body. Rewrite and Rerank are the raw JSON of
@@ -159,13 +150,13 @@ type Switches struct {
 func ParseSwitches(get func(name string) string) (Switches, error) {
 	var s Switches
 	var err error
-	if s.Rewrite, err = parseSwitch("X-VLProxy-Rewrite", get("X-VLProxy-Rewrite"), false); err != nil {
+	if s.Rewrite, err = parseSwitch(httphdr.Rewrite, get(httphdr.Rewrite), false); err != nil {
 		return s, err
 	}
-	if s.Rerank, err = parseSwitch("X-VLProxy-Rerank", get("X-VLProxy-Rerank"), true); err != nil {
+	if s.Rerank, err = parseSwitch(httphdr.Rerank, get(httphdr.Rerank), true); err != nil {
 		return s, err
 	}
-	s.Variant = strings.TrimSpace(get("X-VLProxy-Variant"))
+	s.Variant = strings.TrimSpace(get(httphdr.Variant))
 	return s, nil
 }
 

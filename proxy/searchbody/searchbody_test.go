@@ -2,6 +2,7 @@ package searchbody
 
 import (
 	"errors"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 	"net/http"
 	"strings"
 	"testing"
@@ -39,9 +40,9 @@ func TestExtractOptionsErrors(t *testing.T) {
 	f := func(in, wantReason string) {
 		t.Helper()
 		_, _, err := ExtractOptions([]byte(in))
-		var e *Error
+		var e *eserr.Error
 		if !errors.As(err, &e) {
-			t.Fatalf("ExtractOptions(%s) error = %v, want *Error", in, err)
+			t.Fatalf("ExtractOptions(%s) error = %v, want *eserr.Error", in, err)
 		}
 		if status, _, reason := e.ESError(); status != 400 || !strings.Contains(reason, wantReason) {
 			t.Fatalf("ExtractOptions(%s) = %d %q, want 400 containing %q", in, status, reason, wantReason)

@@ -1,13 +1,6 @@
-package rerank
-
-import (
-	"strings"
-
-	"github.com/tidwall/gjson"
-)
-
-// This file implements the two response-shaping features that can drop fields the
-// reranker needs, so that Prepare can ask ES for the fields and Apply can strip them again.
+// Package esshape emulates the two ES response-shaping features a proxy must re-apply when
+// it changed the request (rerank asks ES for fields the client filtered out, then strips them
+// again; the pipeline applies filter_path to responses it builds).
 //
 // _source filtering (body `_source`, URL `_source`, `_source_includes`, `_source_excludes`),
 // following XContentMapValues.filter: patterns are matched against full dotted paths, `*`
@@ -22,32 +15,40 @@ import (
 // transparent. With includes, containers left empty are dropped and an empty result is `{}`.
 // When both kinds are given, exclusions are applied first, then inclusions. Not covered:
 // names that contain dots themselves, and escaping.
+package esshape
 
-// sourceFilter is an effective _source filter.
-type sourceFilter struct {
-	disabled bool // _source: false — no _source at all
-	includes []string
-	excludes []string
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Source is an effective _source filter.
+type Source struct {
+	Disabled bool // _source: false — no _source at all
+	Includes []string
+	Excludes []string
 }
 
-func (f *sourceFilter) isAll() bool {
-	return !f.disabled && len(f.includes) == 0 && len(f.excludes) == 0
+// IsAll reports whether the filter keeps the whole _source.
+func (f *Source) IsAll() bool {
+	return !f.Disabled && len(f.Includes) == 0 && len(f.Excludes) == 0
 }
 
-// keepsPath reports whether the filter keeps the value at dotted path p entirely.
-func (f *sourceFilter) keepsPath(p string) bool {
-	if f.disabled {
+// KeepsPath reports whether the filter keeps the value at dotted path p entirely.
+func (f *Source) KeepsPath(p string) bool {
+	if f.Disabled {
 		return false
 	}
-	for _, e := range f.excludes {
+	for _, e := range f.Excludes {
 		if globMatch(e, p) || ancestorMatch(e, p) || globPrefix(e, p+".") {
 			return false
 		}
 	}
-	if len(f.includes) == 0 {
+	if len(f.Includes) == 0 {
 		return true
 	}
-	for _, i := range f.includes {
+	for _, i := range f.Includes {
 		if globMatch(i, p) || ancestorMatch(i, p) {
 			return true
 		}
@@ -66,11 +67,11 @@ func ancestorMatch(pat, p string) bool {
 }
 
 // appendFiltered appends the source object filtered by f (an empty object when nothing is left).
-func (f *sourceFilter) appendFiltered(dst []byte, src gjson.Result) []byte {
-	return f.appendObject(dst, src, "", len(f.includes) == 0)
+func (f *Source) AppendFiltered(dst []byte, src gjson.Result) []byte {
+	return f.appendObject(dst, src, "", len(f.Includes) == 0)
 }
 
-func (f *sourceFilter) appendObject(dst []byte, obj gjson.Result, prefix string, included bool) []byte {
+func (f *Source) appendObject(dst []byte, obj gjson.Result, prefix string, included bool) []byte {
 	dst = append(dst, '{')
 	first := true
 	obj.ForEach(func(k, v gjson.Result) bool {
@@ -93,15 +94,15 @@ func (f *sourceFilter) appendObject(dst []byte, obj gjson.Result, prefix string,
 }
 
 // appendValue appends v at path p if the filter keeps any of it.
-func (f *sourceFilter) appendValue(dst []byte, v gjson.Result, p string, parentIncluded bool) ([]byte, bool) {
-	for _, e := range f.excludes {
+func (f *Source) appendValue(dst []byte, v gjson.Result, p string, parentIncluded bool) ([]byte, bool) {
+	for _, e := range f.Excludes {
 		if globMatch(e, p) {
 			return dst, false
 		}
 	}
 	included := parentIncluded
 	if !included {
-		for _, i := range f.includes {
+		for _, i := range f.Includes {
 			if globMatch(i, p) {
 				included = true
 				break
@@ -109,7 +110,7 @@ func (f *sourceFilter) appendValue(dst []byte, v gjson.Result, p string, parentI
 		}
 	}
 	descendExcl := false
-	for _, e := range f.excludes {
+	for _, e := range f.Excludes {
 		if globPrefix(e, p+".") {
 			descendExcl = true
 			break
@@ -120,7 +121,7 @@ func (f *sourceFilter) appendValue(dst []byte, v gjson.Result, p string, parentI
 	}
 	if !included {
 		could := false
-		for _, i := range f.includes {
+		for _, i := range f.Includes {
 			if globPrefix(i, p+".") {
 				could = true
 				break
@@ -213,14 +214,14 @@ func globPrefix(pat, s string) bool {
 	return true
 }
 
-// filterPath is a parsed filter_path parameter.
-type filterPath struct {
+// FilterPath is a parsed filter_path parameter.
+type FilterPath struct {
 	incl [][]string
 	excl [][]string
 }
 
-func parseFilterPath(s string) *filterPath {
-	fp := &filterPath{}
+func ParseFilterPath(s string) *FilterPath {
+	fp := &FilterPath{}
 	for _, e := range strings.Split(s, ",") {
 		e = strings.TrimSpace(e)
 		if e == "" {
@@ -292,7 +293,7 @@ func rootStates(pats [][]string) []fpState {
 }
 
 // apply filters a whole response body.
-func (fp *filterPath) apply(body []byte) []byte {
+func (fp *FilterPath) Apply(body []byte) []byte {
 	v := gjson.ParseBytes(body)
 	if !v.IsObject() {
 		return body
@@ -311,7 +312,7 @@ func (fp *filterPath) apply(body []byte) []byte {
 	return body
 }
 
-func (fp *filterPath) appendIncluded(dst []byte, v gjson.Result, states []fpState) ([]byte, bool) {
+func (fp *FilterPath) appendIncluded(dst []byte, v gjson.Result, states []fpState) ([]byte, bool) {
 	switch {
 	case v.IsObject():
 		start := len(dst)
@@ -373,7 +374,7 @@ func (fp *filterPath) appendIncluded(dst []byte, v gjson.Result, states []fpStat
 	return dst, false
 }
 
-func (fp *filterPath) appendExcluded(dst []byte, v gjson.Result, states []fpState) []byte {
+func (fp *FilterPath) appendExcluded(dst []byte, v gjson.Result, states []fpState) []byte {
 	switch {
 	case v.IsObject():
 		dst = append(dst, '{')
@@ -420,9 +421,9 @@ func (fp *filterPath) appendExcluded(dst []byte, v gjson.Result, states []fpStat
 // whose searches are reranked: the reranker needs the unfiltered hits, so filter_path is taken
 // off the upstream request and applied to the final response.
 func ApplyFilterPath(body []byte, expr string) []byte {
-	fp := parseFilterPath(expr)
+	fp := ParseFilterPath(expr)
 	if fp == nil {
 		return body
 	}
-	return fp.apply(body)
+	return fp.Apply(body)
 }

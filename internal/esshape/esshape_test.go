@@ -1,4 +1,4 @@
-package rerank
+package esshape
 
 import (
 	"testing"
@@ -9,8 +9,8 @@ import (
 func TestFilterPath(t *testing.T) {
 	f := func(body, fp, want string) {
 		t.Helper()
-		p := parseFilterPath(fp)
-		got := string(p.apply([]byte(body)))
+		p := ParseFilterPath(fp)
+		got := string(p.Apply([]byte(body)))
 		if got != want {
 			t.Fatalf("filter_path=%s on %s\n got %s\nwant %s", fp, body, got, want)
 		}
@@ -35,46 +35,46 @@ func TestFilterPath(t *testing.T) {
 	// Exclusions first, then inclusions.
 	f(body, "hits.hits,-hits.hits._source", `{"hits":{"hits":[{"_id":"a","_score":2},{"_id":"b","_score":1}]}}`)
 	f(`{"hits":{"hits":[]}}`, "hits.hits._id", `{}`)
-	if parseFilterPath(" , ") != nil || parseFilterPath("-") != nil {
+	if ParseFilterPath(" , ") != nil || ParseFilterPath("-") != nil {
 		t.Fatal("empty filter_path parsed as a filter")
 	}
 }
 
 func TestSourceFilter(t *testing.T) {
 	src := `{"title":"x","price":3,"brand":{"name":"acme","country":"fr"},"tags":["a","b"],"variants":[{"size":"m","sku":1},{"size":"l","sku":2}],"empty":{}}`
-	f := func(flt sourceFilter, want string) {
+	f := func(flt Source, want string) {
 		t.Helper()
-		got := string(flt.appendFiltered(nil, gjson.Parse(src)))
+		got := string(flt.AppendFiltered(nil, gjson.Parse(src)))
 		if got != want {
 			t.Fatalf("%+v\n got %s\nwant %s", flt, got, want)
 		}
 	}
-	f(sourceFilter{includes: []string{"title"}}, `{"title":"x"}`)
-	f(sourceFilter{includes: []string{"brand"}}, `{"brand":{"name":"acme","country":"fr"}}`)
-	f(sourceFilter{includes: []string{"brand.name", "price"}}, `{"price":3,"brand":{"name":"acme"}}`)
-	f(sourceFilter{includes: []string{"b*"}}, `{"brand":{"name":"acme","country":"fr"}}`)
-	f(sourceFilter{includes: []string{"*.name"}}, `{"brand":{"name":"acme"}}`)
-	f(sourceFilter{includes: []string{"variants.size"}}, `{"variants":[{"size":"m"},{"size":"l"}]}`)
-	f(sourceFilter{includes: []string{"variants.none"}}, `{}`)
-	f(sourceFilter{includes: []string{"empty"}}, `{"empty":{}}`)
-	f(sourceFilter{excludes: []string{"brand", "tags"}}, `{"title":"x","price":3,"variants":[{"size":"m","sku":1},{"size":"l","sku":2}],"empty":{}}`)
-	f(sourceFilter{excludes: []string{"brand.country", "variants.sku", "e*", "title", "price", "tags"}}, `{"brand":{"name":"acme"},"variants":[{"size":"m"},{"size":"l"}]}`)
-	f(sourceFilter{includes: []string{"brand", "title"}, excludes: []string{"brand.name"}}, `{"title":"x","brand":{"country":"fr"}}`)
+	f(Source{Includes: []string{"title"}}, `{"title":"x"}`)
+	f(Source{Includes: []string{"brand"}}, `{"brand":{"name":"acme","country":"fr"}}`)
+	f(Source{Includes: []string{"brand.name", "price"}}, `{"price":3,"brand":{"name":"acme"}}`)
+	f(Source{Includes: []string{"b*"}}, `{"brand":{"name":"acme","country":"fr"}}`)
+	f(Source{Includes: []string{"*.name"}}, `{"brand":{"name":"acme"}}`)
+	f(Source{Includes: []string{"variants.size"}}, `{"variants":[{"size":"m"},{"size":"l"}]}`)
+	f(Source{Includes: []string{"variants.none"}}, `{}`)
+	f(Source{Includes: []string{"empty"}}, `{"empty":{}}`)
+	f(Source{Excludes: []string{"brand", "tags"}}, `{"title":"x","price":3,"variants":[{"size":"m","sku":1},{"size":"l","sku":2}],"empty":{}}`)
+	f(Source{Excludes: []string{"brand.country", "variants.sku", "e*", "title", "price", "tags"}}, `{"brand":{"name":"acme"},"variants":[{"size":"m"},{"size":"l"}]}`)
+	f(Source{Includes: []string{"brand", "title"}, Excludes: []string{"brand.name"}}, `{"title":"x","brand":{"country":"fr"}}`)
 
-	k := func(flt sourceFilter, p string, want bool) {
+	k := func(flt Source, p string, want bool) {
 		t.Helper()
-		if got := flt.keepsPath(p); got != want {
+		if got := flt.KeepsPath(p); got != want {
 			t.Fatalf("%+v keepsPath(%s) = %v", flt, p, got)
 		}
 	}
-	k(sourceFilter{}, "title", true)
-	k(sourceFilter{disabled: true}, "title", false)
-	k(sourceFilter{includes: []string{"ti*"}}, "title", true)
-	k(sourceFilter{includes: []string{"brand"}}, "brand.name", true)
-	k(sourceFilter{includes: []string{"brand.name"}}, "brand", false)
-	k(sourceFilter{excludes: []string{"brand.name"}}, "brand", false)
-	k(sourceFilter{excludes: []string{"brand"}}, "brand.name", false)
-	k(sourceFilter{excludes: []string{"price"}}, "title", true)
+	k(Source{}, "title", true)
+	k(Source{Disabled: true}, "title", false)
+	k(Source{Includes: []string{"ti*"}}, "title", true)
+	k(Source{Includes: []string{"brand"}}, "brand.name", true)
+	k(Source{Includes: []string{"brand.name"}}, "brand", false)
+	k(Source{Excludes: []string{"brand.name"}}, "brand", false)
+	k(Source{Excludes: []string{"brand"}}, "brand.name", false)
+	k(Source{Excludes: []string{"price"}}, "title", true)
 }
 
 func TestGlob(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vlproxy/vlproxy/media"
 	"io"
 	"net/http"
 	"os"
@@ -57,7 +58,7 @@ type Config struct {
 	// Timeout of one model call. Default 30s.
 	Timeout time.Duration `yaml:"timeout"`
 	// Image limits and downscaling, as for query images.
-	Image rewrite.ImageConfig `yaml:"image"`
+	Image media.Config `yaml:"image"`
 }
 
 // DefaultConfig returns the defaults of every field.
@@ -70,7 +71,7 @@ func DefaultConfig() Config {
 		Concurrency: 2,
 		MaxKeywords: 10,
 		Timeout:     30 * time.Second,
-		Image:       rewrite.DefaultConfig().Image,
+		Image:       media.DefaultConfig(),
 	}
 }
 
@@ -297,7 +298,7 @@ func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) ([]string
 	if err != nil {
 		return nil, err
 	}
-	jpg, err := rewrite.PrepareImage(raw, e.cfg.Image)
+	jpg, err := media.Prepare(raw, e.cfg.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +378,7 @@ func (e *enricher) load(ctx context.Context, v string) ([]byte, error) {
 		}
 		return b, nil
 	case strings.HasPrefix(lower, "data:"):
-		return rewrite.DecodeImageString(v, e.cfg.Image.MaxBytes)
+		return media.DecodeString(v, e.cfg.Image.MaxBytes)
 	}
 	p := v
 	if !filepath.IsAbs(p) && e.cfg.ImageDir != "" {
@@ -389,7 +390,7 @@ func (e *enricher) load(ctx context.Context, v string) ([]byte, error) {
 		}
 		return os.ReadFile(p)
 	}
-	if b, err := rewrite.DecodeImageString(v, e.cfg.Image.MaxBytes); err == nil {
+	if b, err := media.DecodeString(v, e.cfg.Image.MaxBytes); err == nil {
 		return b, nil
 	}
 	return nil, fmt.Errorf("cannot load image %.60q: not a URL, base64 or readable file", v)

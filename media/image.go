@@ -1,4 +1,4 @@
-package rewrite
+package media
 
 import (
 	"bytes"
@@ -14,49 +14,54 @@ import (
 	"strings"
 	"sync"
 
+	"net/netip"
+
+	"github.com/vlproxy/vlproxy/internal/bytesconv"
 	"golang.org/x/image/draw"
 	"golang.org/x/image/webp"
 )
 
-// queryImage is a validated query image.
-type queryImage struct {
+// Image is a validated image.
+type Image struct {
 	Sum  [32]byte // sha256 of the original bytes: the cache identity
-	JPEG []byte   // what the model gets (processImage only: Rewriter.image leaves it nil)
-	URI  string   // the JPEG as a data URI, for model requests (Rewriter.image only)
+	JPEG []byte   // what the model gets (Process only: rewrite leaves it nil)
+	URI  string   // the JPEG as a data URI, for model requests (rewrite only)
 }
 
-const jpegURIPrefix = "data:image/jpeg;base64,"
+// JPEGURIPrefix starts every data URI JPEGURI returns.
+const JPEGURIPrefix = "data:image/jpeg;base64,"
 
-// jpegURI returns a JPEG as a data URI; b64, when not empty, is that JPEG
+// JPEGURI returns a JPEG as a data URI; b64, when not empty, is that JPEG
 // already in standard padded base64 (the client's own), which is then copied
 // instead of encoded again.
-func jpegURI(jpeg []byte, b64 string) string {
+func JPEGURI(jpeg []byte, b64 string) string {
 	if b64 != "" {
-		return jpegURIPrefix + b64
+		return JPEGURIPrefix + b64
 	}
-	dst := make([]byte, 0, len(jpegURIPrefix)+base64.StdEncoding.EncodedLen(len(jpeg)))
-	dst = append(dst, jpegURIPrefix...)
+	dst := make([]byte, 0, len(JPEGURIPrefix)+base64.StdEncoding.EncodedLen(len(jpeg)))
+	dst = append(dst, JPEGURIPrefix...)
 	dst = base64.StdEncoding.AppendEncode(dst, jpeg)
-	return bytesString(dst) // dst is never written again
+	return bytesconv.String(dst) // dst is never written again
 }
 
-// imageInput is a clause image as bytes. raw may live in a pooled buffer:
-// call release when done with it, or keep to hand it to code that outlives the call.
-type imageInput struct {
-	raw []byte
-	b64 string // the standard padded base64 raw was decoded from, "" when it was not that
+// Input is an image as bytes. Raw may live in a pooled buffer: call Release when done with
+// it, or Keep to hand it to code that outlives the call.
+type Input struct {
+	Raw []byte
+	B64 string // the standard padded base64 Raw was decoded from, "" when it was not that
 	buf *[]byte
 }
 
-func (in *imageInput) release() {
+// Release returns Raw's buffer to the pool; Raw must not be used afterwards.
+func (in *Input) Release() {
 	if in.buf != nil && cap(*in.buf) <= maxPooledImage {
 		rawPool.Put(in.buf)
 	}
-	in.buf, in.raw = nil, nil
+	in.buf, in.Raw = nil, nil
 }
 
-// keep takes raw out of the pool's hands: it stays valid however long it is used.
-func (in *imageInput) keep() { in.buf = nil }
+// Keep takes Raw out of the pool's hands: it stays valid however long it is used.
+func (in *Input) Keep() { in.buf = nil }
 
 // maxPooledImage: larger buffers are left to the garbage collector rather than
 // held by the pool.
@@ -64,51 +69,63 @@ const maxPooledImage = 2 << 20
 
 var rawPool = sync.Pool{New: func() any { return new([]byte) }}
 
-// imageBytes turns the clause's image string into raw bytes: a data URI, raw
-// base64, or (through the fetcher) an http(s) URL of an allowed host.
-func (r *Rewriter) imageBytes(ctx context.Context, s string) (imageInput, error) {
+// Loader turns image strings into bytes under one Config. It is safe for concurrent use.
+type Loader struct {
+	cfg   *Config
+	fetch *fetcher // nil: URLs are refused
+}
+
+// NewLoader returns a Loader reading cfg (with defaults applied) on every call; it fetches
+// http(s) URLs of cfg.AllowedHosts.
+func NewLoader(cfg *Config) *Loader { return &Loader{cfg: cfg, fetch: newFetcher(cfg)} }
+
+// SetDeniedIP replaces the test of addresses never dialled (tests let loopback through).
+func (l *Loader) SetDeniedIP(denied func(netip.Addr) bool) { l.fetch.deniedIP = denied }
+
+// Load turns an image string into raw bytes: a data URI, raw base64, or (through the
+// fetcher) an http(s) URL of an allowed host.
+func (l *Loader) Load(ctx context.Context, s string) (Input, error) {
 	lower := strings.ToLower(s[:min(len(s), 16)])
 	switch {
 	case strings.HasPrefix(lower, "http://"), strings.HasPrefix(lower, "https://"):
-		if r.fetch == nil {
-			return imageInput{}, imageError(nil, "cannot fetch image URLs here")
+		if l.fetch == nil {
+			return Input{}, imageError(nil, "cannot fetch image URLs here")
 		}
-		raw, err := r.fetch.get(ctx, s)
-		return imageInput{raw: raw}, err
+		raw, err := l.fetch.get(ctx, s)
+		return Input{Raw: raw}, err
 	case strings.HasPrefix(lower, "data:"):
 		meta, payload, ok := strings.Cut(s[len("data:"):], ",")
 		if !ok {
-			return imageInput{}, imageError(nil, "cannot parse [multimodal] [image]: data URI without a comma")
+			return Input{}, imageError(nil, "cannot parse [multimodal] [image]: data URI without a comma")
 		}
 		mt, isB64 := strings.CutSuffix(strings.ToLower(meta), ";base64")
 		if !isB64 {
-			return imageInput{}, imageError(nil, "cannot parse [multimodal] [image]: only base64 data URIs are supported")
+			return Input{}, imageError(nil, "cannot parse [multimodal] [image]: only base64 data URIs are supported")
 		}
 		if mt != "" && !strings.HasPrefix(mt, "image/") {
-			return imageInput{}, imageError(nil, "cannot parse [multimodal] [image]: media type %q is not an image", mt)
+			return Input{}, imageError(nil, "cannot parse [multimodal] [image]: media type %q is not an image", mt)
 		}
-		return r.decodeBase64(payload)
+		return decodeBase64(payload, l.cfg.MaxBytes)
 	case strings.Contains(lower, "://"):
-		return imageInput{}, imageError(nil, "cannot use [multimodal] [image]: only data URIs, base64 and http(s) URLs are supported")
+		return Input{}, imageError(nil, "cannot use [multimodal] [image]: only data URIs, base64 and http(s) URLs are supported")
 	}
-	return r.decodeBase64(s)
+	return decodeBase64(s, l.cfg.MaxBytes)
 }
 
-// decodeBase64 decodes standard, URL-safe, padded or raw base64 into a pooled
-// buffer, reading s in place.
-func (r *Rewriter) decodeBase64(s string) (imageInput, error) {
-	limit := r.cfg.Image.MaxBytes
+// decodeBase64 decodes standard, URL-safe, padded or raw base64 of at most limit bytes into a
+// pooled buffer, reading s in place.
+func decodeBase64(s string, limit int) (Input, error) {
 	// Base64 is 4/3 of the bytes plus line breaks; refuse before allocating.
 	if len(s)/4*3 > limit+limit/32+64 {
-		return imageInput{}, tooLarge("cannot accept [multimodal] [image]: larger than image.max_bytes (%d bytes)", limit)
+		return Input{}, tooLarge("cannot accept [multimodal] [image]: larger than image.max_bytes (%d bytes)", limit)
 	}
-	in := imageInput{buf: rawPool.Get().(*[]byte)}
+	in := Input{buf: rawPool.Get().(*[]byte)}
 	need := base64.RawStdEncoding.DecodedLen(len(s)) // the largest of the four
 	if cap(*in.buf) < need {
 		*in.buf = make([]byte, need)
 	}
 	b := (*in.buf)[:need]
-	src := stringBytes(s)
+	src := bytesconv.Bytes(s)
 	var (
 		n   int
 		err error
@@ -116,25 +133,25 @@ func (r *Rewriter) decodeBase64(s string) (imageInput, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if n, err = enc.Decode(b, src); err == nil {
 			if enc == base64.StdEncoding && base64.StdEncoding.EncodedLen(n) == len(s) {
-				in.b64 = s // canonical: no line breaks, padded
+				in.B64 = s // canonical: no line breaks, padded
 			}
 			break
 		}
 	}
 	if err != nil {
-		in.release()
-		return imageInput{}, imageError(err, "cannot decode [multimodal] [image]: invalid base64")
+		in.Release()
+		return Input{}, imageError(err, "cannot decode [multimodal] [image]: invalid base64")
 	}
 	if n > limit {
-		in.release()
-		return imageInput{}, tooLarge("cannot accept [multimodal] [image]: %d bytes is larger than image.max_bytes (%d bytes)", n, limit)
+		in.Release()
+		return Input{}, tooLarge("cannot accept [multimodal] [image]: %d bytes is larger than image.max_bytes (%d bytes)", n, limit)
 	}
-	in.raw = b[:n]
+	in.Raw = b[:n]
 	return in, nil
 }
 
-// sniff names the image format from its magic bytes, "" when it is none we accept.
-func sniff(b []byte) string {
+// Sniff names the image format from its magic bytes, "" when it is none we accept.
+func Sniff(b []byte) string {
 	switch {
 	case len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF:
 		return "jpeg"
@@ -148,27 +165,27 @@ func sniff(b []byte) string {
 	return ""
 }
 
-// imageHeader is what an image's header says.
-type imageHeader struct {
-	format string // "jpeg", "png", "gif" or "webp"
-	w, h   int
+// Header is what an image's header says.
+type Header struct {
+	Format string // "jpeg", "png", "gif" or "webp"
+	W, H   int
 }
 
-// passThrough reports whether the image goes to the model as sent: a JPEG
+// PassThrough reports whether the image goes to the model as sent: a JPEG
 // (the format every model server of model-servers.md takes) within the pixel budget.
-func (h imageHeader) passThrough(cfg *ImageConfig) bool {
-	return h.format == "jpeg" && h.w*h.h <= cfg.PixelBudget
+func (h Header) PassThrough(cfg *Config) bool {
+	return h.Format == "jpeg" && h.W*h.H <= cfg.PixelBudget
 }
 
-// inspectImage checks magic bytes and reads the header: no pixel is decoded,
+// Inspect checks magic bytes and reads the header: no pixel is decoded,
 // so a decompression bomb is refused for the cost of its first bytes.
-func inspectImage(raw []byte, cfg *ImageConfig) (imageHeader, error) {
-	hdr := imageHeader{format: sniff(raw)}
+func Inspect(raw []byte, cfg *Config) (Header, error) {
+	hdr := Header{Format: Sniff(raw)}
 	var (
 		c   image.Config
 		err error
 	)
-	switch hdr.format {
+	switch hdr.Format {
 	case "jpeg":
 		c, err = jpeg.DecodeConfig(bytes.NewReader(raw))
 	case "png":
@@ -181,24 +198,24 @@ func inspectImage(raw []byte, cfg *ImageConfig) (imageHeader, error) {
 		return hdr, imageError(nil, "cannot use [multimodal] [image]: not a JPEG, PNG, WebP or GIF image")
 	}
 	if err != nil {
-		return hdr, imageError(err, "cannot read the %s header of [multimodal] [image]", hdr.format)
+		return hdr, imageError(err, "cannot read the %s header of [multimodal] [image]", hdr.Format)
 	}
-	hdr.w, hdr.h = c.Width, c.Height
-	if hdr.w <= 0 || hdr.h <= 0 {
-		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels", hdr.w, hdr.h)
+	hdr.W, hdr.H = c.Width, c.Height
+	if hdr.W <= 0 || hdr.H <= 0 {
+		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels", hdr.W, hdr.H)
 	}
-	if int64(hdr.w)*int64(hdr.h) > int64(cfg.MaxPixels) {
-		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels is more than image.max_pixels (%d)", hdr.w, hdr.h, cfg.MaxPixels)
+	if int64(hdr.W)*int64(hdr.H) > int64(cfg.MaxPixels) {
+		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels is more than image.max_pixels (%d)", hdr.W, hdr.H, cfg.MaxPixels)
 	}
 	return hdr, nil
 }
 
-// checkJPEG walks the markers of a JPEG that is forwarded without decoding:
+// CheckJPEG walks the markers of a JPEG that is forwarded without decoding:
 // segment lengths must hold, a scan must exist and the image must end (EOI).
 // It catches truncated uploads, the usual breakage, for one pass of
 // bytes.IndexByte; damage inside the entropy-coded data is left to the model
 // server, whose 400 becomes a fallback.
-func checkJPEG(raw []byte) error {
+func CheckJPEG(raw []byte) error {
 	bad := func(why string) error {
 		return imageError(nil, "cannot decode the jpeg data of [multimodal] [image]: %s", why)
 	}
@@ -259,31 +276,31 @@ func checkJPEG(raw []byte) error {
 	}
 }
 
-// processImage validates raw image bytes and shrinks them to the pixel budget.
+// Process validates raw image bytes and shrinks them to the pixel budget.
 // The header is read before any pixel is decoded, so a bomb costs nothing; a
-// JPEG within the budget is only walked (checkJPEG), never decoded.
-func processImage(raw []byte, cfg *ImageConfig) (queryImage, error) {
-	q := queryImage{Sum: sha256.Sum256(raw)}
-	hdr, err := inspectImage(raw, cfg)
+// JPEG within the budget is only walked (CheckJPEG), never decoded.
+func Process(raw []byte, cfg *Config) (Image, error) {
+	q := Image{Sum: sha256.Sum256(raw)}
+	hdr, err := Inspect(raw, cfg)
 	if err != nil {
 		return q, err
 	}
-	if hdr.passThrough(cfg) {
-		if err := checkJPEG(raw); err != nil {
+	if hdr.PassThrough(cfg) {
+		if err := CheckJPEG(raw); err != nil {
 			return q, err
 		}
 		q.JPEG = raw
 		return q, nil
 	}
-	q.JPEG, err = shrinkImage(raw, hdr, cfg)
+	q.JPEG, err = Shrink(raw, hdr, cfg)
 	return q, err
 }
 
-// shrinkImage decodes an image that cannot be forwarded as sent and returns a
+// Shrink decodes an image that cannot be forwarded as sent and returns a
 // JPEG within the pixel budget.
-func shrinkImage(raw []byte, hdr imageHeader, cfg *ImageConfig) ([]byte, error) {
+func Shrink(raw []byte, hdr Header, cfg *Config) ([]byte, error) {
 	var decode func([]byte) (image.Image, error)
-	switch hdr.format {
+	switch hdr.Format {
 	case "jpeg":
 		decode = func(b []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(b)) }
 	case "png":
@@ -293,10 +310,10 @@ func shrinkImage(raw []byte, hdr imageHeader, cfg *ImageConfig) ([]byte, error) 
 	case "webp":
 		decode = func(b []byte) (image.Image, error) { return webp.Decode(bytes.NewReader(b)) }
 	}
-	w, h := hdr.w, hdr.h
+	w, h := hdr.W, hdr.H
 	img, err := decodeImage(decode, raw)
 	if err != nil {
-		return nil, imageError(err, "cannot decode the %s data of [multimodal] [image]", hdr.format)
+		return nil, imageError(err, "cannot decode the %s data of [multimodal] [image]", hdr.Format)
 	}
 	b := img.Bounds()
 	if b.Dx() != w || b.Dy() != h {

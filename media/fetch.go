@@ -1,4 +1,4 @@
-package rewrite
+package media
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 // actually dialled is checked after DNS resolution, so a public name resolving to
 // 127.0.0.1 or the metadata address is refused too.
 type fetcher struct {
-	cfg    *ImageConfig
+	cfg    *Config
 	client *http.Client
 	// deniedIP reports addresses that are never dialled; tests replace it.
 	deniedIP func(netip.Addr) bool
@@ -27,7 +27,7 @@ type fetcher struct {
 
 var errDeniedAddress = errors.New("address not allowed")
 
-func newFetcher(cfg *ImageConfig) *fetcher {
+func newFetcher(cfg *Config) *fetcher {
 	f := &fetcher{cfg: cfg, deniedIP: deniedIP}
 	dialer := &net.Dialer{
 		Timeout: cfg.FetchTimeout,

@@ -1,0 +1,42 @@
+// Package httphdr is the header policy shared by proxy, proxy/pipeline and proxy/resultcache
+// (which may not import proxy): which fields are hop-by-hop, which a cached result keeps, and
+// the X-VLProxy-* fields set on an outcome.
+package httphdr
+
+import "bytes"
+
+// HopByHop are the connection-specific fields of RFC 9110 §7.6.1 plus the legacy ones proxies drop.
+var HopByHop = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// The X-VLProxy-* fields an outcome sets (and a cached result replays).
+const (
+	Rewrite = "X-VLProxy-Rewrite"
+	Rerank  = "X-VLProxy-Rerank"
+	Variant = "X-VLProxy-Variant"
+)
+
+var stored = [][]byte{
+	[]byte("Content-Type"), []byte("Content-Encoding"), []byte("Warning"),
+	[]byte("X-Elastic-Product"), // clients of Elasticsearch 7.14+ refuse responses without it
+	[]byte(Rewrite), []byte(Rerank), []byte(Variant),
+}
+
+// Stored reports whether a response header is kept with a cached result.
+func Stored(name []byte) bool {
+	for _, h := range stored {
+		if bytes.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
+}
