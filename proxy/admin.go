@@ -4,6 +4,7 @@ import (
 	"github.com/vlproxy/vlproxy/internal/eserr"
 	"github.com/vlproxy/vlproxy/internal/esjson"
 
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"strconv"
@@ -32,6 +33,8 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 	case (string(path) == "/_vlproxy/metrics" || string(path) == s.cfg.MetricsPath) && (ctx.IsGet() || ctx.IsHead()):
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		metrics.WritePrometheus(ctx, true)
+	case s.ui != nil && (string(path) == "/_vlproxy/ui" || bytes.HasPrefix(path, []byte("/_vlproxy/ui/"))):
+		s.ui(ctx)
 	default:
 		s.fail(ctx, rq, &eserr.Error{Status: fasthttp.StatusNotFound, Type: "resource_not_found_exception",
 			Reason: "no vlproxy endpoint " + string(ctx.Method()) + " " + string(path) +
