@@ -21,6 +21,7 @@ import (
 //	GET /_vlproxy/health   proxy and per-node state as JSON; 200 while at least one node is available
 //	                       and the proxy is not draining, 503 otherwise (for load-balancer readiness)
 //	GET /_vlproxy/metrics  Prometheus text format (also at Config.MetricsPath, default /metrics)
+//	/_vlproxy/ui/…         the playground, when WithUI mounted it (package ui)
 func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 	path := ctx.Path()
 	switch {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -144,7 +145,7 @@ func parseSample(line string) (name string, labels map[string]string, value floa
 		return "", nil, 0, false
 	}
 	f, err := strconv.ParseFloat(fields[0], 64)
-	if err != nil {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) { // JSON has no NaN; no counter is one
 		return "", nil, 0, false
 	}
 	return name, labels, f, true

@@ -22,6 +22,7 @@ import (
 	"mime"
 	"net"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -129,7 +130,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	for _, o := range cfg.ImageOrigins {
 		if !validOrigin(o) {
-			return nil, &configError{"ui.image_origins: " + o + " is not an origin like https://img.example.com"}
+			return nil, &configError{"cannot use ui.image_origins entry " + strconv.Quote(o) + ": want an origin like https://img.example.com"}
 		}
 	}
 	h := &Handler{cfg: cfg, deps: deps, files: map[string]asset{}}
@@ -220,7 +221,7 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 	case rest == "" || rest == "/":
 		if rest == "" && len(ctx.QueryArgs().Peek("token")) == 0 {
 			// Relative asset URLs resolve against the directory.
-			ctx.Redirect(Prefix+"/", fasthttp.StatusFound)
+			redirect(ctx, fasthttp.StatusFound)
 			return
 		}
 		h.serveAsset(ctx, "index.html")
@@ -280,7 +281,7 @@ func (h *Handler) allowed(ctx *fasthttp.RequestCtx) bool {
 			ck.SetSameSite(fasthttp.CookieSameSiteStrictMode)
 			ck.SetSecure(ctx.IsTLS())
 			ctx.Response.Header.SetCookie(&ck)
-			ctx.Redirect(Prefix+"/", fasthttp.StatusSeeOther)
+			redirect(ctx, fasthttp.StatusSeeOther)
 			return false
 		}
 	}
@@ -291,6 +292,13 @@ func (h *Handler) allowed(ctx *fasthttp.RequestCtx) bool {
 	}
 	writeError(ctx, fasthttp.StatusForbidden, "security_exception", reason)
 	return false
+}
+
+// redirect sends the client to the page by path only: behind a reverse proxy the Host the
+// proxy sees is not the one the browser used.
+func redirect(ctx *fasthttp.RequestCtx, status int) {
+	ctx.Response.Header.Set("Location", Prefix+"/")
+	ctx.SetStatusCode(status)
 }
 
 func isLoopback(ip net.IP) bool { return ip != nil && ip.IsLoopback() }
