@@ -105,10 +105,14 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	defer cancel()
 	problems := watchConsole(ctx)
 
-	shot := func(name string) {
+	shot := func(name string, viewportOnly ...bool) {
 		t.Helper()
 		var shotPNG []byte
-		if err := chromedp.Run(ctx, chromedp.FullScreenshot(&shotPNG, 100)); err != nil {
+		action := chromedp.FullScreenshot(&shotPNG, 100)
+		if len(viewportOnly) > 0 {
+			action = chromedp.CaptureScreenshot(&shotPNG)
+		}
+		if err := chromedp.Run(ctx, action); err != nil {
 			t.Fatalf("cannot take screenshot %s: %v", name, err)
 		}
 		mustf(t, os.WriteFile(filepath.Join(art, name+".png"), shotPNG, 0o644), "cannot save screenshot")
@@ -227,6 +231,27 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Errorf("top reranked hit = %q, want the one the judge scores highest", top)
 	}
 	shot("3-rerank-movement")
+	shot("3-rerank-movement-viewport", true)
+
+	// An experiment variant joins the comparison, forced by X-VLProxy-Variant.
+	run("compare the judge variant",
+		chromedp.Click(`#exp-body button[aria-label*="rerank-ab/judge"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#exp-body button[aria-pressed="true"]`, chromedp.ByQuery),
+		chromedp.Click("#run", chromedp.ByQuery),
+		chromedp.WaitVisible(`#columns [data-col="3"] .card`, chromedp.ByQuery),
+		chromedp.WaitEnabled("#run", chromedp.ByQuery),
+	)
+	if st := text(`#columns [data-col="3"]`); !strings.Contains(st, "variant rerank-ab/judge") || !strings.Contains(st, "variant judge") ||
+		!regexp.MustCompile(`rerank (applied|cached)`).MatchString(st) {
+		t.Errorf("variant column = %.300q", st)
+	}
+	if exp := text("#exp-body"); !regexp.MustCompile(`judge\s+50\s+—\s+on`).MatchString(exp) {
+		t.Errorf("experiments panel = %.400q", exp)
+	}
+	run("stop comparing the variant",
+		chromedp.Click(`#exp-body button[aria-pressed="true"]`, chromedp.ByQuery),
+		chromedp.WaitNotPresent(`#exp-body button[aria-pressed="true"]`, chromedp.ByQuery),
+	)
 
 	// Copy as curl: every request is in the log with its command.
 	var curls []string
