@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -274,7 +275,8 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		chromedp.Click("#photo-clear", chromedp.ByQuery),
 		chromedp.SetValue("#text", "linen shorts for the beach", chromedp.ByQuery),
 		chromedp.Click(`input[name="rerank"][value="off"]`, chromedp.ByQuery),
-		chromedp.Click("#run", chromedp.ByQuery),
+		chromedp.Focus("#text", chromedp.ByQuery),
+		chromedp.KeyEvent("\r", chromedp.KeyModifiers(input.ModifierCtrl)), // Ctrl+Enter searches
 		chromedp.WaitVisible(`#columns .card`, chromedp.ByQuery),
 		chromedp.WaitEnabled("#run", chromedp.ByQuery),
 	)

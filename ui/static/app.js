@@ -192,6 +192,7 @@ async function search(ev) {
   $('#run').disabled = false;
   renderModel(cols, recs);
   loadExperiments();
+  loadHealth();
 }
 
 function hitsOf(rec) { return rec?.json?.hits?.hits || []; }
