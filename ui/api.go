@@ -14,6 +14,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 	_ "golang.org/x/image/webp"
+
+	"github.com/vlproxy/vlproxy/internal/eserr"
 )
 
 // serveAPI answers the page's server-side helpers:
@@ -70,7 +72,7 @@ func (h *Handler) serveDownscale(ctx *fasthttp.RequestCtx) {
 	out, err := h.deps.Downscale(raw)
 	if err != nil {
 		status, typ, reason := fasthttp.StatusBadRequest, "illegal_argument_exception", err.Error()
-		var es interface{ ESError() (int, string, string) }
+		var es *eserr.Error
 		if errors.As(err, &es) {
 			status, typ, reason = es.ESError()
 		}

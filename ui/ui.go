@@ -6,8 +6,8 @@
 // served under a strict Content-Security-Policy. It talks to the proxy it is served by: searches
 // go to the ES API like any client's, and the few things only the server knows (its config, the
 // image as the model gets it, the experiment metrics) come from /_vlproxy/ui/api/*. The package
-// imports nothing of the project: cmd/vlproxy hands it the downscaler and the experiments, and
-// mounts Handler.Serve with proxy.WithUI.
+// imports nothing of the project but internal/eserr: cmd/vlproxy hands it the downscaler
+// (media.Prepare) and the experiments, and mounts Handler.Serve with proxy.WithUI.
 package ui
 
 import (
@@ -26,6 +26,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/internal/eserr"
 )
 
 // Prefix is where the playground lives; everything below it belongs to this package.
@@ -318,13 +320,8 @@ func loopbackHost(host string) bool {
 
 // writeError answers an ES-shaped error, like every error vlproxy produces.
 func writeError(ctx *fasthttp.RequestCtx, status int, typ, reason string) {
-	cause := map[string]string{"type": typ, "reason": reason}
-	b, _ := json.Marshal(map[string]any{
-		"error":  map[string]any{"root_cause": []any{cause}, "type": typ, "reason": reason},
-		"status": status,
-	})
 	ctx.Response.ResetBody()
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json; charset=UTF-8")
-	ctx.SetBody(b)
+	ctx.SetBody(eserr.Append(nil, status, typ, reason))
 }
