@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -101,6 +102,9 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 		}
 		opts = append(opts, proxy.WithUI(h.Serve))
 		log.Info("playground enabled", "path", ui.Prefix+"/")
+		if host, _, _ := net.SplitHostPort(cfg.Proxy.Listen); cfg.AdminToken == "" && !isLoopbackHost(host) {
+			log.Warn("the playground answers loopback clients only; set VLPROXY_ADMIN_TOKEN to open it to others", "listen", cfg.Proxy.Listen)
+		}
 	}
 
 	if cfg.Cache.Results.MaxBytes > 0 {
@@ -152,6 +156,11 @@ func playground(cfg Config) (*ui.Handler, error) {
 		return nil, fmt.Errorf("cannot set up the playground (config section ui:): %w", err)
 	}
 	return h, nil
+}
+
+func isLoopbackHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func modelComponent(name string, c *model.Client) proxy.Component {
