@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build deps opensearch-jars opensearch effnet-install effnet test test-unit fuzz vet fmt demo bench bench-passthrough clean
+.PHONY: all build deps opensearch-jars opensearch effnet-install effnet browser test test-unit fuzz vet fmt demo bench bench-passthrough clean
 
 all: build
 
@@ -34,15 +34,20 @@ EFFNET_PORT ?= 8100
 effnet:
 	$(GO) run ./testenv/cmd/effnet -port $(EFFNET_PORT)
 
+# Debian's chromium for the playground's browser test (a no-op when installed).
+browser:
+	bash testenv/chromium.sh
+
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
 # All tests. One OpenSearch node (VLPROXY_TEST_ES_URL) and one local image model server
 # (VLPROXY_TEST_EFFNET_URL) serve the whole run; set those variables yourself to test against
-# external servers instead.
-test: deps opensearch-jars effnet-install vet
-	bash testenv/with-effnet.sh bash testenv/with-opensearch.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
+# external servers instead. Debian's chromium runs the playground's browser test (REQUIRE_BROWSER=1:
+# a missing browser fails instead of skipping).
+test: deps opensearch-jars effnet-install browser vet
+	REQUIRE_BROWSER=1 bash testenv/with-effnet.sh bash testenv/with-opensearch.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
 	# A fixed number of inputs per fuzz target: a duration-bound run can end with "context deadline
 	# exceeded" while a worker's batch is in flight (a go test artefact, not a finding).
 	$(MAKE) fuzz FUZZTIME=3000x

@@ -4,6 +4,7 @@ import (
 	"github.com/vlproxy/vlproxy/internal/eserr"
 	"github.com/vlproxy/vlproxy/internal/esjson"
 
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 //	GET /_vlproxy/health   proxy and per-node state as JSON; 200 while at least one node is available
 //	                       and the proxy is not draining, 503 otherwise (for load-balancer readiness)
 //	GET /_vlproxy/metrics  Prometheus text format (also at Config.MetricsPath, default /metrics)
+//	/_vlproxy/ui/…         the playground, when WithUI mounted it (package ui)
 func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 	path := ctx.Path()
 	switch {
@@ -32,6 +34,8 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 	case (string(path) == "/_vlproxy/metrics" || string(path) == s.cfg.MetricsPath) && (ctx.IsGet() || ctx.IsHead()):
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		metrics.WritePrometheus(ctx, true)
+	case s.ui != nil && (string(path) == "/_vlproxy/ui" || bytes.HasPrefix(path, []byte("/_vlproxy/ui/"))):
+		s.ui(ctx)
 	default:
 		s.fail(ctx, rq, &eserr.Error{Status: fasthttp.StatusNotFound, Type: "resource_not_found_exception",
 			Reason: "no vlproxy endpoint " + string(ctx.Method()) + " " + string(path) +

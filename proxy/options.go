@@ -29,6 +29,7 @@ type options struct {
 	caches      []*cache.Cache
 	components  []Component
 	adminToken  string
+	ui          fasthttp.RequestHandler
 }
 
 // Component is a dependency shown in /_vlproxy/health (a model endpoint, for instance).
@@ -95,6 +96,10 @@ func WithComponent(c Component) Option {
 // "Authorization: Bearer <token>"). Without one, clearing is refused.
 func WithAdminToken(token string) Option { return func(o *options) { o.adminToken = token } }
 
+// WithUI serves h at /_vlproxy/ui and below it (the playground, package ui). h does its own
+// access checks; without this option those paths are a 404 like any unknown /_vlproxy path.
+func WithUI(h fasthttp.RequestHandler) Option { return func(o *options) { o.ui = h } }
+
 func (s *Server) applyOptions(o *options) {
 	d := pipeline.Deps{
 		Forwarder:   searchForwarder{s},
@@ -112,6 +117,7 @@ func (s *Server) applyOptions(o *options) {
 	s.caches = o.caches
 	s.components = o.components
 	s.adminToken = o.adminToken
+	s.ui = o.ui
 	s.stopBg = make(chan struct{})
 	if s.keys != nil && o.topology > 0 {
 		// Read the aliases once before serving, so the first searches already get precise keys

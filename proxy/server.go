@@ -46,6 +46,7 @@ type Server struct {
 	caches     []*cache.Cache
 	components []Component
 	adminToken string
+	ui         fasthttp.RequestHandler // nil: no playground
 	stopBg     chan struct{}
 	bg         sync.WaitGroup
 }

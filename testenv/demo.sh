@@ -31,8 +31,9 @@ for _ in $(seq 1 600); do
 done
 [ -s "$run/os.url" ] || { echo "demo: OpenSearch did not come up" >&2; exit 1; }
 
-echo "demo: loading the sample catalogue (testenv/demo/products.ndjson) into index products"
-"$bin/vlbench" index -url http://127.0.0.1:9200 -index products -file testenv/demo/products.ndjson \
+echo "demo: loading the sample catalogue (testenv/demo/products.ndjson, with generated photos) into index products"
+"$bin/democatalogue" -in testenv/demo/products.ndjson -out "$run/products.ndjson"
+"$bin/vlbench" index -url http://127.0.0.1:9200 -index products -file "$run/products.ndjson" \
 	-mappings testenv/demo/mapping.json -recreate
 
 model_url=${VLPROXY_MODEL_URL:-}
@@ -47,7 +48,7 @@ fi
 echo "demo: starting vlproxy on 127.0.0.1:8080 (log $run/vlproxy.log)"
 "$bin/vlproxy" -listen 127.0.0.1:8080 -upstream http://127.0.0.1:9200 \
 	-model-url "$model_url" -model-name "${VLPROXY_MODEL_NAME:-Qwen/Qwen3-VL-4B-Instruct}" \
-	-config testenv/demo/vlproxy.yaml -rerank-scorer judge -log-level warn >"$run/vlproxy.log" 2>&1 &
+	-config testenv/demo/vlproxy.yaml -rerank-scorer judge -log-level warn -ui >"$run/vlproxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
 	curl -fs http://127.0.0.1:8080/_vlproxy/health >/dev/null 2>&1 && break
@@ -78,5 +79,8 @@ show "curl -s -D- http://127.0.0.1:8080/products/_search -H 'Content-Type: appli
 show "curl -s -D- http://127.0.0.1:8080/products/_search -H 'Content-Type: application/json' -H 'X-User-Id: alice' -d '{\"query\":{\"multimodal\":{\"text\":\"red dress for summer\"}},\"size\":2,\"_source\":[\"title\"]}' | grep -i '^x-vlproxy\|^{'"
 show "curl -s -D- http://127.0.0.1:8080/products/_search -H 'Content-Type: application/json' -H 'X-VLProxy-Variant: judge' -d '{\"query\":{\"multimodal\":{\"text\":\"red dress for summer\"}},\"size\":2,\"_source\":[\"title\"]}' | grep -i '^x-vlproxy\|^{'"
 show "curl -s http://127.0.0.1:8080/_vlproxy/health"
-echo "The image query's body is in $run/image-query.json. Press Ctrl-C to stop OpenSearch, the simulator and vlproxy."
+echo "The image query's body is in $run/image-query.json."
+echo
+echo "Playground: open http://127.0.0.1:8080/_vlproxy/ui/ in a browser on this machine and drop in"
+echo "testenv/demo/red-dress.jpg (or any photo). Press Ctrl-C to stop OpenSearch, the simulator and vlproxy."
 wait "${pids[0]}"

@@ -22,6 +22,7 @@ import (
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 	"github.com/vlproxy/vlproxy/rerank"
 	"github.com/vlproxy/vlproxy/rewrite"
+	"github.com/vlproxy/vlproxy/ui"
 )
 
 // Config is everything vlproxy reads: the YAML file given by -config, with one section per
@@ -38,6 +39,8 @@ type Config struct {
 	Rerank      rerank.Config      `yaml:"rerank"`
 	Judge       rerank.JudgeConfig `yaml:"judge"`
 	Experiments experiment.Config  `yaml:"experiments"`
+	// UI is the playground at /_vlproxy/ui (off unless -ui or ui.enabled).
+	UI ui.Config `yaml:"ui"`
 	// AdminToken allows POST /_vlproxy/cache/_clear (Authorization: Bearer <token>). Default none:
 	// clearing is refused.
 	AdminToken string `yaml:"-"`
@@ -79,6 +82,7 @@ func defaultConfig() Config {
 		Rerank:      rerank.DefaultConfig(),
 		Judge:       rerank.DefaultJudgeConfig(),
 		Experiments: experiment.DefaultConfig(),
+		UI:          ui.DefaultConfig(),
 	}
 	c.Cache = CacheConfig{
 		Results:         cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: 30 * time.Second, FillTimeout: 60 * time.Second},
@@ -98,6 +102,7 @@ type option struct {
 	usage string
 	get   func(c *Config) string
 	set   func(c *Config, v string) error
+	bool  bool // a switch: "-name" alone means true
 }
 
 func envName(flagName string) string {
@@ -140,6 +145,19 @@ func stringOpt(name, usage string, p func(c *Config) *string) option {
 	return option{name: name, usage: usage,
 		get: func(c *Config) string { return *p(c) },
 		set: func(c *Config, v string) error { *p(c) = v; return nil }}
+}
+
+func boolOpt(name, usage string, p func(c *Config) *bool) option {
+	return option{name: name, usage: usage, bool: true,
+		get: func(c *Config) string { return strconv.FormatBool(*p(c)) },
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("cannot parse boolean %q (want true or false): %w", v, err)
+			}
+			*p(c) = b
+			return nil
+		}}
 }
 
 // options lists every setting; -help prints them in this order.
@@ -200,6 +218,7 @@ var options = []option{
 	{name: "score-cache-size", usage: "bytes of rerank scores kept (per model, query and document version)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Scores.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Scores.MaxBytes, v) }},
+	boolOpt("ui", "serve the playground page at /_vlproxy/ui (loopback clients, or others with VLPROXY_ADMIN_TOKEN); config section ui: sets the card fields", func(c *Config) *bool { return &c.UI.Enabled }),
 }
 
 func setBytes(dst *int64, v string) error {
@@ -213,12 +232,14 @@ func setBytes(dst *int64, v string) error {
 
 // rawValue records a flag's text and whether it was given; values are applied after the file and env.
 type rawValue struct {
-	s   string
-	set bool
+	s      string
+	set    bool
+	isBool bool
 }
 
 func (v *rawValue) String() string     { return v.s }
 func (v *rawValue) Set(s string) error { v.s, v.set = s, true; return nil }
+func (v *rawValue) IsBoolFlag() bool   { return v.isBool }
 
 // loadConfig builds the proxy config from defaults < YAML file < env vars < flags.
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
@@ -228,7 +249,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.Var(configPath, "config", "")
 	raws := make([]*rawValue, len(options))
 	for i, o := range options {
-		raws[i] = &rawValue{}
+		raws[i] = &rawValue{isBool: o.bool}
 		fs.Var(raws[i], o.name, o.usage)
 	}
 	fs.Usage = func() { printUsage(stderr) }
@@ -320,7 +341,7 @@ VLPROXY_ADMIN_TOKEN (enables POST /_vlproxy/cache/_clear).
 
 Signals: SIGTERM or SIGINT stop accepting connections and let in-flight requests finish within
 -drain-timeout. Endpoints of its own: GET /_vlproxy/health, GET /_vlproxy/metrics,
-GET /_vlproxy/cache, POST /_vlproxy/cache/_clear.
+GET /_vlproxy/cache, POST /_vlproxy/cache/_clear, and with -ui the playground at /_vlproxy/ui/.
 
 Flags:
 `)

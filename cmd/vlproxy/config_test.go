@@ -134,3 +134,31 @@ func TestByteSizes(t *testing.T) {
 	f("1.5GiB", 3<<29)
 	f("2MB", 2000000)
 }
+
+// -ui is a switch: alone it turns the playground on; env and file can too; the file's ui:
+// section sets the cards.
+func TestUISwitch(t *testing.T) {
+	f := func(args []string, env func(string) string, want bool) {
+		t.Helper()
+		got, err := loadConfig(append([]string{"-upstream", "http://es:9200"}, args...), env, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("args %v: %v", args, err)
+		}
+		if got.UI.Enabled != want {
+			t.Fatalf("args %v: UI.Enabled = %v, want %v", args, got.UI.Enabled, want)
+		}
+	}
+	f(nil, envOf(), false)
+	f([]string{"-ui"}, envOf(), true)
+	f([]string{"-ui=false"}, envOf("VLPROXY_UI", "true"), false)
+	f(nil, envOf("VLPROXY_UI", "true"), true)
+	file := writeFile(t, "ui:\n  enabled: true\n  image_field: photo\n  fields: [brand]\n")
+	f([]string{"-config", file}, envOf(), true)
+	got, err := loadConfig([]string{"-upstream", "http://es:9200", "-config", file}, envOf(), &bytes.Buffer{})
+	if err != nil || got.UI.ImageField != "photo" || strings.Join(got.UI.Fields, ",") != "brand" || got.UI.TitleField != "title" {
+		t.Fatalf("ui section: %+v, %v", got.UI, err)
+	}
+	if _, err := loadConfig([]string{"-upstream", "http://es:9200"}, envOf("VLPROXY_UI", "yes please"), &bytes.Buffer{}); err == nil {
+		t.Fatal("VLPROXY_UI=yes please was accepted")
+	}
+}

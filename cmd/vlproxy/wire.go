@@ -2,14 +2,20 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/media"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
 	"github.com/vlproxy/vlproxy/rerank"
 	"github.com/vlproxy/vlproxy/rewrite"
+	"github.com/vlproxy/vlproxy/ui"
 )
 
 // wire builds the search pipeline's parts from cfg. close releases the model clients.
@@ -89,6 +95,18 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	}
 	opts = append(opts, proxy.WithExperiments(exps))
 
+	if cfg.UI.Enabled {
+		h, err := playground(cfg)
+		if err != nil {
+			return nil, close, err
+		}
+		opts = append(opts, proxy.WithUI(h.Serve))
+		log.Info("playground enabled", "path", ui.Prefix+"/")
+		if host, _, _ := net.SplitHostPort(cfg.Proxy.Listen); cfg.AdminToken == "" && !isLoopbackHost(host) {
+			log.Warn("the playground answers loopback clients only; set VLPROXY_ADMIN_TOKEN to open it to others", "listen", cfg.Proxy.Listen)
+		}
+	}
+
 	if cfg.Cache.Results.MaxBytes > 0 {
 		opts = append(opts, proxy.WithResultCache(cache.New(cfg.Cache.Results), cfg.Cache.Keys, cfg.Cache.TopologyRefresh),
 			proxy.WithRefreshLag(cfg.Cache.RefreshLag))
@@ -113,6 +131,36 @@ func buildScorers(cfg Config, chat *model.Client, log *slog.Logger) (map[string]
 		out["judge"] = rerank.NewJudgeScorer(chat, cfg.Judge)
 	}
 	return out, rc, nil
+}
+
+// playground builds the page at /_vlproxy/ui: it downscales with the rewrite's own image
+// pipeline and limits, and shows the configured experiments with their metrics.
+func playground(cfg Config) (*ui.Handler, error) {
+	imgCfg := cfg.Rewrite.Image
+	deps := ui.Deps{
+		AdminToken:    cfg.AdminToken,
+		Downscale:     func(raw []byte) ([]byte, error) { return media.Prepare(raw, imgCfg) },
+		MaxImageBytes: imgCfg.MaxBytes,
+		Metrics:       func(w io.Writer) { metrics.WritePrometheus(w, false) },
+	}
+	for _, e := range cfg.Experiments.Experiments {
+		ue := ui.Experiment{Name: e.Name, KeyHeader: e.KeyHeader, DefaultVariant: e.DefaultVariant}
+		for _, v := range e.Variants {
+			ue.Variants = append(ue.Variants, ui.Variant{Name: v.Name, Weight: v.Weight, Rewrite: v.Rewrite,
+				Rerank: v.Rerank, WindowSize: v.WindowSize, Scorer: v.Scorer})
+		}
+		deps.Experiments = append(deps.Experiments, ue)
+	}
+	h, err := ui.New(cfg.UI, deps)
+	if err != nil {
+		return nil, fmt.Errorf("cannot set up the playground (config section ui:): %w", err)
+	}
+	return h, nil
+}
+
+func isLoopbackHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func modelComponent(name string, c *model.Client) proxy.Component {
