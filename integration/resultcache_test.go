@@ -91,6 +91,10 @@ func TestResultCacheSeesWritesThroughProxy(t *testing.T) {
 		}
 	}
 	f("PUT doc, then POST _refresh", 1, func() {
+		// No periodic refresh during this step (reset below): the default 1 s one would race
+		// the check that the write is not yet searchable.
+		mustDo(t, c, 200, "PUT", node+"/"+idx+"/_settings", []byte(`{"index":{"refresh_interval":"-1"}}`))
+		defer mustDo(t, c, 200, "PUT", node+"/"+idx+"/_settings", []byte(`{"index":{"refresh_interval":"1s"}}`))
 		mustDo(t, c, 201, "PUT", prox+"/"+idx+"/_doc/7", []byte(`{"title":"green shirt","brand":"acme"}`))
 		// A search between the write and the refresh may cache the old view...
 		if got := search(t, c, url, shirtQuery); got.total != 3 {
