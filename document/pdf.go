@@ -2,6 +2,8 @@ package document
 
 import (
 	"bytes"
+	"compress/zlib"
+	"io"
 	"context"
 	"errors"
 	"image"
@@ -261,6 +263,11 @@ func (r *pdfReader) decode(sd *types.StreamDict) ([]byte, error) {
 			return nil, errUnsupported
 		}
 	}
+	if n, over := inflatedSize(sd, left); over {
+		return nil, r.overBudget(nil)
+	} else if n >= 0 {
+		left = min(left, n+1024)
+	}
 	sd.Content = nil
 	b, err := sd.DecodeLengthWithLimit(-1, left)
 	if err != nil {
@@ -277,6 +284,31 @@ func (r *pdfReader) decode(sd *types.StreamDict) ([]byte, error) {
 }
 
 var errUnsupported = errors.New("unsupported filter")
+
+// inflatedSize measures what a stream whose filters are all FlateDecode
+// inflates to, streaming into a counter without keeping a byte, and stops
+// past limit: a decompression bomb is refused before any buffer is
+// allocated, and a legitimate stream is then decoded into a buffer of its
+// size. It returns -1 for other filter pipelines (bounded by pdfcpu's limit).
+func inflatedSize(sd *types.StreamDict, limit int64) (n int64, over bool) {
+	if len(sd.FilterPipeline) == 0 {
+		return int64(len(sd.Raw)), int64(len(sd.Raw)) > limit
+	}
+	var rd io.Reader = bytes.NewReader(sd.Raw)
+	for _, f := range sd.FilterPipeline {
+		if f.Name != filter.Flate {
+			return -1, false
+		}
+		zr, err := zlib.NewReader(rd)
+		if err != nil {
+			return -1, false // pdfcpu repairs some broken headers; let it try, under its limit
+		}
+		defer zr.Close()
+		rd = zr
+	}
+	n, _ = io.Copy(io.Discard, io.LimitReader(rd, limit+1))
+	return n, n > limit
+}
 
 func (r *pdfReader) overBudget(err error) error {
 	return badDocument(err, "cannot read [multimodal] [document]: its streams decode to more than document.max_decoded_bytes (%d bytes)", r.lim.MaxDecodedBytes)

@@ -26,7 +26,6 @@ func HostileCorpus() ([]Hostile, error) {
 	}
 	return []Hostile{
 		{"truncated", text[:len(text)/2]},
-		{"truncated_xref", text[:len(text)-40]},
 		{"not_a_pdf_body", append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("garbage "), 1000)...)},
 		{"encrypted", enc},
 		{"page_tree_loop", PageTreeLoop()},
