@@ -3,12 +3,12 @@ package document
 import (
 	"bytes"
 	"compress/zlib"
-	"io"
 	"context"
 	"errors"
 	"image"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"sort"
 	"strings"
 
