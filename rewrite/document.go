@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -390,7 +391,16 @@ const unmappedBoost = 0.5
 // mapping, and unmapped ones as weak multi_match boosts.
 func appendRowQuery(dst []byte, c *clause, fields []string, row *document.Row, attrs []AttributeMapping, boost float64) []byte {
 	dst = append(dst, `{"bool":{"must":[`...)
-	dst = appendMultiMatch(dst, row.Item, fields, c, 0)
+	if split := splitJoined(row.Item); split != "" {
+		// OCR drops narrow spaces ("WoolScarf"): either spelling may match.
+		dst = append(dst, `{"bool":{"should":[`...)
+		dst = appendMultiMatch(dst, row.Item, fields, c, 0)
+		dst = append(dst, ',')
+		dst = appendMultiMatch(dst, split, fields, c, 0)
+		dst = append(dst, `],"minimum_should_match":1}}`...)
+	} else {
+		dst = appendMultiMatch(dst, row.Item, fields, c, 0)
+	}
 	dst = append(dst, ']')
 	var filters, shoulds []byte
 	for _, name := range document.AttributeNames {
@@ -434,6 +444,26 @@ func appendRowQuery(dst []byte, c *clause, fields []string, row *document.Row, a
 		dst = strconv.AppendFloat(dst, boost, 'g', -1, 64)
 	}
 	return append(dst, `}}`...)
+}
+
+// splitJoined splits words that OCR ran together at a lower-to-upper case
+// change ("WoolScarf" → "Wool Scarf"); "" when there is none.
+func splitJoined(s string) string {
+	var b strings.Builder
+	prev := rune(0)
+	split := false
+	for _, r := range s {
+		if unicode.IsUpper(r) && unicode.IsLower(prev) {
+			b.WriteByte(' ')
+			split = true
+		}
+		b.WriteRune(r)
+		prev = r
+	}
+	if !split {
+		return ""
+	}
+	return b.String()
 }
 
 func appendComma(b []byte) []byte {

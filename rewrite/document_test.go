@@ -160,3 +160,17 @@ func TestDocumentClauseErrors(t *testing.T) {
 	f(`{"query":{"multimodal":{"document":"http://127.0.0.1/a.pdf"}}}`, "allowed_hosts")
 	f(`{"query":{"multimodal":{"document":"aGVsbG8="}}}`, "not a PDF")
 }
+
+func TestSplitJoined(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := splitJoined(in); got != want {
+			t.Errorf("splitJoined(%q) = %q, want %q", in, got, want)
+		}
+	}
+	f("WoolScarf", "Wool Scarf")
+	f("Wool Scarf", "")
+	f("USB Cable", "")
+	f("iPhone Case", "i Phone Case")
+	f("牛仔夹克", "")
+}
