@@ -2,7 +2,9 @@ package rewrite
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/vlproxy/vlproxy/cache"
 	"github.com/vlproxy/vlproxy/document/pdftest"
 	"github.com/vlproxy/vlproxy/model"
+	"github.com/vlproxy/vlproxy/model/modeltest"
 )
 
 var docRows = [][]string{
@@ -173,4 +176,38 @@ func TestSplitJoined(t *testing.T) {
 	f("USB Cable", "")
 	f("iPhone Case", "i Phone Case")
 	f("牛仔夹克", "")
+}
+
+// Through the model client and the simulator: text pages and scans both give rows.
+func TestDocumentSimulator(t *testing.T) {
+	jpg, w, h, err := pdftest.RenderTable("Order", docRows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(jpg)
+	sim := modeltest.NewServer(modeltest.Config{Images: map[string]modeltest.Output{
+		hex.EncodeToString(sum[:]): {Rows: []modeltest.TableRow{{Item: "Running Shoes", Attributes: map[string]string{"brand": "Nike"}, Quantity: 1}}},
+	}})
+	t.Cleanup(sim.Close)
+	mc := model.DefaultConfig()
+	mc.URL, mc.HealthInterval = sim.URL, -1
+	m, err := model.New(model.RoleChat, mc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	r := newTestRewriter(t, docConfig(), m, nil)
+	f := func(doc []byte, want string) {
+		t.Helper()
+		res, err := r.Rewrite(context.Background(), Request{Index: "products", Body: docBody(doc, "")})
+		if err != nil || res.Status != "applied" {
+			t.Fatalf("%v %q", err, res.Status)
+		}
+		if got := gjson.GetBytes(res.Explain, "rows").Raw; got != want {
+			t.Fatalf("rows %s\nwant %s", got, want)
+		}
+	}
+	f(pdftest.TextTable("Order", docRows), `[{"item":"Denim Jacket","attributes":{"brand":"Levis","colour":"Blue","size":"M"},"quantity":2,"price":59.9},`+
+		`{"item":"Running Shoes","attributes":{"brand":"Nike","colour":"White","size":"42"},"quantity":1,"price":89}]`)
+	f(pdftest.Scan([][]byte{jpg}, [][2]int{{w, h}}, true), `[{"item":"Running Shoes","attributes":{"brand":"Nike"},"quantity":1}]`)
 }
