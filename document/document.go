@@ -140,7 +140,7 @@ func (r *Reader) Read(ctx context.Context, raw []byte) (*Document, error) {
 	}
 	defer func() { <-r.slots }()
 
-	ctx, cancel := context.WithTimeout(ctx, r.lim.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, r.lim.ReadTimeout)
 	defer cancel()
 	type result struct {
 		doc *Document
@@ -166,7 +166,7 @@ func (r *Reader) Read(ctx context.Context, raw []byte) (*Document, error) {
 		return res.doc, nil
 	case <-ctx.Done():
 		// The reader checks ctx between objects, pages and streams and stops soon after.
-		return nil, badDocument(ctx.Err(), "cannot read [multimodal] [document] within document.timeout (%s)", r.lim.Timeout)
+		return nil, badDocument(ctx.Err(), "cannot read [multimodal] [document] within document.read_timeout (%s)", r.lim.ReadTimeout)
 	}
 }
 
@@ -176,7 +176,7 @@ func asError(err error) error {
 		return e
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return badDocument(err, "cannot read [multimodal] [document] within document.timeout")
+		return badDocument(err, "cannot read [multimodal] [document] within document.read_timeout")
 	}
 	return badDocument(err, "cannot read [multimodal] [document]: malformed PDF")
 }

@@ -21,8 +21,8 @@ type Limits struct {
 	// object streams, raw images), checked while inflating, so a decompression bomb stops
 	// there with a 400. Default 64 MiB.
 	MaxDecodedBytes int64 `yaml:"max_decoded_bytes"`
-	// Timeout bounds reading one document; a document that takes longer is a 400. Default 2s.
-	Timeout time.Duration `yaml:"timeout"`
+	// ReadTimeout bounds reading one document; a document that takes longer is a 400. Default 2s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// MaxInFlight bounds the documents read at once in the process; a request that cannot get
 	// a slot before its deadline is a 429. Default 2.
 	MaxInFlight int `yaml:"max_in_flight"`
@@ -36,7 +36,7 @@ func DefaultLimits() Limits {
 		MaxObjects:      50_000,
 		MaxPagePixels:   40_000_000,
 		MaxDecodedBytes: 64 << 20,
-		Timeout:         2 * time.Second,
+		ReadTimeout:     2 * time.Second,
 		MaxInFlight:     2,
 	}
 }
@@ -57,10 +57,10 @@ func (l Limits) WithDefaults() (Limits, error) {
 	if l.MaxDecodedBytes == 0 {
 		l.MaxDecodedBytes = d.MaxDecodedBytes
 	}
-	if l.Timeout == 0 {
-		l.Timeout = d.Timeout
+	if l.ReadTimeout == 0 {
+		l.ReadTimeout = d.ReadTimeout
 	}
-	if l.MaxBytes < 0 || l.MaxPages < 0 || l.MaxObjects < 0 || l.MaxPagePixels < 0 || l.MaxDecodedBytes < 0 || l.Timeout < 0 || l.MaxInFlight < 0 {
+	if l.MaxBytes < 0 || l.MaxPages < 0 || l.MaxObjects < 0 || l.MaxPagePixels < 0 || l.MaxDecodedBytes < 0 || l.ReadTimeout < 0 || l.MaxInFlight < 0 {
 		return l, fmt.Errorf("cannot use negative document limits")
 	}
 	return l, nil

@@ -95,7 +95,7 @@ func readError(err error, lim *Limits) error {
 	case errors.Is(err, filter.ErrDecodeLimitExceeded):
 		return badDocument(err, "cannot read [multimodal] [document]: its streams decode to more than document.max_decoded_bytes (%d bytes)", lim.MaxDecodedBytes)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return badDocument(err, "cannot read [multimodal] [document] within document.timeout (%s)", lim.Timeout)
+		return badDocument(err, "cannot read [multimodal] [document] within document.read_timeout (%s)", lim.ReadTimeout)
 	case strings.Contains(strings.ToLower(err.Error()), "password"), strings.Contains(strings.ToLower(err.Error()), "encrypt"):
 		return badDocument(err, "cannot read [multimodal] [document]: the PDF is encrypted")
 	}
