@@ -58,6 +58,9 @@ type pdfReader struct {
 }
 
 func readPDF(ctx context.Context, raw []byte, lim *Limits) (*Document, error) {
+	if err := precheck(raw, lim); err != nil {
+		return nil, err
+	}
 	pc, err := pdfcpu.ReadWithContext(ctx, bytes.NewReader(raw), pdfConfig(lim))
 	if err != nil {
 		return nil, readError(err, lim)
@@ -88,6 +91,34 @@ func readPDF(ctx context.Context, raw []byte, lim *Limits) (*Document, error) {
 	}
 	doc.Decoded = r.decoded
 	return doc, nil
+}
+
+// precheck refuses, for the cost of two byte scans, files that are plainly
+// over the object or page limit before pdfcpu parses every object: the
+// " obj" keywords and the uncompressed page dictionaries are counted. Pages
+// rewritten by incremental updates count more than once, so only four times
+// the page limit refuses here; the page tree walk enforces the exact limit.
+func precheck(raw []byte, lim *Limits) error {
+	if n := bytes.Count(raw, []byte(" obj")); n > lim.MaxObjects {
+		return badDocument(nil, "cannot read [multimodal] [document]: %d objects is more than document.max_objects (%d)", n, lim.MaxObjects)
+	}
+	pages := 0
+	for _, key := range [][]byte{[]byte("/Type/Page"), []byte("/Type /Page")} {
+		for b := raw; ; {
+			i := bytes.Index(b, key)
+			if i < 0 {
+				break
+			}
+			b = b[i+len(key):]
+			if len(b) == 0 || b[0] != 's' {
+				pages++
+			}
+		}
+	}
+	if pages > 4*lim.MaxPages {
+		return badDocument(nil, "cannot read [multimodal] [document]: %d pages is more than document.max_pages (%d)", pages, lim.MaxPages)
+	}
+	return nil
 }
 
 func readError(err error, lim *Limits) error {

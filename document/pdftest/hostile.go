@@ -33,6 +33,7 @@ func HostileCorpus() ([]Hostile, error) {
 		{"stream_bomb_1GiB", Bomb(1 << 30)},
 		{"pages_10000", ManyPages(10_000, true)},
 		{"pages_10000_lying_count", ManyPages(10_000, false)},
+		{"pages_60_lying_count", ManyPages(60, false)}, // under the byte-scan precheck: the page walk refuses it
 		{"deep_page_tree", DeepTree(200)},
 	}, nil
 }
