@@ -110,3 +110,32 @@ func BenchmarkHostile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRead measures reading ordinary documents: a one-page text price
+// list and a one-page scan (the table rendered as a 1500-pixel-wide JPEG).
+func BenchmarkRead(b *testing.B) {
+	jpg, w, h, err := pdftest.RenderTable("Order", priceList)
+	if err != nil {
+		b.Fatal(err)
+	}
+	docs := []struct {
+		name string
+		raw  []byte
+	}{
+		{"text_page", pdftest.TextTable("Order", priceList)},
+		{"scan_page", pdftest.Scan([][]byte{jpg}, [][2]int{{w, h}}, true)},
+		{"photo", jpg},
+	}
+	r := newReader(b, Limits{})
+	for _, d := range docs {
+		b.Run(d.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(d.raw)))
+			for b.Loop() {
+				if _, err := r.Read(context.Background(), d.raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
