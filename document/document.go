@@ -138,8 +138,6 @@ func (r *Reader) Read(ctx context.Context, raw []byte) (*Document, error) {
 	case <-ctx.Done():
 		return nil, tooMany("cannot read [multimodal] [document]: more than document.max_in_flight (%d) documents are being read", r.lim.MaxInFlight)
 	}
-	defer func() { <-r.slots }()
-
 	ctx, cancel := context.WithTimeout(ctx, r.lim.ReadTimeout)
 	defer cancel()
 	type result struct {
@@ -149,6 +147,9 @@ func (r *Reader) Read(ctx context.Context, raw []byte) (*Document, error) {
 	done := make(chan result, 1)
 	go func() {
 		var res result
+		// The slot is the goroutine's: one that overran the deadline still holds it until it
+		// has stopped, so max_in_flight bounds the work really running.
+		defer func() { <-r.slots }()
 		defer func() {
 			if p := recover(); p != nil {
 				res = result{err: badDocument(fmt.Errorf("%v", p), "cannot read [multimodal] [document]: malformed PDF")}
