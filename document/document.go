@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/image/webp"
+
+	"github.com/vlproxy/vlproxy/internal/eserr"
 )
 
 // Document is what a client document holds, ready for the model.
@@ -119,7 +121,7 @@ func Sniff(b []byte) string {
 
 // Read checks and reads one document. raw must stay unchanged while the
 // returned Document is used (images of a PDF may share its bytes). A
-// returned error is an *Error: 400 for a malformed, encrypted or hostile
+// returned error is an *eserr.Error: 400 for a malformed, encrypted or hostile
 // document or a limit other than bytes, 413 over max_bytes, 429 when no
 // reading slot frees up before ctx ends.
 func (r *Reader) Read(ctx context.Context, raw []byte) (*Document, error) {
@@ -172,7 +174,7 @@ func (r *Reader) Read(ctx context.Context, raw []byte) (*Document, error) {
 }
 
 func asError(err error) error {
-	var e *Error
+	var e *eserr.Error
 	if errors.As(err, &e) {
 		return e
 	}

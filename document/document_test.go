@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vlproxy/vlproxy/document/pdftest"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 )
 
 var priceList = [][]string{
@@ -102,9 +103,9 @@ func TestReadImageDocument(t *testing.T) {
 
 func wantError(t *testing.T, err error, status int, substr string) {
 	t.Helper()
-	e, ok := err.(*Error)
+	e, ok := err.(*eserr.Error)
 	if !ok {
-		t.Fatalf("want an *Error with %d, got %T %v", status, err, err)
+		t.Fatalf("want an *eserr.Error with %d, got %T %v", status, err, err)
 	}
 	if e.Status != status || !strings.Contains(e.Error(), substr) {
 		t.Fatalf("want %d naming %q, got %d %q", status, substr, e.Status, e.Error())

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vlproxy/vlproxy/document/pdftest"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 )
 
 // FuzzRead: any bytes give a Document or an *Error with a 4xx status, and never a panic.
@@ -29,9 +30,9 @@ func FuzzRead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		doc, err := r.Read(context.Background(), raw)
 		if err != nil {
-			e, ok := err.(*Error)
+			e, ok := err.(*eserr.Error)
 			if !ok || e.Status < 400 || e.Status > 499 {
-				t.Fatalf("want a 4xx *Error, got %T %v", err, err)
+				t.Fatalf("want a 4xx *eserr.Error, got %T %v", err, err)
 			}
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vlproxy/vlproxy/document/pdftest"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 )
 
 var (
@@ -78,7 +79,7 @@ func TestHostileCorpus(t *testing.T) {
 				cpu = cpuTime() - c0
 			})
 			wall := time.Since(start)
-			e, ok := err.(*Error)
+			e, ok := err.(*eserr.Error)
 			if !ok || e.Status != 400 {
 				t.Fatalf("want a 400, got %T %v", err, err)
 			}
