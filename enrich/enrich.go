@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vlproxy/vlproxy/document"
 	"github.com/vlproxy/vlproxy/media"
 	"io"
 	"net/http"
@@ -59,6 +60,15 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Image limits and downscaling, as for query images.
 	Image media.Config `yaml:"image"`
+	// PDFField, when set, holds each document's PDF attachment (a spec sheet): a file path
+	// (relative to ImageDir), an http(s) URL or base64. Its text is written to PDFTextField,
+	// without a model. Default "" (off).
+	PDFField string `yaml:"pdf_field"`
+	// PDFTextField receives the attachment's text (lines, table cells joined by " | ").
+	// Default "pdf_text".
+	PDFTextField string `yaml:"pdf_text_field"`
+	// Document limits the attachments as query documents are limited.
+	Document document.Limits `yaml:"document"`
 }
 
 // DefaultConfig returns the defaults of every field.
@@ -72,6 +82,7 @@ func DefaultConfig() Config {
 		MaxKeywords: 10,
 		Timeout:     30 * time.Second,
 		Image:       media.DefaultConfig(),
+		Document:    document.DefaultLimits(),
 	}
 }
 
@@ -101,6 +112,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Image.MaxBytes == 0 {
 		c.Image.MaxBytes = d.Image.MaxBytes
 	}
+	if c.PDFTextField == "" {
+		c.PDFTextField = "pdf_text"
+	}
+	lim, err := c.Document.WithDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.Document = lim
 	if c.Index == "" {
 		return c, errors.New("cannot enrich: no index given")
 	}
@@ -113,6 +132,8 @@ func (c Config) withDefaults() (Config, error) {
 // Stats counts what a run did.
 type Stats struct {
 	Total, Done, Failed, NoImage int
+	// PDFText counts attachments whose text was written; PDFFailed those that could not be read.
+	PDFText, PDFFailed int
 }
 
 // Run walks the index with a point in time and search_after, enriching every
@@ -132,7 +153,7 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 	if err != nil {
 		return st, err
 	}
-	if m == nil {
+	if m == nil && cfg.PDFField == "" {
 		return st, errors.New("cannot enrich without a model: set the model URL")
 	}
 	if progress == nil {
@@ -159,6 +180,15 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 	defer p.close(client)
 
 	e := &enricher{cfg: cfg, m: m, http: &http.Client{Timeout: cfg.Image.FetchTimeout}}
+	if cfg.PDFField != "" {
+		if e.docs, err = document.NewReader(cfg.Document); err != nil {
+			return st, err
+		}
+	}
+	fields := []string{cfg.ImageField}
+	if cfg.PDFField != "" {
+		fields = append(fields, cfg.PDFField)
+	}
 	if cfg.Rate > 0 {
 		e.interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
@@ -167,7 +197,7 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 	for {
 		svc := client.Search().PointInTime(elastic.NewPointInTimeWithKeepAlive(p.id, "5m")).
 			Query(q).Size(cfg.BatchSize).SortBy(p.sorter).
-			FetchSourceContext(elastic.NewFetchSourceContext(true).Include(cfg.ImageField))
+			FetchSourceContext(elastic.NewFetchSourceContext(true).Include(fields...))
 		if after != nil {
 			svc = svc.SearchAfter(after...)
 		}
@@ -214,6 +244,7 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 type enricher struct {
 	cfg      Config
 	m        Chatter
+	docs     *document.Reader // nil without PDFField
 	http     *http.Client
 	interval time.Duration
 
@@ -247,9 +278,11 @@ func (e *enricher) wait(ctx context.Context) error {
 // batch enriches one page of hits concurrently and returns the bulk updates.
 func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Stats, progress io.Writer) []elastic.BulkableRequest {
 	type result struct {
-		hit *elastic.SearchHit
-		kws []string
-		err error
+		hit     *elastic.SearchHit
+		kws     []string
+		err     error
+		text    string
+		textErr error
 	}
 	results := make([]result, len(hits))
 	sem := make(chan struct{}, e.cfg.Concurrency)
@@ -261,12 +294,20 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i].kws, results[i].err = e.document(ctx, h)
+			if e.m != nil {
+				results[i].kws, results[i].err = e.document(ctx, h)
+			} else {
+				results[i].err = errNoImage
+			}
+			if e.docs != nil {
+				results[i].text, results[i].textErr = e.pdfText(ctx, h)
+			}
 		}()
 	}
 	wg.Wait()
 	var out []elastic.BulkableRequest
 	for _, r := range results {
+		doc := map[string]any{}
 		switch {
 		case errors.Is(r.err, errNoImage):
 			st.NoImage++
@@ -275,14 +316,53 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 			fmt.Fprintf(progress, "\ndoc %s: %v\n", r.hit.Id, r.err)
 		default:
 			st.Done++
-			out = append(out, elastic.NewBulkUpdateRequest().Index(r.hit.Index).Id(r.hit.Id).
-				Doc(map[string]any{e.cfg.TargetField: r.kws}))
+			doc[e.cfg.TargetField] = r.kws
+		}
+		switch {
+		case errors.Is(r.textErr, errNoPDF):
+		case r.textErr != nil:
+			st.PDFFailed++
+			fmt.Fprintf(progress, "\ndoc %s: %v\n", r.hit.Id, r.textErr)
+		case r.text != "":
+			st.PDFText++
+			doc[e.cfg.PDFTextField] = r.text
+		}
+		if len(doc) > 0 {
+			out = append(out, elastic.NewBulkUpdateRequest().Index(r.hit.Index).Id(r.hit.Id).Doc(doc))
 		}
 	}
 	return out
 }
 
-var errNoImage = errors.New("document has no image")
+var (
+	errNoImage = errors.New("document has no image")
+	errNoPDF   = errors.New("document has no PDF attachment")
+)
+
+// pdfText reads the text of a hit's PDF attachment under the document limits
+// ("" for a scan: its pages have images, no text).
+func (e *enricher) pdfText(ctx context.Context, h *elastic.SearchHit) (string, error) {
+	var src map[string]any
+	if err := json.Unmarshal(h.Source, &src); err != nil {
+		return "", fmt.Errorf("cannot read _source: %w", err)
+	}
+	v, _ := lookup(src, e.cfg.PDFField).(string)
+	if v = strings.TrimSpace(v); v == "" {
+		return "", errNoPDF
+	}
+	raw, err := e.loadBytes(ctx, v, e.cfg.Document.MaxBytes, "PDF")
+	if err != nil {
+		return "", err
+	}
+	if document.Sniff(raw) != "pdf" {
+		return "", fmt.Errorf("cannot read the attachment %.60q: not a PDF", v)
+	}
+	doc, err := e.docs.Read(ctx, raw)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the attachment %.60q: %w", v, err)
+	}
+	return strings.TrimSpace(doc.Text()), nil
+}
 
 // document returns the keyword phrases for one hit.
 func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) ([]string, error) {
@@ -354,44 +434,49 @@ func lookup(src map[string]any, path string) any {
 
 // load reads the image a field value names: URL, data URI/base64 or file path.
 func (e *enricher) load(ctx context.Context, v string) ([]byte, error) {
+	return e.loadBytes(ctx, v, e.cfg.Image.MaxBytes, "image")
+}
+
+// loadBytes reads what a field value names, at most maxBytes: URL, data URI/base64 or file path.
+func (e *enricher) loadBytes(ctx context.Context, v string, maxBytes int, what string) ([]byte, error) {
 	lower := strings.ToLower(v[:min(len(v), 8)])
 	switch {
 	case strings.HasPrefix(lower, "http://"), strings.HasPrefix(lower, "https://"):
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, v, nil)
 		if err != nil {
-			return nil, fmt.Errorf("cannot fetch image %s: %w", v, err)
+			return nil, fmt.Errorf("cannot fetch %s %s: %w", what, v, err)
 		}
 		resp, err := e.http.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("cannot fetch image: %w", err)
+			return nil, fmt.Errorf("cannot fetch %s: %w", what, err)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("cannot fetch image %s: status %d", v, resp.StatusCode)
+			return nil, fmt.Errorf("cannot fetch %s %s: status %d", what, v, resp.StatusCode)
 		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, int64(e.cfg.Image.MaxBytes)+1))
+		b, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxBytes)+1))
 		if err != nil {
-			return nil, fmt.Errorf("cannot read image %s: %w", v, err)
+			return nil, fmt.Errorf("cannot read %s %s: %w", what, v, err)
 		}
-		if len(b) > e.cfg.Image.MaxBytes {
-			return nil, fmt.Errorf("cannot use image %s: larger than image.max_bytes (%d)", v, e.cfg.Image.MaxBytes)
+		if len(b) > maxBytes {
+			return nil, fmt.Errorf("cannot use %s %s: larger than %d bytes", what, v, maxBytes)
 		}
 		return b, nil
 	case strings.HasPrefix(lower, "data:"):
-		return media.DecodeString(v, e.cfg.Image.MaxBytes)
+		return media.DecodeString(v, maxBytes)
 	}
 	p := v
 	if !filepath.IsAbs(p) && e.cfg.ImageDir != "" {
 		p = filepath.Join(e.cfg.ImageDir, p)
 	}
 	if st, err := os.Stat(p); err == nil && !st.IsDir() {
-		if st.Size() > int64(e.cfg.Image.MaxBytes) {
-			return nil, fmt.Errorf("cannot use image %s: larger than image.max_bytes (%d)", p, e.cfg.Image.MaxBytes)
+		if st.Size() > int64(maxBytes) {
+			return nil, fmt.Errorf("cannot use %s %s: larger than %d bytes", what, p, maxBytes)
 		}
 		return os.ReadFile(p)
 	}
-	if b, err := media.DecodeString(v, e.cfg.Image.MaxBytes); err == nil {
+	if b, err := media.DecodeString(v, maxBytes); err == nil {
 		return b, nil
 	}
-	return nil, fmt.Errorf("cannot load image %.60q: not a URL, base64 or readable file", v)
+	return nil, fmt.Errorf("cannot load %s %.60q: not a URL, base64 or readable file", what, v)
 }

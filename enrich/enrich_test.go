@@ -21,6 +21,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/vlproxy/vlproxy/document/pdftest"
 	"github.com/vlproxy/vlproxy/model"
 )
 
@@ -211,5 +212,38 @@ func TestConfig(t *testing.T) {
 	}
 	if err := Run(context.Background(), Config{Index: "x"}, nil, nil); err == nil {
 		t.Fatal("no model must be an error")
+	}
+}
+
+// PDF attachments: their text lands in a field, without a model; hostile ones are counted.
+func TestRunPDFText(t *testing.T) {
+	dir := t.TempDir()
+	sheet := pdftest.TextTable("Spec sheet", [][]string{{"Material", "Cotton"}, {"Weight", "320 g"}})
+	if err := os.WriteFile(filepath.Join(dir, "spec.pdf"), sheet, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	es := &fakeES{docs: map[string]map[string]any{
+		"1": {"title": "a", "sheet": "spec.pdf"},
+		"2": {"title": "b", "sheet": base64.StdEncoding.EncodeToString(sheet)},
+		"3": {"title": "c", "sheet": base64.StdEncoding.EncodeToString(pdftest.PageTreeLoop())},
+		"4": {"title": "d"},
+	}}
+	srv := httptest.NewServer(es)
+	defer srv.Close()
+	var progress bytes.Buffer
+	cfg := Config{ESURL: srv.URL, Index: "products", ImageDir: dir, PDFField: "sheet", PDFTextField: "sheet_text"}
+	st, err := RunStats(context.Background(), cfg, nil, &progress)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if st.PDFText != 2 || st.PDFFailed != 1 || st.Done != 0 {
+		t.Fatalf("stats %+v\n%s", st, progress.String())
+	}
+	const want = "Spec sheet\nMaterial | Cotton\nWeight | 320 g"
+	if got := es.docs["1"]["sheet_text"]; got != want || es.docs["2"]["sheet_text"] != want {
+		t.Fatalf("text %q / %q", got, es.docs["2"]["sheet_text"])
+	}
+	if _, ok := es.docs["3"]["sheet_text"]; ok || !strings.Contains(progress.String(), "page tree loops") {
+		t.Fatalf("hostile attachment: %v\n%s", es.docs["3"], progress.String())
 	}
 }

@@ -23,6 +23,8 @@ type clause struct {
 	MinimumShouldMatch string // raw JSON value (string or number), "" when absent
 	Language           string // "", "en", "zh" or "auto"
 	Attributes         bool
+	Document           string // as the client sent it: data URI, raw base64 or URL
+	GroupByRow         bool
 }
 
 var multimodalKey = []byte(`"multimodal"`)
@@ -225,6 +227,16 @@ func (c *clause) set(key string, val gjson.Result) error {
 			return parsingError("[multimodal] [language] must be \"en\", \"zh\" or \"auto\"")
 		}
 		c.Language = strings.Clone(l)
+	case "document":
+		if val.Type != gjson.String {
+			return parsingError("[multimodal] [document] must be a string")
+		}
+		c.Document = strings.TrimSpace(val.Str)
+	case "group_by_row":
+		if !val.IsBool() {
+			return parsingError("[multimodal] [group_by_row] must be true or false")
+		}
+		c.GroupByRow = val.Bool()
 	case "attributes":
 		if !val.IsBool() {
 			return parsingError("[multimodal] [attributes] must be true or false")
@@ -238,8 +250,14 @@ func (c *clause) set(key string, val gjson.Result) error {
 
 // check validates the clause as a whole once every option is read.
 func (c *clause) check() error {
-	if c.Text == "" && c.Image == "" {
-		return parsingError("[multimodal] query needs [text] or [image]")
+	if c.Text == "" && c.Image == "" && c.Document == "" {
+		return parsingError("[multimodal] query needs [text] or [image] (or a [document])")
+	}
+	if c.Document != "" && c.Image != "" {
+		return parsingError("[multimodal] query takes [image] or [document], not both")
+	}
+	if c.GroupByRow && c.Document == "" {
+		return parsingError("[multimodal] [group_by_row] needs a [document]")
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/vlproxy/vlproxy/document"
 )
 
 // Config configures the rewriter. Zero fields take the value from DefaultConfig
@@ -32,6 +34,8 @@ type Config struct {
 	TopP float64 `yaml:"top_p"`
 	// Fallback says what happens when the model cannot help.
 	Fallback FallbackConfig `yaml:"fallback"`
+	// Document limits `multimodal.document` and its table extraction.
+	Document DocumentConfig `yaml:"document"`
 }
 
 // Profile is the search defaults of the indices matching Index.
@@ -87,6 +91,7 @@ func DefaultConfig() Config {
 		Temperature: 0.2,
 		TopP:        0.8,
 		Fallback:    FallbackConfig{ImageOnly: "error"},
+		Document:    DocumentConfig{Limits: document.DefaultLimits(), MaxRows: 20, MaxModelPages: 4, MaxTokens: 1024, Timeout: 10 * time.Second},
 	}
 }
 
@@ -122,6 +127,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Fallback.ImageOnly = d.Fallback.ImageOnly
 	}
 
+	if err := c.Document.withDefaults(); err != nil {
+		return c, err
+	}
 	if c.Prompt.Language != "en" && c.Prompt.Language != "zh" {
 		return c, fmt.Errorf("cannot use prompt.language %q: want en or zh", c.Prompt.Language)
 	}

@@ -3,6 +3,7 @@ package rewrite
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"github.com/vlproxy/vlproxy/media/mediatest"
@@ -11,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/vlproxy/vlproxy/document/pdftest"
 )
 
 // FuzzRewriteBody: the rewriter never panics, keeps valid JSON valid, and leaves
@@ -30,6 +33,9 @@ func FuzzRewriteBody(f *testing.F) {
 	f.Add(`{"query":{"multimodal":{"image":"` + dataURI("image/png", mediatest.HugePNG(f, 50000, 50000)) + `"}}}`)
 	f.Add(`{"query":{"multimodal":{"text":"\ud800 \u0000 x"}}}`)
 	f.Add(`{"query":`)
+	pdf := base64.StdEncoding.EncodeToString(pdftest.TextTable("Order", docRows))
+	f.Add(`{"query":{"bool":{"should":[{"multimodal":{"document":"` + pdf + `","group_by_row":true,"fields":["title"]}}]}},"size":2}`)
+	f.Add(`{"query":{"multimodal":{"document":"data:application/pdf;base64,` + pdf + `","text":"jackets"}}}`)
 	cfg := testConfig()
 	cfg.Image.MaxBytes = 256 << 10
 	r := newTestRewriter(f, cfg, newFake(), nil)
@@ -44,6 +50,11 @@ func FuzzRewriteBody(f *testing.F) {
 		}
 		if cs, err := findClauses(res.Body); err == nil && len(cs) != 0 {
 			t.Fatalf("a multimodal clause survived: %s", res.Body)
+		}
+		for _, g := range res.Groups {
+			if json.Valid([]byte(body)) && !json.Valid(g.Body) {
+				t.Fatalf("valid input gave an invalid row body:\n%s\n%s", body, g.Body)
+			}
 		}
 		if !res.Found && string(res.Body) != body {
 			t.Fatalf("a body without clauses changed")

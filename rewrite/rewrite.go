@@ -18,6 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tidwall/gjson"
 
+	"github.com/vlproxy/vlproxy/document"
 	"github.com/vlproxy/vlproxy/model"
 )
 
@@ -108,8 +109,12 @@ type Result struct {
 	Elapsed   time.Duration
 	Query     Query
 	// Explain describes the first clause: {"keywords","category","attributes","query","model","prompt_version"}
-	// plus "fallback" (the reason) when the model did not help and "clauses" when there were several.
+	// plus "fallback" (the reason) when the model did not help and "clauses" when there were several;
+	// a document clause adds "document" and the extracted "rows".
 	Explain json.RawMessage
+	// Groups, for a document clause with group_by_row, has one search body per table row: Body
+	// with that clause replaced by the row's query alone.
+	Groups []Group
 }
 
 // Rewriter rewrites multimodal clauses. It is safe for concurrent use.
@@ -119,6 +124,10 @@ type Rewriter struct {
 	cache  Cache
 	log    *slog.Logger
 	images *media.Loader
+	// docs reads documents; docURLs downloads them under document.max_bytes.
+	docs     *document.Reader
+	docURLs  *media.Loader
+	docImage media.Config
 }
 
 // New builds a Rewriter. m may be nil (no model configured: text clauses fall back
@@ -133,6 +142,12 @@ func New(cfg Config, m Chatter, c Cache, log *slog.Logger) (*Rewriter, error) {
 	}
 	r := &Rewriter{cfg: cfg, model: m, cache: c, log: log}
 	r.images = media.NewLoader(&r.cfg.Image)
+	if r.docs, err = document.NewReader(r.cfg.Document.Limits); err != nil {
+		return nil, err
+	}
+	r.docImage = r.cfg.Image
+	r.docImage.MaxBytes = r.cfg.Document.MaxBytes
+	r.docURLs = media.NewLoader(&r.docImage)
 	return r, nil
 }
 
@@ -174,6 +189,8 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 	out := make([]byte, 0, size+512*len(clauses))
 	prev := 0
 	hits, fallback := 0, ""
+	var groups [][]byte
+	gStart, gEnd := 0, 0
 	for i := range clauses {
 		c := &clauses[i]
 		out = append(out, body[prev:c.start]...)
@@ -202,10 +219,27 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 			res.Query = o.query
 			res.Explain = r.explain(&o, out[qStart:], len(clauses))
 		}
+		if o.rowQueries != nil {
+			if groups != nil {
+				res.Body, res.Status = req.Body, "error"
+				return res, parsingError("[multimodal] [group_by_row] may be set on one clause per search")
+			}
+			groups, gStart, gEnd = o.rowQueries, qStart, len(out)
+			for j, row := range o.rows {
+				res.Groups = append(res.Groups, Group{Row: row, Body: groups[j]})
+			}
+		}
 		prev = c.end
 	}
 	out = append(out, body[prev:]...)
 	res.Body = out
+	for j := range res.Groups {
+		g := &res.Groups[j]
+		b := make([]byte, 0, len(out)-(gEnd-gStart)+len(g.Body))
+		b = append(b, out[:gStart]...)
+		b = append(b, g.Body...)
+		g.Body = append(b, out[gEnd:]...)
+	}
 	switch {
 	case fallback != "":
 		res.Status = fallback
@@ -225,9 +259,16 @@ type clauseOutcome struct {
 	kw        *Keywords
 	modelTime time.Duration
 	query     Query
+	// A document clause: the document, its rows, and (group_by_row) one query per row.
+	doc        *document.Document
+	rows       []document.Row
+	rowQueries [][]byte
 }
 
 func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, mode Mode, dst []byte) ([]byte, clauseOutcome, error) {
+	if c.Document != "" {
+		return r.rewriteDocument(ctx, c, prof, mode, dst)
+	}
 	var o clauseOutcome
 	fields := prof.Fields
 	if c.hasFields {
@@ -446,6 +487,8 @@ type explanation struct {
 	Status        string            `json:"status"`
 	Fallback      string            `json:"fallback,omitempty"`
 	Clauses       int               `json:"clauses,omitempty"`
+	Document      *documentExplain  `json:"document,omitempty"`
+	Rows          []document.Row    `json:"rows,omitempty"`
 }
 
 func (r *Rewriter) explain(o *clauseOutcome, query []byte, n int) json.RawMessage {
@@ -461,6 +504,14 @@ func (r *Rewriter) explain(o *clauseOutcome, query []byte, n int) json.RawMessag
 	}
 	if r.model != nil {
 		e.Model = r.model.Name()
+	}
+	if o.doc != nil {
+		e.Document = explainDocument(o.doc)
+		e.Rows = o.rows
+		if e.Rows == nil {
+			e.Rows = []document.Row{}
+		}
+		e.PromptVersion = DocumentPromptVersion
 	}
 	if o.kw != nil {
 		e.Keywords = o.kw.Keywords

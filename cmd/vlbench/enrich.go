@@ -30,6 +30,8 @@ func runEnrich(args []string) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "model calls in flight")
 	fs.BoolVar(&cfg.Resume, "resume", false, "skip documents whose target field exists (continue a stopped run)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "time for one model call")
+	fs.StringVar(&cfg.PDFField, "pdf-field", "", "field holding a PDF attachment (spec sheet: file path, URL or base64) whose text goes to -pdf-text-field, without a model")
+	fs.StringVar(&cfg.PDFTextField, "pdf-text-field", "pdf_text", "field that receives the attachment's text")
 	fs.StringVar(&mc.URL, "model-url", os.Getenv("VLPROXY_MODEL_URL"), "OpenAI-compatible chat model server (env VLPROXY_MODEL_URL; API key from env VLPROXY_MODEL_API_KEY)")
 	fs.StringVar(&mc.Model, "model-name", os.Getenv("VLPROXY_MODEL_NAME"), "served model name (env VLPROXY_MODEL_NAME)")
 	fs.StringVar(&mc.API, "model-api", mc.API, "server flavour: vllm, sglang, llamacpp, ollama or openai")
@@ -39,17 +41,21 @@ func runEnrich(args []string) error {
 	if cfg.Index == "" {
 		return fmt.Errorf("-index is required")
 	}
-	if mc.URL == "" {
+	if mc.URL == "" && cfg.PDFField == "" {
 		return fmt.Errorf("-model-url is required (or env VLPROXY_MODEL_URL); `vlbench fake-model` runs a simulator")
 	}
-	mc.APIKey = os.Getenv(mc.APIKeyEnv)
-	mc.Timeout = max(mc.Timeout, cfg.Timeout)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := model.New(model.RoleChat, mc, log)
-	if err != nil {
-		return fmt.Errorf("cannot set up the model client: %w", err)
+	var m enrich.Chatter // nil: attachments' text only
+	if mc.URL != "" {
+		mc.APIKey = os.Getenv(mc.APIKeyEnv)
+		mc.Timeout = max(mc.Timeout, cfg.Timeout)
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		c, err := model.New(model.RoleChat, mc, log)
+		if err != nil {
+			return fmt.Errorf("cannot set up the model client: %w", err)
+		}
+		defer c.Close()
+		m = c
 	}
-	defer m.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()

@@ -196,6 +196,20 @@ var options = []option{
 	intOpt("model-max-concurrent", "chat calls in flight to the model server (vLLM queues rather than refusing, so vlproxy bounds it)", func(c *Config) *int { return &c.Model.Chat.MaxConcurrent }),
 	intOpt("model-max-queue", "chat calls waiting for a slot; more are refused (rewrite falls back, a search never fails for it)", func(c *Config) *int { return &c.Model.Chat.MaxQueue }),
 	durationOpt("rewrite-timeout", "budget for keyword generation per search; later answers fall back (X-VLProxy-Rewrite: fallback:timeout)", func(c *Config) *time.Duration { return &c.Rewrite.Timeout }),
+	{name: "document-max-bytes", usage: "largest multimodal.document (a PDF or a page photo) accepted; 413 above; accepts KiB/MiB",
+		get: func(c *Config) string { return proxy.ByteSize(c.Rewrite.Document.MaxBytes).String() },
+		set: func(c *Config, v string) error { return setInt(&c.Rewrite.Document.MaxBytes, v) }},
+	intOpt("document-max-pages", "most pages a document PDF may have (400 above)", func(c *Config) *int { return &c.Rewrite.Document.MaxPages }),
+	intOpt("document-max-objects", "most objects a document PDF may have (400 above)", func(c *Config) *int { return &c.Rewrite.Document.MaxObjects }),
+	intOpt("document-max-page-pixels", "largest width*height of a page image, read from its header before decoding (400 above)", func(c *Config) *int { return &c.Rewrite.Document.MaxPagePixels }),
+	{name: "document-max-decoded-bytes", usage: "most bytes all streams of one PDF may decode to, checked while inflating (a decompression bomb is a 400)",
+		get: func(c *Config) string { return proxy.ByteSize(c.Rewrite.Document.MaxDecodedBytes).String() },
+		set: func(c *Config, v string) error { return setBytes(&c.Rewrite.Document.MaxDecodedBytes, v) }},
+	durationOpt("document-read-timeout", "time to read one document (a slower one is a 400)", func(c *Config) *time.Duration { return &c.Rewrite.Document.ReadTimeout }),
+	intOpt("document-max-in-flight", "documents read at once; a request that gets no slot before its deadline is a 429", func(c *Config) *int { return &c.Rewrite.Document.MaxInFlight }),
+	intOpt("document-max-rows", "most table rows taken from a document: one query each, and one sub-search each with group_by_row", func(c *Config) *int { return &c.Rewrite.Document.MaxRows }),
+	intOpt("document-max-model-pages", "most document pages sent to the chat model (one call each)", func(c *Config) *int { return &c.Rewrite.Document.MaxModelPages }),
+	durationOpt("document-timeout", "budget for the table extraction of one document (all its model calls); later the rows come from the PDF's text, or the clause falls back", func(c *Config) *time.Duration { return &c.Rewrite.Document.Timeout }),
 	stringOpt("rerank-url", "base URL of a rerank server (vLLM /v1/rerank, Jina, Cohere, TEI); used when -rerank-scorer=api", func(c *Config) *string { return &c.Model.Rerank.URL }),
 	stringOpt("rerank-model", "served model name of the rerank server", func(c *Config) *string { return &c.Model.Rerank.Model }),
 	stringOpt("rerank-api", "rerank server flavour: vllm, jina, cohere, tei or vllm-score; the API key comes from env VLPROXY_RERANK_API_KEY", func(c *Config) *string { return &c.Model.Rerank.API }),
@@ -227,6 +241,15 @@ func setBytes(dst *int64, v string) error {
 		return err
 	}
 	*dst = int64(b)
+	return nil
+}
+
+func setInt(dst *int, v string) error {
+	var b proxy.ByteSize
+	if err := b.Set(v); err != nil {
+		return err
+	}
+	*dst = int(b)
 	return nil
 }
 

@@ -63,6 +63,10 @@ var (
 
 // chat answers /v1/chat/completions.
 //
+// Table mode, when response_format.json_schema.name is "vlproxy_table_rows":
+// {"rows":[…]} from Config.Images[…].Rows and from " | "-separated table text
+// under a header line (see tableRows).
+//
 // Keyword mode (default): the answer is {"keywords":[…],"category":…,"attributes":{…}}
 // from the rules (see Server.keywords).
 //
@@ -188,6 +192,8 @@ func (s *Server) chat(ctx context.Context, cfg Config, body []byte) (any, *Fault
 				finish = "length"
 			}
 		}
+	} else if r.Get("response_format.json_schema.name").String() == TableSchema {
+		content = tableRows(&cfg, lastText.String(), images)
 	} else {
 		o := s.keywords(&cfg, userText.String(), lastText.String(), images)
 		b, _ := json.Marshal(o)

@@ -106,6 +106,8 @@ type Output struct {
 	Keywords   []string          `json:"keywords" yaml:"keywords"`
 	Category   string            `json:"category,omitempty" yaml:"category"`
 	Attributes map[string]string `json:"attributes,omitempty" yaml:"attributes"`
+	// Rows are what a table request (json_schema "vlproxy_table_rows") reads in the image.
+	Rows []TableRow `json:"rows,omitempty" yaml:"rows"`
 }
 
 // ScoreRule fixes the score of matching (query, document) pairs.

@@ -131,6 +131,9 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 			return nil, err
 		}
 	}
+	if in.kind == Search && len(parts) == 1 && len(parts[0].rewrite.Groups) > 0 && out.status >= 200 && out.status <= 299 {
+		p.groupRows(ctx, in, parts[0], out, &t)
+	}
 	if msearchFilter != "" && out.status >= 200 && out.status <= 299 {
 		out.body = esshape.ApplyFilterPath(out.body, msearchFilter)
 	}
@@ -195,7 +198,7 @@ func cutQueryParam(q, name string) (rest, value string) {
 
 func (p *Pipeline) needsResponse(parts []*part) bool {
 	for _, pt := range parts {
-		if pt.plan != nil || pt.explain {
+		if pt.plan != nil || pt.explain || len(pt.rewrite.Groups) > 0 {
 			return true
 		}
 	}
@@ -228,6 +231,9 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 		res, err := p.rw.Rewrite(ctx, rewrite.Request{Index: index, Body: body, Mode: mode})
 		if err != nil {
 			return nil, err
+		}
+		if len(res.Groups) > 0 && in.kind != Search {
+			return nil, eserr.BadRequest("[multimodal] [group_by_row] is supported by _search only, not by _%s", in.kind)
 		}
 		pt.rewrite = res
 		pt.rwState = res.Status
