@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 
+	"unsafe"
+
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
@@ -50,7 +52,7 @@ var ErrPlacement = errors.New("the multimodal clause must be the query itself or
 // clauses (they restrict the result set; other should clauses only score, so the kNN side
 // ignores them). A clause that is the whole query gives a nil filter.
 func Locate(body []byte, start, end int) ([]byte, error) {
-	q := gjson.GetBytes(body, "query")
+	q := gjson.Get(view(body), "query")
 	if q.Index == start && q.Index+len(q.Raw) == end {
 		return nil, nil
 	}
@@ -286,3 +288,7 @@ func compact(b []byte) []byte {
 	}
 	return b
 }
+
+// view reads b as a string without copying (gjson's *Bytes functions copy what they
+// return); nothing returned from it may outlive b or be kept.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

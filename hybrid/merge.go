@@ -49,8 +49,8 @@ func (m *Merger) Merge(lexResp, vecResp []byte, p *Plan, from, size int, explain
 	if err := sideError("vector", vecResp); err != nil {
 		return nil, nil, err
 	}
-	lr := gjson.ParseBytes(lexResp)
-	vr := gjson.ParseBytes(vecResp)
+	lr := gjson.Parse(view(lexResp))
+	vr := gjson.Parse(view(vecResp))
 	lh, vh := lr.Get("hits.hits"), vr.Get("hits.hits")
 	m.lex, m.lexRaw = collect(m.lex[:0], m.lexRaw[:0], lh)
 	m.vec, m.vecRaw = collect(m.vec[:0], m.vecRaw[:0], vh)
@@ -126,11 +126,11 @@ func (m *Merger) Merge(lexResp, vecResp []byte, p *Plan, from, size int, explain
 }
 
 func sideError(side string, resp []byte) error {
-	e := gjson.GetBytes(resp, "error")
+	e := gjson.Get(view(resp), "error")
 	if !e.Exists() {
 		return nil
 	}
-	st := int(gjson.GetBytes(resp, "status").Int())
+	st := int(gjson.Get(view(resp), "status").Int())
 	if st == 0 {
 		st = 500
 	}
