@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidwall/gjson"
 
 	"github.com/vlproxy/vlproxy/cache"
 	"github.com/vlproxy/vlproxy/hybrid"
@@ -228,7 +227,6 @@ func TestEmbeddingCacheSingleFlight(t *testing.T) {
 	if json.Unmarshal(res.Explain, &ex) != nil || ex["retrieval"] != "vector" {
 		t.Errorf("explain %s", res.Explain)
 	}
-	_ = gjson.Valid
 }
 
 // The embedding-cache hit against the keyword-cache hit, same photo, zero-latency models.
