@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/vlproxy/vlproxy/cache"
 	"github.com/vlproxy/vlproxy/hybrid"
 	"github.com/vlproxy/vlproxy/internal/esjson"
