@@ -86,6 +86,9 @@ type Request struct {
 	Index string // index expression from the URL path, "" for /_search
 	Body  []byte
 	Mode  Mode
+	// KeywordsOnly keeps every clause to keywords (a `_count`, where no kNN search can run);
+	// a clause asking for vector or hybrid retrieval is refused with a 400.
+	KeywordsOnly bool
 }
 
 // Query is the first clause's query, for reranking.
@@ -187,7 +190,7 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 		out = append(out, body[prev:c.start]...)
 		qStart := len(out)
 		var o clauseOutcome
-		out, o, err = r.rewriteClause(ctx, c, prof, req.Mode, out, len(clauses), body)
+		out, o, err = r.rewriteClause(ctx, c, prof, req.Mode, out, len(clauses), body, req.KeywordsOnly)
 		res.ModelTime += o.modelTime
 		if err != nil {
 			var e *eserr.Error
@@ -241,7 +244,7 @@ type clauseOutcome struct {
 	query     Query
 }
 
-func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, mode Mode, dst []byte, n int, body []byte) ([]byte, clauseOutcome, error) {
+func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, mode Mode, dst []byte, n int, body []byte, keywordsOnly bool) ([]byte, clauseOutcome, error) {
 	o := clauseOutcome{retrieval: hybrid.ModeKeywords}
 	fields := prof.Fields
 	if c.hasFields {
@@ -249,7 +252,11 @@ func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, 
 	}
 	rmode := hybrid.ModeKeywords
 	var plan *hybrid.Plan
-	if mode != ModeOff {
+	if keywordsOnly && (c.Mode == hybrid.ModeVector || c.Mode == hybrid.ModeHybrid) {
+		o.status = "error"
+		return dst, o, illegalArgument("[multimodal] [mode] [%s] is not supported by this endpoint (a count runs keywords only)", c.Mode)
+	}
+	if mode != ModeOff && !keywordsOnly {
 		var err error
 		if rmode, err = r.chooseMode(c, prof, n); err != nil {
 			o.status = "error"
