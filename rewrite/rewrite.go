@@ -124,12 +124,13 @@ type Result struct {
 
 // Rewriter rewrites multimodal clauses. It is safe for concurrent use.
 type Rewriter struct {
-	embed  Embedder
-	cfg    Config
-	model  Chatter
-	cache  Cache
-	log    *slog.Logger
-	images *media.Loader
+	embed      Embedder
+	embedCache Cache
+	cfg        Config
+	model      Chatter
+	cache      Cache
+	log        *slog.Logger
+	images     *media.Loader
 }
 
 // New builds a Rewriter. m may be nil (no model configured: text clauses fall back

@@ -24,9 +24,16 @@ type Embedder interface {
 	Name() string
 }
 
-// SetEmbedder gives the rewriter an embed model: clauses may then run vector and hybrid
-// retrieval. Call it before the first Rewrite.
-func (r *Rewriter) SetEmbedder(e Embedder) { r.embed = e }
+// SetEmbedder gives the rewriter an embed model and the cache of its vectors (nil: the
+// keyword cache): clauses may then run vector and hybrid retrieval. Call it before the first
+// Rewrite.
+func (r *Rewriter) SetEmbedder(e Embedder, c Cache) {
+	r.embed = e
+	r.embedCache = c
+	if c == nil {
+		r.embedCache = r.cache
+	}
+}
 
 var embedCalls = metrics.NewCounter(`vlproxy_rewrite_embed_calls_total`)
 
@@ -106,12 +113,12 @@ func (r *Rewriter) embedding(ctx context.Context, c *clause, img *media.Image, p
 	var vec []float32
 	var err error
 	hit := false
-	if r.cache == nil {
+	if r.embedCache == nil {
 		vec, err = call(ctx)
 	} else {
 		key := r.embeddingKey(in, img, info)
 		var val []byte
-		val, hit, err = r.cache.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
+		val, hit, err = r.embedCache.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
 			v, err := call(ctx)
 			if err != nil {
 				return nil, err

@@ -55,7 +55,7 @@ func vectorConfig() Config {
 func vecRewriter(t testing.TB, emb *fakeEmbedder, c Cache) *Rewriter {
 	r := newTestRewriter(t, vectorConfig(), newFake(), c)
 	if emb != nil {
-		r.SetEmbedder(emb)
+		r.SetEmbedder(emb, nil)
 	}
 	return r
 }
@@ -92,7 +92,7 @@ func TestVectorModes(t *testing.T) {
 	// Explicit vector: no keyword call; options override the profile.
 	chat := newFake()
 	r2 := newTestRewriter(t, vectorConfig(), chat, nil)
-	r2.SetEmbedder(emb)
+	r2.SetEmbedder(emb, nil)
 	res, err = r2.Rewrite(ctx, Request{Index: "fashion", Body: imageClause(t, `,"mode":"vector","k":40,"num_candidates":200,"fusion":{"method":"linear","weights":[0.3,0.7]}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +145,7 @@ func TestVectorFallback(t *testing.T) {
 	chat := newFake()
 	chat.err = &model.Error{Kind: model.KindTimeout, Message: "late"}
 	r = newTestRewriter(t, vectorConfig(), chat, nil)
-	r.SetEmbedder(&fakeEmbedder{vec: []float32{1, 0, 0}})
+	r.SetEmbedder(&fakeEmbedder{vec: []float32{1, 0, 0}}, nil)
 	res, err = r.Rewrite(ctx, Request{Index: "fashion", Body: imageClause(t, "")})
 	if err != nil || res.Retrieval != "vector" || res.Vector == nil || res.Vector.Mode != hybrid.ModeVector || res.Status != "fallback:timeout" {
 		t.Fatalf("chat down: %v retrieval %q status %q", err, res.Retrieval, res.Status)
@@ -239,7 +239,7 @@ func BenchmarkCacheHit(b *testing.B) {
 	run := func(b *testing.B, extra string) {
 		r := newTestRewriter(b, vectorConfig(), newFake(), cache.New(cache.Config{Name: "rewrite-bench-" + extra}))
 		r.cfg.Profiles[0].Vector.Dims = 1280
-		r.SetEmbedder(&fakeEmbedder{vec: vec})
+		r.SetEmbedder(&fakeEmbedder{vec: vec}, nil)
 		body := []byte(`{"query":{"multimodal":{"image":` + string(esjson.AppendString(nil, img)) + extra + `}}}`)
 		req := Request{Index: "fashion", Body: body}
 		if _, err := r.Rewrite(context.Background(), req); err != nil {
