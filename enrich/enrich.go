@@ -30,6 +30,19 @@ type Chatter interface {
 	Name() string
 }
 
+// Embedder is the part of the embed model client enrichment uses.
+type Embedder interface {
+	EmbedOne(ctx context.Context, in model.EmbedInput) ([]float32, error)
+	Name() string
+}
+
+// Models are what a run asks: keywords from Chat (when set) into TargetField, image vectors
+// from Embed (when set) into VectorField. At least one is required.
+type Models struct {
+	Chat  Chatter
+	Embed Embedder
+}
+
 // Config configures one enrichment run.
 type Config struct {
 	// ESURL is the cluster (or a vlproxy in front of it). Default "http://127.0.0.1:9200".
@@ -59,6 +72,12 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Image limits and downscaling, as for query images.
 	Image media.Config `yaml:"image"`
+	// VectorField receives each image's embedding (with an embed model). The field is created
+	// when the index lacks it: knn_vector with Lucene HNSW and cosine similarity on OpenSearch,
+	// dense_vector with cosine similarity on ES. Default "vl_image_vector".
+	VectorField string `yaml:"vector_field"`
+	// Engine is "opensearch" or "elasticsearch" (the vector mapping differs). Default "opensearch".
+	Engine string `yaml:"engine"`
 }
 
 // DefaultConfig returns the defaults of every field.
@@ -72,6 +91,8 @@ func DefaultConfig() Config {
 		MaxKeywords: 10,
 		Timeout:     30 * time.Second,
 		Image:       media.DefaultConfig(),
+		VectorField: "vl_image_vector",
+		Engine:      "opensearch",
 	}
 }
 
@@ -101,6 +122,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Image.MaxBytes == 0 {
 		c.Image.MaxBytes = d.Image.MaxBytes
 	}
+	if c.VectorField == "" {
+		c.VectorField = d.VectorField
+	}
+	if c.Engine == "" {
+		c.Engine = d.Engine
+	}
+	if c.Engine != "opensearch" && c.Engine != "elasticsearch" {
+		return c, fmt.Errorf("cannot use engine %q: want opensearch or elasticsearch", c.Engine)
+	}
 	if c.Index == "" {
 		return c, errors.New("cannot enrich: no index given")
 	}
@@ -127,14 +157,24 @@ func Run(ctx context.Context, cfg Config, m Chatter, progress io.Writer) error {
 
 // RunStats is Run returning its counts.
 func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (Stats, error) {
+	if m == nil {
+		return Stats{}, errors.New("cannot enrich without a model: set the model URL")
+	}
+	return RunModels(ctx, cfg, Models{Chat: m}, progress)
+}
+
+// RunModels is RunStats with keywords, vectors or both. With Resume a document is skipped
+// only when it has every field this run writes.
+func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (Stats, error) {
 	var st Stats
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return st, err
 	}
-	if m == nil {
-		return st, errors.New("cannot enrich without a model: set the model URL")
+	if ms.Chat == nil && ms.Embed == nil {
+		return st, errors.New("cannot enrich without a model: set the chat or the embed model URL")
 	}
+	m := ms.Chat
 	if progress == nil {
 		progress = io.Discard
 	}
@@ -144,7 +184,14 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 	}
 	var q elastic.Query = elastic.NewMatchAllQuery()
 	if cfg.Resume {
-		q = elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.TargetField))
+		var missing []elastic.Query
+		if ms.Chat != nil {
+			missing = append(missing, elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.TargetField)))
+		}
+		if ms.Embed != nil {
+			missing = append(missing, elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.VectorField)))
+		}
+		q = elastic.NewBoolQuery().Should(missing...).MinimumNumberShouldMatch(1)
 	}
 	total, err := client.Count(cfg.Index).Query(q).Do(ctx)
 	if err != nil {
@@ -158,16 +205,20 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 	}
 	defer p.close(client)
 
-	e := &enricher{cfg: cfg, m: m, http: &http.Client{Timeout: cfg.Image.FetchTimeout}}
+	e := &enricher{cfg: cfg, m: m, emb: ms.Embed, http: &http.Client{Timeout: cfg.Image.FetchTimeout}, client: client}
 	if cfg.Rate > 0 {
 		e.interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
 	bar := newBar(progress, st.Total)
+	fetch := []string{cfg.ImageField}
+	if cfg.Resume {
+		fetch = append(fetch, cfg.TargetField, cfg.VectorField) // what is already there is not redone
+	}
 	var after []any
 	for {
 		svc := client.Search().PointInTime(elastic.NewPointInTimeWithKeepAlive(p.id, "5m")).
 			Query(q).Size(cfg.BatchSize).SortBy(p.sorter).
-			FetchSourceContext(elastic.NewFetchSourceContext(true).Include(cfg.ImageField))
+			FetchSourceContext(elastic.NewFetchSourceContext(true).Include(fetch...))
 		if after != nil {
 			svc = svc.SearchAfter(after...)
 		}
@@ -183,7 +234,10 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 			break
 		}
 		after = hits[len(hits)-1].Sort
-		updates := e.batch(ctx, hits, &st, progress)
+		updates, err := e.batch(ctx, hits, &st, progress)
+		if err != nil {
+			return st, err
+		}
 		if len(updates) > 0 {
 			bulk := client.Bulk()
 			for _, u := range updates {
@@ -191,7 +245,7 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 			}
 			br, err := bulk.Do(ctx)
 			if err != nil {
-				return st, fmt.Errorf("cannot write keywords to %s: %w", cfg.Index, err)
+				return st, fmt.Errorf("cannot write enrichment to %s: %w", cfg.Index, err)
 			}
 			for _, item := range br.Failed() {
 				st.Done--
@@ -214,6 +268,9 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 type enricher struct {
 	cfg      Config
 	m        Chatter
+	emb      Embedder
+	client   *elastic.Client
+	mapped   bool // the vector field exists (checked or created)
 	http     *http.Client
 	interval time.Duration
 
@@ -245,10 +302,11 @@ func (e *enricher) wait(ctx context.Context) error {
 }
 
 // batch enriches one page of hits concurrently and returns the bulk updates.
-func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Stats, progress io.Writer) []elastic.BulkableRequest {
+func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Stats, progress io.Writer) ([]elastic.BulkableRequest, error) {
 	type result struct {
 		hit *elastic.SearchHit
-		kws []string
+		doc map[string]any
+		dim int
 		err error
 	}
 	results := make([]result, len(hits))
@@ -261,7 +319,7 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i].kws, results[i].err = e.document(ctx, h)
+			results[i].doc, results[i].dim, results[i].err = e.document(ctx, h)
 		}()
 	}
 	wg.Wait()
@@ -274,48 +332,77 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 			st.Failed++
 			fmt.Fprintf(progress, "\ndoc %s: %v\n", r.hit.Id, r.err)
 		default:
+			if r.dim > 0 && !e.mapped {
+				if err := e.ensureVectorField(ctx, r.hit.Index, r.dim); err != nil {
+					return nil, err
+				}
+			}
 			st.Done++
-			out = append(out, elastic.NewBulkUpdateRequest().Index(r.hit.Index).Id(r.hit.Id).
-				Doc(map[string]any{e.cfg.TargetField: r.kws}))
+			out = append(out, elastic.NewBulkUpdateRequest().Index(r.hit.Index).Id(r.hit.Id).Doc(r.doc))
 		}
 	}
-	return out
+	return out, nil
 }
 
 var errNoImage = errors.New("document has no image")
 
-// document returns the keyword phrases for one hit.
-func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) ([]string, error) {
+// document returns the partial document for one hit (keywords and/or vector) and the
+// vector's dimension (0 without one).
+func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) (map[string]any, int, error) {
 	var src map[string]any
 	if err := json.Unmarshal(h.Source, &src); err != nil {
-		return nil, fmt.Errorf("cannot read _source: %w", err)
+		return nil, 0, fmt.Errorf("cannot read _source: %w", err)
 	}
 	v, _ := lookup(src, e.cfg.ImageField).(string)
 	if strings.TrimSpace(v) == "" {
-		return nil, errNoImage
+		return nil, 0, errNoImage
 	}
 	raw, err := e.load(ctx, strings.TrimSpace(v))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	jpg, err := media.Prepare(raw, e.cfg.Image)
-	if err != nil {
-		return nil, err
+	doc := map[string]any{}
+	dim := 0
+	if e.emb != nil && !(e.cfg.Resume && lookup(src, e.cfg.VectorField) != nil) {
+		// The query side embeds the photo as the client sent it when it is within the pixel
+		// budget (rewrite forwards such a JPEG untouched), so the document side does the same.
+		uri, err := e.embedImage(raw)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := e.wait(ctx); err != nil {
+			return nil, 0, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+		vec, err := e.emb.EmbedOne(cctx, model.EmbedInput{Image: uri})
+		cancel()
+		if err != nil {
+			return nil, 0, fmt.Errorf("cannot embed the image: %w", err)
+		}
+		doc[e.cfg.VectorField] = vec
+		dim = len(vec)
 	}
-	if err := e.wait(ctx); err != nil {
-		return nil, err
+	if e.m != nil && !(e.cfg.Resume && lookup(src, e.cfg.TargetField) != nil) {
+		jpg, err := media.Prepare(raw, e.cfg.Image)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := e.wait(ctx); err != nil {
+			return nil, 0, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+		defer cancel()
+		resp, err := e.m.Chat(cctx, chatRequest(jpg, e.cfg.MaxKeywords))
+		if err != nil {
+			return nil, 0, fmt.Errorf("cannot get keywords: %w", err)
+		}
+		kw, err := rewrite.ParseKeywords(resp.Content, e.cfg.MaxKeywords)
+		if err != nil {
+			return nil, 0, fmt.Errorf("cannot parse keywords from %.80q: %w", resp.Content, err)
+		}
+		doc[e.cfg.TargetField] = phrases(kw)
 	}
-	cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	resp, err := e.m.Chat(cctx, chatRequest(jpg, e.cfg.MaxKeywords))
-	if err != nil {
-		return nil, fmt.Errorf("cannot get keywords: %w", err)
-	}
-	kw, err := rewrite.ParseKeywords(resp.Content, e.cfg.MaxKeywords)
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse keywords from %.80q: %w", resp.Content, err)
-	}
-	return phrases(kw), nil
+	return doc, dim, nil
 }
 
 // phrases flattens the answer into searchable phrases: keywords, then the
