@@ -3,9 +3,12 @@ package enrich
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/olivere/elastic/v7"
 
 	"github.com/tidwall/gjson"
 
@@ -35,29 +38,36 @@ func (e *enricher) embedImage(raw []byte) (string, error) {
 // existing field of another dimension is an error (vectors of two sizes cannot be searched
 // together).
 func (e *enricher) ensureVectorField(ctx context.Context, index string, dim int) error {
-	m, err := e.client.GetFieldMapping().Index(index).Field(e.cfg.VectorField).Do(ctx)
+	res, err := e.client.PerformRequest(ctx, elastic.PerformRequestOptions{Method: "GET",
+		Path: "/" + url.PathEscape(index) + "/_mapping/field/" + url.PathEscape(e.cfg.VectorField)})
 	if err != nil {
 		return fmt.Errorf("cannot read the mapping of %s: %w", index, err)
 	}
-	for _, v := range m {
-		b, _ := jsonMarshal(v)
-		f := gjson.GetBytes(b, "mappings."+gjson.Escape(e.cfg.VectorField)+".mapping."+gjson.Escape(lastPart(e.cfg.VectorField)))
+	var found error
+	gjson.ParseBytes(res.Body).ForEach(func(_, v gjson.Result) bool {
+		f := v.Get("mappings." + gjson.Escape(e.cfg.VectorField) + ".mapping." + gjson.Escape(lastPart(e.cfg.VectorField)))
 		if !f.Exists() {
-			continue
+			return true
 		}
 		got := f.Get("dimension").Int()
 		if e.cfg.Engine == "elasticsearch" {
 			got = f.Get("dims").Int()
 		}
 		if got != int64(dim) {
-			return fmt.Errorf("cannot write %d-dimensional vectors into %s.%s: the field has %d dimensions (type %s)",
+			found = fmt.Errorf("cannot write %d-dimensional vectors into %s.%s: the field has %d dimensions (type %s)",
 				dim, index, e.cfg.VectorField, got, f.Get("type").String())
 		}
 		e.mapped = true
-		return nil
+		return false
+	})
+	if e.mapped || found != nil {
+		return found
 	}
 	body := map[string]any{"properties": map[string]any{e.cfg.VectorField: VectorMapping(e.cfg.Engine, dim)}}
 	if _, err := e.client.PutMapping().Index(index).BodyJson(body).Do(ctx); err != nil {
+		if strings.Contains(err.Error(), "index.knn") {
+			return fmt.Errorf("cannot create the vector field %s.%s: the index was created without the setting index.knn: true, which OpenSearch needs for HNSW and cannot add later; recreate it with that setting: %w", index, e.cfg.VectorField, err)
+		}
 		return fmt.Errorf("cannot create the vector field %s.%s: %w", index, e.cfg.VectorField, err)
 	}
 	e.mapped = true
@@ -105,5 +115,3 @@ func jpegSize(b []byte) (w, h int, ok bool) {
 	}
 	return 0, 0, false
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
