@@ -21,7 +21,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/vlproxy/vlproxy/cache"
-	"github.com/vlproxy/vlproxy/hybrid"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/model/modeltest"
 	"github.com/vlproxy/vlproxy/proxy"
@@ -48,7 +47,9 @@ func solidJPEG(t testing.TB, c color.RGBA, seed int) []byte {
 
 func imageHash(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-func dataURIOf(b []byte) string { return "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(b) }
+func dataURIOf(b []byte) string {
+	return "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(b)
+}
 
 type vectorEnv struct {
 	node, prox, idx string
@@ -389,5 +390,4 @@ func TestVectorFallback(t *testing.T) {
 			t.Errorf("mode %q: keyword fallback found %v, want red products and the lookalike title", mode, got)
 		}
 	}
-	_ = hybrid.RRF
 }
