@@ -89,6 +89,9 @@ type Request struct {
 	// KeywordsOnly keeps every clause to keywords (a `_count`, where no kNN search can run);
 	// a clause asking for vector or hybrid retrieval is refused with a 400.
 	KeywordsOnly bool
+	// Retrieval, when set (keywords, vector or hybrid), is every clause's mode, over the
+	// clause's own (the X-VLProxy-Retrieval request header).
+	Retrieval string
 }
 
 // Query is the first clause's query, for reranking.
@@ -188,6 +191,9 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 	hits, fallback := 0, ""
 	for i := range clauses {
 		c := &clauses[i]
+		if req.Retrieval != "" && !req.KeywordsOnly {
+			c.Mode = req.Retrieval
+		}
 		out = append(out, body[prev:c.start]...)
 		qStart := len(out)
 		var o clauseOutcome

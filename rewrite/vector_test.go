@@ -114,6 +114,15 @@ func TestVectorModes(t *testing.T) {
 	if err != nil || res.Retrieval != "keywords" || res.Vector != nil {
 		t.Fatalf("no vector profile: %v %q", err, res.Retrieval)
 	}
+	// The X-VLProxy-Retrieval request header wins over the clause and the profile.
+	res, err = r.Rewrite(ctx, Request{Index: "fashion", Body: imageClause(t, `,"mode":"hybrid"`), Retrieval: "keywords"})
+	if err != nil || res.Retrieval != "keywords" || res.Vector != nil {
+		t.Fatalf("header keywords: %v %q", err, res.Retrieval)
+	}
+	res, err = r.Rewrite(ctx, Request{Index: "fashion", Body: imageClause(t, ""), Retrieval: "vector"})
+	if err != nil || res.Retrieval != "vector" || res.Vector == nil || res.Vector.Mode != hybrid.ModeVector {
+		t.Fatalf("header vector: %v %q", err, res.Retrieval)
+	}
 	// Explicit keywords wins over the profile.
 	res, err = r.Rewrite(ctx, Request{Index: "fashion", Body: imageClause(t, `,"mode":"keywords"`)})
 	if err != nil || res.Retrieval != "keywords" || res.Vector != nil {

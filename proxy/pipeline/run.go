@@ -269,7 +269,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 
 	mode := rewriteMode(in, rwOpts)
 	if p.rw != nil {
-		res, err := p.rw.Rewrite(ctx, rewrite.Request{Index: index, Body: body, Mode: mode, KeywordsOnly: in.kind == Count})
+		res, err := p.rw.Rewrite(ctx, rewrite.Request{Index: index, Body: body, Mode: mode, KeywordsOnly: in.kind == Count, Retrieval: in.sw.Retrieval})
 		if err != nil {
 			return nil, err
 		}
