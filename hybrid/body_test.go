@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -176,11 +178,17 @@ func BenchmarkMerge(b *testing.B) {
 	var m Merger
 	b.ReportAllocs()
 	b.SetBytes(int64(len(lex) + len(vec)))
+	var ds []time.Duration
 	for b.Loop() {
+		s := time.Now()
 		if _, _, err := m.Merge(lex, vec, p, 0, 10, true); err != nil {
 			b.Fatal(err)
 		}
+		ds = append(ds, time.Since(s))
 	}
+	slices.Sort(ds)
+	b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(ds[len(ds)*99/100].Nanoseconds()), "p99-ns")
 }
 
 func FuzzLocateSides(f *testing.F) {
