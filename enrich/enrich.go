@@ -191,7 +191,10 @@ func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (
 		if ms.Embed != nil {
 			missing = append(missing, elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.VectorField)))
 		}
-		q = elastic.NewBoolQuery().Should(missing...).MinimumNumberShouldMatch(1)
+		q = missing[0]
+		if len(missing) > 1 {
+			q = elastic.NewBoolQuery().Should(missing...).MinimumNumberShouldMatch(1)
+		}
 	}
 	total, err := client.Count(cfg.Index).Query(q).Do(ctx)
 	if err != nil {

@@ -122,6 +122,15 @@ func newVectorEnv(t *testing.T, dims int, embedURL string) *vectorEnv {
 	st, err := enrich.RunModels(ctx, ecfg, enrich.Models{Chat: chat, Embed: emb}, &bytes.Buffer{})
 	mustf(t, err, "enrich (stats %+v)", st)
 	mustDo(t, c, 200, "POST", node+"/"+env.idx+"/_refresh", nil)
+	// Resume: every document has both fields, so a second run asks no model anything.
+	before := fmt.Sprint(env.sim.Calls())
+	ecfg.Resume = true
+	if st, err := enrich.RunModels(ctx, ecfg, enrich.Models{Chat: chat, Embed: emb}, &bytes.Buffer{}); err != nil || st.Total != 0 {
+		t.Fatalf("enrich -resume: %v %+v", err, st)
+	}
+	if after := fmt.Sprint(env.sim.Calls()); after != before {
+		t.Fatalf("enrich -resume called the model: %s -> %s", before, after)
+	}
 	mapping := mustDo(t, c, 200, "GET", node+"/"+env.idx+"/_mapping", nil)
 	if f := gjson.GetBytes(mapping.Body, "*.mappings.properties.image_vec"); f.Get("type").String() != "knn_vector" || f.Get("dimension").Int() != 16 || f.Get("method.engine").String() != "lucene" {
 		t.Fatalf("enrich created the vector field as %s", f.Raw)
