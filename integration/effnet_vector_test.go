@@ -17,10 +17,10 @@ import (
 
 	"github.com/vlproxy/vlproxy/bench"
 	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/enrich"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/rewrite"
-	"github.com/vlproxy/vlproxy/rewrite/enrich"
 	"github.com/vlproxy/vlproxy/testenv"
 )
 

@@ -21,11 +21,11 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/enrich"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/model/modeltest"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/rewrite"
-	"github.com/vlproxy/vlproxy/rewrite/enrich"
 	"github.com/vlproxy/vlproxy/testenv"
 )
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vlproxy/vlproxy/hybrid"
+	"github.com/vlproxy/vlproxy/internal/eserr"
 )
 
 func TestHybridSearchRequest(t *testing.T) {
@@ -24,7 +25,7 @@ func TestHybridSearchRequest(t *testing.T) {
 		t.Errorf("/_search became %s", p)
 	}
 	_, _, _, _, err = hybridSearch([]byte("/products/_search"), "size=5", hy)
-	if e, ok := err.(*Error); !ok || e.Status != 400 || !strings.Contains(e.Reason, "[size]") {
+	if e, ok := err.(*eserr.Error); !ok || e.Status != 400 || !strings.Contains(e.Reason, "[size]") {
 		t.Errorf("size URL parameter: %v", err)
 	}
 }
@@ -34,7 +35,7 @@ func TestFuseSideErrors(t *testing.T) {
 	ok := []byte(`{"took":1,"hits":{"total":{"value":0,"relation":"eq"},"max_score":null,"hits":[]}}`)
 	bad := []byte(`{"error":{"root_cause":[{"type":"illegal_argument_exception","reason":"Field 'image_vec' is not knn_vector type."}],"type":"search_phase_execution_exception","reason":"all shards failed"},"status":400}`)
 	_, err := fuse(pt, ok, bad)
-	e, isErr := err.(*Error)
+	e, isErr := err.(*eserr.Error)
 	if !isErr || e.Status != 400 || e.Type != "illegal_argument_exception" || !strings.Contains(e.Reason, "vector field [image_vec]") || !strings.Contains(e.Reason, "not knn_vector") {
 		t.Fatalf("vector side error: %#v", err)
 	}
@@ -43,7 +44,7 @@ func TestFuseSideErrors(t *testing.T) {
 	if err != nil || string(b) != string(bad) {
 		t.Fatalf("lexical side error: %v %s", err, b)
 	}
-	item := esErrorItem(&Error{Status: 400, Type: "t", Reason: "r \"q\""})
+	item := esErrorItem(&eserr.Error{Status: 400, Type: "t", Reason: "r \"q\""})
 	if string(item) != `{"error":{"root_cause":[{"type":"t","reason":"r \"q\""}],"type":"t","reason":"r \"q\""},"status":400}` {
 		t.Errorf("error item %s", item)
 	}
