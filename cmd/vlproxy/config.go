@@ -323,6 +323,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	cfg.AdminToken = getenv("VLPROXY_ADMIN_TOKEN")
 	cfg.Model.Chat.APIKey = getenv(cfg.Model.Chat.APIKeyEnv)
 	cfg.Model.Rerank.APIKey = getenv(cfg.Model.Rerank.APIKeyEnv)
+	cfg.Model.Embed.APIKey = getenv(cfg.Model.Embed.APIKeyEnv)
 	return cfg, nil
 }
 
