@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build deps opensearch-jars opensearch effnet-install effnet browser test test-unit fuzz vet fmt demo bench bench-passthrough clean
+.PHONY: all build deps opensearch-jars opensearch effnet-install effnet browser test test-unit fuzz vet fmt demo bench bench-passthrough bench-relevance-vector clean
 
 all: build
 
@@ -71,6 +71,10 @@ demo: build opensearch-jars
 
 bench: build opensearch-jars
 	bash bench/scripts/all.sh
+
+# Photo search with the real image model (testenv/effnet): keywords / vector / hybrid, exact cosine.
+bench-relevance-vector: build opensearch-jars
+	bash bench/scripts/relevance-vector.sh
 
 bench-passthrough: build
 	bash bench/scripts/passthrough.sh

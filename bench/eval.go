@@ -68,6 +68,9 @@ type EvalConfig struct {
 	// collections where every document is judged but only positive gains were written (the
 	// fashion set). Default: false (missing documents are unjudged).
 	AllJudged bool `yaml:"all_judged"`
+	// RecallAt, when > K, also requests that many hits and reports recall@RecallAt over them
+	// (the other metrics stay cut at K). Default 0: off.
+	RecallAt int `yaml:"recall_at"`
 	// Progress, if set, is called after each query.
 	Progress func(done, total int) `yaml:"-"`
 }
@@ -219,11 +222,16 @@ func RunEval(cfg EvalConfig, queries []EvalQuery, qrels Qrels, search Searcher) 
 		return nil, fmt.Errorf("queries without judgments in the qrels: %s", strings.Join(missing, ", "))
 	}
 	rep := &EvalReport{URL: cfg.URL, Index: cfg.Index, K: cfg.K, Queries: len(queries), Metrics: MetricNames(cfg.K)}
+	depth := cfg.K
+	if cfg.RecallAt > cfg.K {
+		depth = cfg.RecallAt
+		rep.Metrics = append(rep.Metrics, "recall@"+itoa(cfg.RecallAt))
+	}
 	for _, v := range cfg.Variants {
 		rep.Variants = append(rep.Variants, &VariantResult{Variant: v, Mean: map[string]float64{}})
 	}
 	for i, q := range queries {
-		size := cfg.K + len(q.Exclude)
+		size := depth + len(q.Exclude)
 		body, err := BuildBody(cfg.Template, q, size)
 		if err != nil {
 			return nil, err
@@ -237,7 +245,7 @@ func RunEval(cfg EvalConfig, queries []EvalQuery, qrels Qrels, search Searcher) 
 			case status != 200:
 				qres.Error = fmt.Sprintf("status %d: %.200s", status, resp)
 			default:
-				qres.Run = parseHits(resp, cfg.IDField, q.Exclude, cfg.K)
+				qres.Run = parseHits(resp, cfg.IDField, q.Exclude, depth)
 			}
 			if len(hs) > 0 {
 				qres.Headers = hs
@@ -252,7 +260,7 @@ func RunEval(cfg EvalConfig, queries []EvalQuery, qrels Qrels, search Searcher) 
 					}
 				}
 			}
-			qres.Metrics = Evaluate(TrecOrder(qres.Run), qrels[q.ID], cfg.K)
+			qres.Metrics = EvaluateDeep(TrecOrder(qres.Run), qrels[q.ID], cfg.K, cfg.RecallAt)
 			vr.Queries = append(vr.Queries, qres)
 		}
 		if cfg.Progress != nil {

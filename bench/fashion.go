@@ -126,6 +126,17 @@ func ParseFashion(r io.Reader, name string, withImage map[string]bool) ([]Fashio
 	return out, nil
 }
 
+// FashionWithPhotos keeps the products that have a photo.
+func FashionWithPhotos(ps []FashionProduct) []FashionProduct {
+	var out []FashionProduct
+	for _, p := range ps {
+		if p.HasImage {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // FashionDocs turns products into index documents.
 func FashionDocs(ps []FashionProduct) []Doc {
 	docs := make([]Doc, 0, len(ps))

@@ -85,6 +85,22 @@ func Evaluate(run []RankedDoc, judged map[string]int, k int) Metrics {
 	return m
 }
 
+// EvaluateDeep is Evaluate at cutoff k on the first k of run, plus recall@deep over the whole
+// run when deep > k.
+func EvaluateDeep(run []RankedDoc, judged map[string]int, k, deep int) Metrics {
+	m := Evaluate(run[:min(k, len(run))], judged, k)
+	if deep > k {
+		numRel := 0
+		for _, g := range judged {
+			if g >= 1 {
+				numRel++
+			}
+		}
+		m["recall@"+itoa(deep)] = Recall(run, judged, numRel, deep)
+	}
+	return m
+}
+
 // NDCG is trec_eval's ndcg_cut.k: linear gain, log2(rank+1) discount, ideal ranking built from
 // all judged documents of the query (not only retrieved ones). 0 when nothing is relevant.
 func NDCG(run []RankedDoc, judged map[string]int, k int) float64 {

@@ -31,6 +31,19 @@ type Chatter interface {
 	Name() string
 }
 
+// Embedder is the part of the embed model client enrichment uses.
+type Embedder interface {
+	EmbedOne(ctx context.Context, in model.EmbedInput) ([]float32, error)
+	Name() string
+}
+
+// Models are what a run asks: keywords from Chat (when set) into TargetField, image vectors
+// from Embed (when set) into VectorField. At least one is required.
+type Models struct {
+	Chat  Chatter
+	Embed Embedder
+}
+
 // Config configures one enrichment run.
 type Config struct {
 	// ESURL is the cluster (or a vlproxy in front of it). Default "http://127.0.0.1:9200".
@@ -69,6 +82,12 @@ type Config struct {
 	PDFTextField string `yaml:"pdf_text_field"`
 	// Document limits the attachments as query documents are limited.
 	Document document.Limits `yaml:"document"`
+	// VectorField receives each image's embedding (with an embed model). The field is created
+	// when the index lacks it: knn_vector with Lucene HNSW and cosine similarity on OpenSearch,
+	// dense_vector with cosine similarity on ES. Default "vl_image_vector".
+	VectorField string `yaml:"vector_field"`
+	// Engine is "opensearch" or "elasticsearch" (the vector mapping differs). Default "opensearch".
+	Engine string `yaml:"engine"`
 }
 
 // DefaultConfig returns the defaults of every field.
@@ -83,6 +102,8 @@ func DefaultConfig() Config {
 		Timeout:     30 * time.Second,
 		Image:       media.DefaultConfig(),
 		Document:    document.DefaultLimits(),
+		VectorField: "vl_image_vector",
+		Engine:      "opensearch",
 	}
 }
 
@@ -120,6 +141,15 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	c.Document = lim
+	if c.VectorField == "" {
+		c.VectorField = d.VectorField
+	}
+	if c.Engine == "" {
+		c.Engine = d.Engine
+	}
+	if c.Engine != "opensearch" && c.Engine != "elasticsearch" {
+		return c, fmt.Errorf("cannot use engine %q: want opensearch or elasticsearch", c.Engine)
+	}
 	if c.Index == "" {
 		return c, errors.New("cannot enrich: no index given")
 	}
@@ -148,14 +178,24 @@ func Run(ctx context.Context, cfg Config, m Chatter, progress io.Writer) error {
 
 // RunStats is Run returning its counts.
 func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (Stats, error) {
+	if m == nil && cfg.PDFField == "" {
+		return Stats{}, errors.New("cannot enrich without a model: set the model URL")
+	}
+	return RunModels(ctx, cfg, Models{Chat: m}, progress)
+}
+
+// RunModels is RunStats with keywords, vectors or both. With Resume a document is skipped
+// only when it has every field this run writes.
+func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (Stats, error) {
 	var st Stats
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return st, err
 	}
-	if m == nil && cfg.PDFField == "" {
-		return st, errors.New("cannot enrich without a model: set the model URL")
+	if ms.Chat == nil && ms.Embed == nil && cfg.PDFField == "" {
+		return st, errors.New("cannot enrich without a model: set the chat or the embed model URL")
 	}
+	m := ms.Chat
 	if progress == nil {
 		progress = io.Discard
 	}
@@ -165,7 +205,20 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 	}
 	var q elastic.Query = elastic.NewMatchAllQuery()
 	if cfg.Resume {
-		q = elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.TargetField))
+		var missing []elastic.Query
+		if ms.Chat != nil {
+			missing = append(missing, elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.TargetField)))
+		}
+		if ms.Embed != nil {
+			missing = append(missing, elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.VectorField)))
+		}
+		if cfg.PDFField != "" {
+			missing = append(missing, elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.PDFTextField)))
+		}
+		q = missing[0]
+		if len(missing) > 1 {
+			q = elastic.NewBoolQuery().Should(missing...).MinimumNumberShouldMatch(1)
+		}
 	}
 	total, err := client.Count(cfg.Index).Query(q).Do(ctx)
 	if err != nil {
@@ -179,25 +232,28 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 	}
 	defer p.close(client)
 
-	e := &enricher{cfg: cfg, m: m, http: &http.Client{Timeout: cfg.Image.FetchTimeout}}
+	e := &enricher{cfg: cfg, m: m, emb: ms.Embed, http: &http.Client{Timeout: cfg.Image.FetchTimeout}, client: client}
 	if cfg.PDFField != "" {
 		if e.docs, err = document.NewReader(cfg.Document); err != nil {
 			return st, err
 		}
 	}
-	fields := []string{cfg.ImageField}
-	if cfg.PDFField != "" {
-		fields = append(fields, cfg.PDFField)
-	}
 	if cfg.Rate > 0 {
 		e.interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
 	bar := newBar(progress, st.Total)
+	fetch := []string{cfg.ImageField}
+	if cfg.PDFField != "" {
+		fetch = append(fetch, cfg.PDFField)
+	}
+	if cfg.Resume {
+		fetch = append(fetch, cfg.TargetField, cfg.VectorField) // what is already there is not redone
+	}
 	var after []any
 	for {
 		svc := client.Search().PointInTime(elastic.NewPointInTimeWithKeepAlive(p.id, "5m")).
 			Query(q).Size(cfg.BatchSize).SortBy(p.sorter).
-			FetchSourceContext(elastic.NewFetchSourceContext(true).Include(fields...))
+			FetchSourceContext(elastic.NewFetchSourceContext(true).Include(fetch...))
 		if after != nil {
 			svc = svc.SearchAfter(after...)
 		}
@@ -213,7 +269,10 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 			break
 		}
 		after = hits[len(hits)-1].Sort
-		updates := e.batch(ctx, hits, &st, progress)
+		updates, err := e.batch(ctx, hits, &st, progress)
+		if err != nil {
+			return st, err
+		}
 		if len(updates) > 0 {
 			bulk := client.Bulk()
 			for _, u := range updates {
@@ -221,7 +280,7 @@ func RunStats(ctx context.Context, cfg Config, m Chatter, progress io.Writer) (S
 			}
 			br, err := bulk.Do(ctx)
 			if err != nil {
-				return st, fmt.Errorf("cannot write keywords to %s: %w", cfg.Index, err)
+				return st, fmt.Errorf("cannot write enrichment to %s: %w", cfg.Index, err)
 			}
 			for _, item := range br.Failed() {
 				st.Done--
@@ -245,6 +304,9 @@ type enricher struct {
 	cfg      Config
 	m        Chatter
 	docs     *document.Reader // nil without PDFField
+	emb      Embedder
+	client   *elastic.Client
+	mapped   bool // the vector field exists (checked or created)
 	http     *http.Client
 	interval time.Duration
 
@@ -276,10 +338,11 @@ func (e *enricher) wait(ctx context.Context) error {
 }
 
 // batch enriches one page of hits concurrently and returns the bulk updates.
-func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Stats, progress io.Writer) []elastic.BulkableRequest {
+func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Stats, progress io.Writer) ([]elastic.BulkableRequest, error) {
 	type result struct {
 		hit     *elastic.SearchHit
-		kws     []string
+		doc     map[string]any
+		dim     int
 		err     error
 		text    string
 		textErr error
@@ -294,8 +357,8 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if e.m != nil {
-				results[i].kws, results[i].err = e.document(ctx, h)
+			if e.m != nil || e.emb != nil {
+				results[i].doc, results[i].dim, results[i].err = e.document(ctx, h)
 			} else {
 				results[i].err = errNoImage
 			}
@@ -315,8 +378,13 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 			st.Failed++
 			fmt.Fprintf(progress, "\ndoc %s: %v\n", r.hit.Id, r.err)
 		default:
+			if r.dim > 0 && !e.mapped {
+				if err := e.ensureVectorField(ctx, r.hit.Index, r.dim); err != nil {
+					return nil, err
+				}
+			}
 			st.Done++
-			doc[e.cfg.TargetField] = r.kws
+			doc = r.doc
 		}
 		switch {
 		case errors.Is(r.textErr, errNoPDF):
@@ -325,13 +393,16 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 			fmt.Fprintf(progress, "\ndoc %s: %v\n", r.hit.Id, r.textErr)
 		case r.text != "":
 			st.PDFText++
+			if doc == nil {
+				doc = map[string]any{}
+			}
 			doc[e.cfg.PDFTextField] = r.text
 		}
 		if len(doc) > 0 {
 			out = append(out, elastic.NewBulkUpdateRequest().Index(r.hit.Index).Id(r.hit.Id).Doc(doc))
 		}
 	}
-	return out
+	return out, nil
 }
 
 var (
@@ -364,38 +435,63 @@ func (e *enricher) pdfText(ctx context.Context, h *elastic.SearchHit) (string, e
 	return strings.TrimSpace(doc.Text()), nil
 }
 
-// document returns the keyword phrases for one hit.
-func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) ([]string, error) {
+// document returns the partial document for one hit (keywords and/or vector) and the
+// vector's dimension (0 without one).
+func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) (map[string]any, int, error) {
 	var src map[string]any
 	if err := json.Unmarshal(h.Source, &src); err != nil {
-		return nil, fmt.Errorf("cannot read _source: %w", err)
+		return nil, 0, fmt.Errorf("cannot read _source: %w", err)
 	}
 	v, _ := lookup(src, e.cfg.ImageField).(string)
 	if strings.TrimSpace(v) == "" {
-		return nil, errNoImage
+		return nil, 0, errNoImage
 	}
 	raw, err := e.load(ctx, strings.TrimSpace(v))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	jpg, err := media.Prepare(raw, e.cfg.Image)
-	if err != nil {
-		return nil, err
+	doc := map[string]any{}
+	dim := 0
+	if e.emb != nil && !(e.cfg.Resume && lookup(src, e.cfg.VectorField) != nil) {
+		// The query side embeds the photo as the client sent it when it is within the pixel
+		// budget (rewrite forwards such a JPEG untouched), so the document side does the same.
+		uri, err := e.embedImage(raw)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := e.wait(ctx); err != nil {
+			return nil, 0, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+		vec, err := e.emb.EmbedOne(cctx, model.EmbedInput{Image: uri})
+		cancel()
+		if err != nil {
+			return nil, 0, fmt.Errorf("cannot embed the image: %w", err)
+		}
+		doc[e.cfg.VectorField] = vec
+		dim = len(vec)
 	}
-	if err := e.wait(ctx); err != nil {
-		return nil, err
+	if e.m != nil && !(e.cfg.Resume && lookup(src, e.cfg.TargetField) != nil) {
+		jpg, err := media.Prepare(raw, e.cfg.Image)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := e.wait(ctx); err != nil {
+			return nil, 0, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+		defer cancel()
+		resp, err := e.m.Chat(cctx, chatRequest(jpg, e.cfg.MaxKeywords))
+		if err != nil {
+			return nil, 0, fmt.Errorf("cannot get keywords: %w", err)
+		}
+		kw, err := rewrite.ParseKeywords(resp.Content, e.cfg.MaxKeywords)
+		if err != nil {
+			return nil, 0, fmt.Errorf("cannot parse keywords from %.80q: %w", resp.Content, err)
+		}
+		doc[e.cfg.TargetField] = phrases(kw)
 	}
-	cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	resp, err := e.m.Chat(cctx, chatRequest(jpg, e.cfg.MaxKeywords))
-	if err != nil {
-		return nil, fmt.Errorf("cannot get keywords: %w", err)
-	}
-	kw, err := rewrite.ParseKeywords(resp.Content, e.cfg.MaxKeywords)
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse keywords from %.80q: %w", resp.Content, err)
-	}
-	return phrases(kw), nil
+	return doc, dim, nil
 }
 
 // phrases flattens the answer into searchable phrases: keywords, then the

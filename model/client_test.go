@@ -542,3 +542,88 @@ func choiceProb(r *model.ChatResponse, a, b string) (p float64, ok bool) {
 	}
 	return pa / (pa + pb), true
 }
+
+func TestEmbedOne(t *testing.T) {
+	red := []byte("\xff\xd8\xff\xe0 red dress")
+	uri := "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(red)
+	srv := modeltest.NewServer(modeltest.Config{Model: "emb", EmbedDim: 8, EmbedImagesOnly: true,
+		Images: map[string]modeltest.Output{modeltest.ImageHash(red): {Keywords: []string{"red dress"}}}})
+	defer srv.Close()
+	norm := func(v []float32) float64 {
+		var n float64
+		for _, x := range v {
+			n += float64(x) * float64(x)
+		}
+		return math.Sqrt(n)
+	}
+
+	// messages form (vLLM multimodal embedders), truncated to 4 and renormalised.
+	c := newClient(t, model.RoleEmbed, srv.URL, func(c *model.Config) {
+		c.Model, c.API, c.Embed.Dimensions = "emb", model.APIVLLM, 4
+	})
+	v, err := c.EmbedOne(context.Background(), model.EmbedInput{Image: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v) != 4 || math.Abs(norm(v)-1) > 1e-6 {
+		t.Fatalf("messages form: %d dims, norm %v; want 4, 1", len(v), norm(v))
+	}
+	want := `{"model":"emb","messages":[{"role":"system","content":[{"type":"text","text":"Represent the user's input."}]},{"role":"user","content":[{"type":"image_url","image_url":{"url":"` + uri + `"}}]}],"encoding_format":"float"}`
+	if got := string(srv.LastRequest("/v1/embeddings")); got != want {
+		t.Fatalf("messages body\n got %s\nwant %s", got, want)
+	}
+
+	// input form: the data URI is the input; same image, same direction as the full vector's head.
+	ci := newClient(t, model.RoleEmbed, srv.URL, func(c *model.Config) {
+		c.Model, c.API, c.Embed.Form = "emb", model.APIOpenAI, model.EmbedFormInput
+	})
+	full, err := ci.EmbedOne(context.Background(), model.EmbedInput{Image: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) != 8 || math.Abs(norm(full)-1) > 1e-6 {
+		t.Fatalf("input form: %d dims, norm %v", len(full), norm(full))
+	}
+	head, _ := model.Normalize(append([]float32(nil), full[:4]...), 0)
+	for i := range head {
+		if math.Abs(float64(head[i]-v[i])) > 1e-3 {
+			t.Fatalf("truncated vector %v is not the normalised head %v of %v", v, head, full)
+		}
+	}
+	if got := string(srv.LastRequest("/v1/embeddings")); got != `{"model":"emb","input":["`+uri+`"],"encoding_format":"float"}` {
+		t.Fatalf("input body %s", got)
+	}
+
+	// An image-only server refuses text: a 400, not retried, breaker untouched.
+	if _, err := ci.EmbedOne(context.Background(), model.EmbedInput{Text: "red dress"}); kindOf(err) != model.KindBadRequest {
+		t.Fatalf("text on an image-only server: %v", err)
+	}
+	if _, err := ci.EmbedOne(context.Background(), model.EmbedInput{Text: "x", Image: uri}); kindOf(err) != model.KindBadRequest {
+		t.Fatalf("text and image in the input form: %v", err)
+	}
+	if _, err := ci.EmbedOne(context.Background(), model.EmbedInput{}); kindOf(err) != model.KindBadRequest {
+		t.Fatalf("empty input: %v", err)
+	}
+
+	// Server errors and deadlines come back as the client's kinds.
+	srv.SetConfig(modeltest.Config{Model: "emb", EmbedDim: 8, Faults: []modeltest.Fault{{Route: modeltest.RouteEmbed, Status: 503}}})
+	if _, err := ci.EmbedOne(context.Background(), model.EmbedInput{Image: uri}); kindOf(err) != model.KindUnavailable {
+		t.Fatalf("503: %v", err)
+	}
+	srv.SetConfig(modeltest.Config{Model: "emb", EmbedDim: 8, Latency: modeltest.Latency{Base: modeltest.Duration(300 * time.Millisecond)}})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := ci.EmbedOne(ctx, model.EmbedInput{Image: uri}); kindOf(err) != model.KindTimeout {
+		t.Fatalf("late: %v", err)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	v, err := model.Normalize([]float32{3, 4, 12}, 2)
+	if err != nil || len(v) != 2 || math.Abs(float64(v[0])-0.6) > 1e-6 || math.Abs(float64(v[1])-0.8) > 1e-6 {
+		t.Fatalf("Normalize([3 4 12], 2) = %v, %v; want [0.6 0.8]", v, err)
+	}
+	if _, err := model.Normalize([]float32{0, 0}, 0); kindOf(err) != model.KindBadOutput {
+		t.Fatalf("zero vector: %v", err)
+	}
+}

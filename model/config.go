@@ -67,6 +67,8 @@ type Config struct {
 	// GuidedChoice sends choice constraints as guided_choice (vLLM ≤ 0.11) instead
 	// of structured_outputs.choice (vLLM ≥ 0.10.2). Default false.
 	GuidedChoice bool `yaml:"guided_choice"`
+	// Embed shapes embedding calls (role embed only).
+	Embed EmbedConfig `yaml:"embed"`
 }
 
 // BreakerConfig configures the circuit breaker.

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/vlproxy/vlproxy/hybrid"
 )
 
 // clause is one `multimodal` clause found in a body.
@@ -25,6 +27,12 @@ type clause struct {
 	Attributes         bool
 	Document           string // as the client sent it: data URI, raw base64 or URL
 	GroupByRow         bool
+
+	// Retrieval options; zero values take the index profile's.
+	Mode          string // "", keywords, vector or hybrid
+	K             int
+	NumCandidates int
+	Fusion        *hybrid.Fusion
 }
 
 var multimodalKey = []byte(`"multimodal"`)
@@ -242,10 +250,94 @@ func (c *clause) set(key string, val gjson.Result) error {
 			return parsingError("[multimodal] [attributes] must be true or false")
 		}
 		c.Attributes = val.Bool()
+	case "mode":
+		m := strings.ToLower(val.Str)
+		if val.Type != gjson.String || (m != hybrid.ModeKeywords && m != hybrid.ModeVector && m != hybrid.ModeHybrid) {
+			return parsingError("[multimodal] [mode] must be \"keywords\", \"vector\" or \"hybrid\"")
+		}
+		c.Mode = strings.Clone(m)
+	case "k", "num_candidates":
+		n, ok := positiveInt(val)
+		if !ok || n > 10000 {
+			return parsingError("[multimodal] [%s] must be an integer from 1 to 10000", key)
+		}
+		if key == "k" {
+			c.K = n
+		} else {
+			c.NumCandidates = n
+		}
+	case "fusion":
+		f, err := parseFusion(val)
+		if err != nil {
+			return err
+		}
+		c.Fusion = &f
 	default:
 		return parsingError("[multimodal] query does not support [%s]", key)
 	}
 	return nil
+}
+
+func positiveInt(v gjson.Result) (int, bool) {
+	if v.Type != gjson.Number || v.Num < 1 || v.Num != float64(int(v.Num)) {
+		return 0, false
+	}
+	return int(v.Num), true
+}
+
+// parseFusion reads "rrf", "linear", {"method":"rrf","rank_constant":N} or
+// {"method":"linear","weights":[lexical, vector]}.
+func parseFusion(v gjson.Result) (hybrid.Fusion, error) {
+	var f hybrid.Fusion
+	if v.Type == gjson.String {
+		v = gjson.Parse(`{"method":` + strconv.Quote(v.Str) + `}`)
+	}
+	if !v.IsObject() {
+		return f, parsingError("[multimodal] [fusion] must be \"rrf\", \"linear\" or an object with [method]")
+	}
+	var err error
+	v.ForEach(func(k, x gjson.Result) bool {
+		switch k.Str {
+		case "method":
+			m := strings.ToLower(x.Str)
+			if x.Type != gjson.String || (m != hybrid.RRF && m != hybrid.Linear) {
+				err = parsingError("[multimodal] [fusion.method] must be \"rrf\" or \"linear\"")
+				return false
+			}
+			f.Method = m
+		case "rank_constant":
+			n, ok := positiveInt(x)
+			if !ok || n > 1000000 {
+				err = parsingError("[multimodal] [fusion.rank_constant] must be a positive integer")
+				return false
+			}
+			f.RankConstant = n
+		case "weights":
+			ws := x.Array()
+			if !x.IsArray() || len(ws) != 2 || ws[0].Type != gjson.Number || ws[1].Type != gjson.Number ||
+				ws[0].Num < 0 || ws[1].Num < 0 || ws[0].Num+ws[1].Num == 0 {
+				err = parsingError("[multimodal] [fusion.weights] must be two non-negative numbers [lexical, vector], not both 0")
+				return false
+			}
+			f.Weights = [2]float64{ws[0].Num, ws[1].Num}
+		default:
+			err = parsingError("[multimodal] [fusion] does not support [%s]", k.Str)
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return f, err
+	}
+	switch {
+	case f.Method == "":
+		return f, parsingError("[multimodal] [fusion] needs [method]")
+	case f.Method == hybrid.RRF && f.Weights != [2]float64{}:
+		return f, parsingError("[multimodal] [fusion.weights] applies to method linear, not rrf")
+	case f.Method == hybrid.Linear && f.RankConstant != 0:
+		return f, parsingError("[multimodal] [fusion.rank_constant] applies to method rrf, not linear")
+	}
+	return f, nil
 }
 
 // check validates the clause as a whole once every option is read.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vlproxy/vlproxy/document"
+	"github.com/vlproxy/vlproxy/hybrid"
 )
 
 // Config configures the rewriter. Zero fields take the value from DefaultConfig
@@ -36,6 +37,11 @@ type Config struct {
 	Fallback FallbackConfig `yaml:"fallback"`
 	// Document limits `multimodal.document` and its table extraction.
 	Document DocumentConfig `yaml:"document"`
+	// Engine is the kNN query dialect: "opensearch" (k-NN plugin) or "elasticsearch" (8.12+
+	// knn query). Default "opensearch".
+	Engine string `yaml:"engine"`
+	// EmbedTimeout bounds one embedding call (the request's own deadline still applies). Default 2s.
+	EmbedTimeout time.Duration `yaml:"embed_timeout"`
 }
 
 // Profile is the search defaults of the indices matching Index.
@@ -46,6 +52,25 @@ type Profile struct {
 	Fields []string `yaml:"fields"`
 	// Attributes maps model attributes (colour, material, …) to fields. Default: none.
 	Attributes []AttributeMapping `yaml:"attributes"`
+	// Vector names the indices' embedding field; with it a clause's default mode is hybrid.
+	// Default: none (clauses run keywords only).
+	Vector *VectorProfile `yaml:"vector"`
+}
+
+// VectorProfile is the kNN side of the indices of a profile.
+type VectorProfile struct {
+	// Field is the knn_vector (OpenSearch) or dense_vector (ES) field holding image vectors. Required.
+	Field string `yaml:"field"`
+	// Dims is the field's dimension; an embedding of another length is a 400. Default 0: not checked.
+	Dims int `yaml:"dims"`
+	// Mode is the clauses' default mode: keywords, vector or hybrid. Default hybrid.
+	Mode string `yaml:"mode"`
+	// K is the clauses' default k (neighbours); 0 takes from+size of the page. Default 0.
+	K int `yaml:"k"`
+	// NumCandidates is the default num_candidates (ES) / ef_search (OpenSearch). Default 0: the engine's.
+	NumCandidates int `yaml:"num_candidates"`
+	// Fusion is the default fusion of hybrid searches. Default rrf with rank_constant 60.
+	Fusion hybrid.Fusion `yaml:"fusion"`
 }
 
 // AttributeMapping turns one attribute of the model's answer into a filter or a boost.
@@ -126,6 +151,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Fallback.ImageOnly == "" {
 		c.Fallback.ImageOnly = d.Fallback.ImageOnly
 	}
+	if c.Engine == "" {
+		c.Engine = hybrid.OpenSearch
+	}
+	if c.EmbedTimeout == 0 {
+		c.EmbedTimeout = 2 * time.Second
+	}
+	if c.Engine != hybrid.OpenSearch && c.Engine != hybrid.Elasticsearch {
+		return c, fmt.Errorf("cannot use engine %q: want opensearch or elasticsearch", c.Engine)
+	}
 
 	if err := c.Document.withDefaults(); err != nil {
 		return c, err
@@ -163,6 +197,28 @@ func (c Config) withDefaults() (Config, error) {
 			if a.Boost == 0 {
 				a.Boost = 1
 			}
+		}
+		if v := p.Vector; v != nil {
+			vp := *v
+			if vp.Field == "" {
+				return c, fmt.Errorf("cannot use profiles[%d].vector: field is required", i)
+			}
+			if vp.Mode == "" {
+				vp.Mode = hybrid.ModeHybrid
+			}
+			switch vp.Mode {
+			case hybrid.ModeKeywords, hybrid.ModeVector, hybrid.ModeHybrid:
+			default:
+				return c, fmt.Errorf("cannot use profiles[%d].vector.mode %q: want keywords, vector or hybrid", i, vp.Mode)
+			}
+			if vp.Dims < 0 || vp.K < 0 || vp.NumCandidates < 0 {
+				return c, fmt.Errorf("cannot use profiles[%d].vector: dims, k and num_candidates must not be negative", i)
+			}
+			if err := vp.Fusion.Validate(); err != nil {
+				return c, fmt.Errorf("cannot use profiles[%d].vector: %w", i, err)
+			}
+			vp.Fusion = vp.Fusion.WithDefaults()
+			p.Vector = &vp
 		}
 		ps[i] = p
 	}

@@ -36,14 +36,28 @@ func FuzzRewriteBody(f *testing.F) {
 	pdf := base64.StdEncoding.EncodeToString(pdftest.TextTable("Order", docRows))
 	f.Add(`{"query":{"bool":{"should":[{"multimodal":{"document":"` + pdf + `","group_by_row":true,"fields":["title"]}}]}},"size":2}`)
 	f.Add(`{"query":{"multimodal":{"document":"data:application/pdf;base64,` + pdf + `","text":"jackets"}}}`)
+	f.Add(`{"size":3,"query":{"bool":{"must":[{"multimodal":{"image":"` + png + `","mode":"hybrid","k":20,"fusion":{"method":"linear","weights":[0.2,0.8]}}}],"filter":{"term":{"a":1}}}}}`)
+	f.Add(`{"query":{"multimodal":{"image":"` + png + `","text":"red","mode":"vector","num_candidates":50,"fusion":"rrf"}}}`)
+	f.Add(`{"query":{"multimodal":{"image":"` + png + `","fusion":{"method":"rrf","rank_constant":0}}}}`)
 	cfg := testConfig()
 	cfg.Image.MaxBytes = 256 << 10
+	cfg.Profiles[0].Vector = &VectorProfile{Field: "image_vec", Dims: 3}
 	r := newTestRewriter(f, cfg, newFake(), nil)
+	r.SetEmbedder(&fakeEmbedder{vec: []float32{0.6, 0.8, 0}}, nil)
 	f.Fuzz(func(t *testing.T, body string) {
 		res, err := r.Rewrite(context.Background(), Request{Index: "products", Body: []byte(body)})
 		if err != nil {
 			esStatus(t, err)
 			return
+		}
+		if p := res.Vector; p != nil && json.Valid([]byte(body)) {
+			lex, vec, _, _, err := p.Sides(res.Body)
+			if err == nil && (!json.Valid(lex) || !json.Valid(vec)) {
+				t.Fatalf("invalid hybrid sides for %s:\n%s\n%s", body, lex, vec)
+			}
+			if vb, err := p.VectorBody(res.Body); err == nil && !json.Valid(vb) {
+				t.Fatalf("invalid vector body for %s: %s", body, vb)
+			}
 		}
 		if json.Valid([]byte(body)) && !json.Valid(res.Body) {
 			t.Fatalf("valid input became invalid:\n%s\n%s", body, res.Body)

@@ -19,6 +19,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/vlproxy/vlproxy/document"
+	"github.com/vlproxy/vlproxy/hybrid"
 	"github.com/vlproxy/vlproxy/model"
 )
 
@@ -86,6 +87,12 @@ type Request struct {
 	Index string // index expression from the URL path, "" for /_search
 	Body  []byte
 	Mode  Mode
+	// KeywordsOnly keeps every clause to keywords (a `_count`, where no kNN search can run);
+	// a clause asking for vector or hybrid retrieval is refused with a 400.
+	KeywordsOnly bool
+	// Retrieval, when set (keywords, vector or hybrid), is every clause's mode, over the
+	// clause's own (the X-VLProxy-Retrieval request header).
+	Retrieval string
 }
 
 // Query is the first clause's query, for reranking.
@@ -108,6 +115,12 @@ type Result struct {
 	ModelTime time.Duration // time spent waiting for the model (zero on cache hits)
 	Elapsed   time.Duration
 	Query     Query
+	// Retrieval is the value of X-VLProxy-Retrieval: keywords, vector, hybrid, or
+	// fallback:<reason> when the clause wanted a kNN search and got keywords only.
+	Retrieval string
+	// Vector, when set, is the kNN search the body runs (mode vector or hybrid); its query
+	// replaces the body's (vector) or runs beside it (hybrid, fused by the caller).
+	Vector *hybrid.Plan
 	// Explain describes the first clause: {"keywords","category","attributes","query","model","prompt_version"}
 	// plus "fallback" (the reason) when the model did not help and "clauses" when there were several;
 	// a document clause adds "document" and the extracted "rows".
@@ -119,11 +132,13 @@ type Result struct {
 
 // Rewriter rewrites multimodal clauses. It is safe for concurrent use.
 type Rewriter struct {
-	cfg    Config
-	model  Chatter
-	cache  Cache
-	log    *slog.Logger
-	images *media.Loader
+	embed      Embedder
+	embedCache Cache
+	cfg        Config
+	model      Chatter
+	cache      Cache
+	log        *slog.Logger
+	images     *media.Loader
 	// docs reads documents; docURLs downloads them under document.max_bytes.
 	docs     *document.Reader
 	docURLs  *media.Loader
@@ -193,10 +208,13 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 	gStart, gEnd := 0, 0
 	for i := range clauses {
 		c := &clauses[i]
+		if req.Retrieval != "" && !req.KeywordsOnly {
+			c.Mode = req.Retrieval
+		}
 		out = append(out, body[prev:c.start]...)
 		qStart := len(out)
 		var o clauseOutcome
-		out, o, err = r.rewriteClause(ctx, c, prof, req.Mode, out)
+		out, o, err = r.rewriteClause(ctx, c, prof, req.Mode, out, len(clauses), body, req.KeywordsOnly)
 		res.ModelTime += o.modelTime
 		if err != nil {
 			var e *eserr.Error
@@ -215,7 +233,11 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 		case fallback == "" && o.status != "applied":
 			fallback = o.status // "off" or "fallback:<reason>"
 		}
+		if o.plan != nil {
+			res.Vector = o.plan
+		}
 		if i == 0 {
+			res.Retrieval = o.retrieval
 			res.Query = o.query
 			res.Explain = r.explain(&o, out[qStart:], len(clauses))
 		}
@@ -255,6 +277,8 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 
 type clauseOutcome struct {
 	status    string
+	retrieval string       // X-VLProxy-Retrieval of the clause
+	plan      *hybrid.Plan // set when the clause runs a kNN search
 	reason    string
 	kw        *Keywords
 	modelTime time.Duration
@@ -265,14 +289,35 @@ type clauseOutcome struct {
 	rowQueries [][]byte
 }
 
-func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, mode Mode, dst []byte) ([]byte, clauseOutcome, error) {
+func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, mode Mode, dst []byte, n int, body []byte, keywordsOnly bool) ([]byte, clauseOutcome, error) {
 	if c.Document != "" {
-		return r.rewriteDocument(ctx, c, prof, mode, dst)
+		dst, o, err := r.rewriteDocument(ctx, c, prof, mode, dst)
+		o.retrieval = hybrid.ModeKeywords
+		return dst, o, err
 	}
-	var o clauseOutcome
+	o := clauseOutcome{retrieval: hybrid.ModeKeywords}
 	fields := prof.Fields
 	if c.hasFields {
 		fields = c.Fields
+	}
+	rmode := hybrid.ModeKeywords
+	var plan *hybrid.Plan
+	if keywordsOnly && (c.Mode == hybrid.ModeVector || c.Mode == hybrid.ModeHybrid) {
+		o.status = "error"
+		return dst, o, illegalArgument("[multimodal] [mode] [%s] is not supported by this endpoint (a count runs keywords only)", c.Mode)
+	}
+	if mode != ModeOff && !keywordsOnly {
+		var err error
+		if rmode, err = r.chooseMode(c, prof, n); err != nil {
+			o.status = "error"
+			return dst, o, err
+		}
+		if rmode != hybrid.ModeKeywords {
+			if plan, err = r.planFor(c, prof, rmode, body); err != nil {
+				o.status = "error"
+				return dst, o, err
+			}
+		}
 	}
 	var img *media.Image
 	if c.Image != "" {
@@ -293,6 +338,46 @@ func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, 
 		return appendTextQuery(dst, c, fields), o, nil
 	}
 
+	var wait func() ([]float32, bool, time.Duration, error)
+	if plan != nil {
+		wait = r.embedAsync(ctx, c, img, prof)
+	}
+	// useVector takes the embedding; false (with the retrieval fallback set) when there is
+	// none, and an error for what the client must hear about (a dimension mismatch).
+	useVector := func() (bool, bool, error) {
+		vec, hit, d, err := wait()
+		if !hit {
+			o.modelTime += d
+		}
+		if err != nil {
+			var e *eserr.Error
+			if errors.As(err, &e) {
+				return false, false, err
+			}
+			o.retrieval = r.embedFallback(ctx, err)
+			return false, false, nil
+		}
+		plan.Vector = vec
+		o.plan = plan
+		o.retrieval = plan.Mode
+		return true, hit, nil
+	}
+	if rmode == hybrid.ModeVector {
+		ok, hit, err := useVector()
+		if err != nil {
+			o.status = "error"
+			return dst, o, err
+		}
+		if ok {
+			// The lexical body is never sent: VectorBody replaces the query.
+			o.status = "applied"
+			if hit {
+				o.status = "cached"
+			}
+			return appendMatchNone(dst), o, nil
+		}
+	}
+
 	kw, hit, err := r.keywords(ctx, c, img, &o)
 	if err != nil {
 		o.reason = model.Reason(err)
@@ -302,6 +387,17 @@ func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, 
 		o.status = "fallback:" + o.reason
 		r.log.LogAttrs(ctx, slog.LevelWarn, "rewrite fell back", slog.String("reason", o.reason),
 			slog.Bool("image", img != nil), slog.Any("err", err))
+		if wait != nil && rmode == hybrid.ModeHybrid {
+			ok, _, verr := useVector()
+			if verr != nil {
+				return dst, o, verr
+			}
+			if ok && c.Text == "" {
+				// No keywords for an image-only clause, but its vector: kNN alone.
+				plan.Mode, o.retrieval = hybrid.ModeVector, hybrid.ModeVector
+				return appendMatchNone(dst), o, nil
+			}
+		}
 		if c.Text != "" {
 			return appendTextQuery(dst, c, fields), o, nil
 		}
@@ -314,6 +410,12 @@ func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, 
 	o.status = "applied"
 	if hit {
 		o.status = "cached"
+	}
+	if wait != nil && rmode == hybrid.ModeHybrid {
+		if _, _, err := useVector(); err != nil {
+			o.status = "error"
+			return dst, o, err
+		}
 	}
 	return appendKeywordQuery(dst, c, fields, &kw, prof.Attributes), o, nil
 }
@@ -486,6 +588,7 @@ type explanation struct {
 	PromptVersion string            `json:"prompt_version"`
 	Status        string            `json:"status"`
 	Fallback      string            `json:"fallback,omitempty"`
+	Retrieval     string            `json:"retrieval,omitempty"`
 	Clauses       int               `json:"clauses,omitempty"`
 	Document      *documentExplain  `json:"document,omitempty"`
 	Rows          []document.Row    `json:"rows,omitempty"`
@@ -498,6 +601,7 @@ func (r *Rewriter) explain(o *clauseOutcome, query []byte, n int) json.RawMessag
 		PromptVersion: r.cfg.Prompt.Version,
 		Status:        o.status,
 		Fallback:      o.reason,
+		Retrieval:     o.retrieval,
 	}
 	if n > 1 {
 		e.Clauses = n

@@ -35,31 +35,57 @@ func runEnrich(args []string) error {
 	fs.StringVar(&mc.URL, "model-url", os.Getenv("VLPROXY_MODEL_URL"), "OpenAI-compatible chat model server (env VLPROXY_MODEL_URL; API key from env VLPROXY_MODEL_API_KEY)")
 	fs.StringVar(&mc.Model, "model-name", os.Getenv("VLPROXY_MODEL_NAME"), "served model name (env VLPROXY_MODEL_NAME)")
 	fs.StringVar(&mc.API, "model-api", mc.API, "server flavour: vllm, sglang, llamacpp, ollama or openai")
+	ec := model.DefaultConfig()
+	ec.API = model.APIOpenAI
+	ec.APIKeyEnv = "VLPROXY_EMBED_API_KEY"
+	fs.StringVar(&ec.URL, "embed-url", os.Getenv("VLPROXY_EMBED_URL"), "OpenAI-compatible /v1/embeddings server: image vectors go into -vector-field (env VLPROXY_EMBED_URL)")
+	fs.StringVar(&ec.Model, "embed-model", os.Getenv("VLPROXY_EMBED_MODEL"), "served embedding model name (env VLPROXY_EMBED_MODEL)")
+	fs.StringVar(&ec.API, "embed-api", ec.API, "embedding server flavour: openai, vllm, sglang, llamacpp, ollama or tei")
+	fs.StringVar(&ec.Embed.Form, "embed-form", model.EmbedFormInput, "embedding request form: input or messages (vLLM chat form)")
+	fs.IntVar(&ec.Embed.Dimensions, "embed-dimensions", 0, "truncate vectors to this many components before L2 normalisation (0: as served)")
+	fs.StringVar(&cfg.VectorField, "vector-field", cfg.VectorField, "field that receives image vectors (created as knn_vector/dense_vector when missing)")
+	fs.StringVar(&cfg.Engine, "engine", cfg.Engine, "opensearch or elasticsearch (the vector field's mapping)")
+	keywords := fs.Bool("keywords", true, "write model keywords (needs -model-url); -keywords=false with -embed-url writes vectors only")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if cfg.Index == "" {
 		return fmt.Errorf("-index is required")
 	}
-	if mc.URL == "" && cfg.PDFField == "" {
-		return fmt.Errorf("-model-url is required (or env VLPROXY_MODEL_URL); `vlbench fake-model` runs a simulator")
+	// -keywords needs the chat model unless the run only reads PDF attachments.
+	if *keywords && mc.URL == "" && cfg.PDFField == "" {
+		return fmt.Errorf("-model-url is required (or env VLPROXY_MODEL_URL) unless -keywords=false; `vlbench fake-model` runs a simulator")
 	}
-	var m enrich.Chatter // nil: attachments' text only
-	if mc.URL != "" {
+	if !*keywords && ec.URL == "" && cfg.PDFField == "" {
+		return fmt.Errorf("nothing to do: -keywords=false, no -embed-url and no -pdf-field")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var ms enrich.Models
+	if *keywords && mc.URL != "" {
 		mc.APIKey = os.Getenv(mc.APIKeyEnv)
 		mc.Timeout = max(mc.Timeout, cfg.Timeout)
-		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		c, err := model.New(model.RoleChat, mc, log)
+		m, err := model.New(model.RoleChat, mc, log)
 		if err != nil {
 			return fmt.Errorf("cannot set up the model client: %w", err)
 		}
-		defer c.Close()
-		m = c
+		defer m.Close()
+		ms.Chat = m
+	}
+	if ec.URL != "" {
+		ec.APIKey = os.Getenv(ec.APIKeyEnv)
+		ec.Timeout = max(ec.Timeout, cfg.Timeout)
+		ec.HealthInterval = -1
+		emb, err := model.New(model.RoleEmbed, ec, log)
+		if err != nil {
+			return fmt.Errorf("cannot set up the embed model client: %w", err)
+		}
+		defer emb.Close()
+		ms.Embed = emb
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	st, err := enrich.RunStats(ctx, cfg, m, os.Stderr)
+	st, err := enrich.RunModels(ctx, cfg, ms, os.Stderr)
 	fmt.Printf("enriched %s in %s: %+v\n", cfg.Index, time.Since(start).Round(time.Millisecond), st)
 	return err
 }

@@ -17,6 +17,7 @@ func runEval(args []string) error {
 	qrelsFile := fs.String("qrels", "", "TREC qrels file: query 0 document relevance (required)")
 	k := fs.Int("k", def.K, "metric cutoff and hits requested")
 	tmpl := fs.String("template", "", "file with the _search body; {{text}}, {{image}} (JSON strings) and {{size}} are replaced (default: a multimodal clause)")
+	recallAt := fs.Int("recall-at", 0, "also request this many hits and report recall@N over them (other metrics stay at -k)")
 	perms := fs.Int("permutations", def.Permutations, "permutations of the paired randomization test")
 	idField := fs.String("id-field", "", "read document ids from this _source field instead of _id")
 	allJudged := fs.Bool("all-judged", false, "documents missing from the qrels are judged non-relevant (every document judged, only gains >= 1 written)")
@@ -38,6 +39,7 @@ func runEval(args []string) error {
 	}
 	cfg := def
 	cfg.URL, cfg.Index, cfg.K, cfg.Permutations, cfg.IDField, cfg.AllJudged = *target, *index, *k, *perms, *idField, *allJudged
+	cfg.RecallAt = *recallAt
 	if *tmpl != "" {
 		b, err := os.ReadFile(*tmpl)
 		if err != nil {

@@ -26,6 +26,8 @@ func runIndex(args []string) error {
 	fashion := fs.Bool("fashion", false, "load the fashion catalogue (styles.csv) with its own mappings")
 	fashionDir := fs.String("fashion-dir", "", "fashion catalogue folder (default: ../shared/data/fashion from the repository root)")
 	limit := fs.Int("limit", 0, "load only the first N documents (0: all)")
+	photosOnly := fs.Bool("photos-only", false, "fashion: load only the products with a photo (the 2,000 of images/)")
+	knn := fs.Bool("knn", false, "fashion: create the index with index.knn: true (OpenSearch k-NN, needed for a knn_vector field with HNSW)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a -url that is not on a loopback address")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,9 +46,15 @@ func runIndex(args []string) error {
 		if err != nil {
 			return err
 		}
+		if *photosOnly {
+			ps = bench.FashionWithPhotos(ps)
+		}
 		docs = bench.FashionDocs(ps)
 		if *mappings == "" {
 			cfg.Mappings = json.RawMessage(bench.FashionMappings)
+			if *knn {
+				cfg.Mappings = json.RawMessage(strings.Replace(bench.FashionMappings, `"number_of_replicas": 0}`, `"number_of_replicas": 0, "index.knn": true}`, 1))
+			}
 		}
 	case *file != "":
 		var err error
@@ -98,6 +106,7 @@ func runFashionQueries(args []string) error {
 	nImage := fs.Int("image", 50, "number of image queries")
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	full := fs.Bool("full-qrels", false, "also write gain-0 judgments (every product is judged; large files)")
+	photosOnly := fs.Bool("photos-only", false, "judge only the products with a photo (for an index loaded with index -photos-only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +120,9 @@ func runFashionQueries(args []string) error {
 	ps, err := bench.LoadFashion(dir)
 	if err != nil {
 		return err
+	}
+	if *photosOnly {
+		ps = bench.FashionWithPhotos(ps)
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("cannot create -out: %w", err)

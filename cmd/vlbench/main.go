@@ -21,6 +21,7 @@ var commands = map[string]command{
 	"index":           {"bulk-load a catalogue (CSV/NDJSON, or -fashion) into ES with olivere/elastic", runIndex},
 	"fashion-queries": {"generate text and image query sets and qrels from the fashion catalogue", runFashionQueries},
 	"fake-model":      {"serve the model/modeltest simulator of an OpenAI-compatible model server", runFakeModel},
+	"exact-knn":       {"rank image queries by exact cosine over the index's stored vectors (the reference for the engine's kNN)", runExactKNN},
 	"enrich":          {"write model keywords of each document's image into a field (resumable, rate-limited)", runEnrich},
 	"section":         {"replace one <!-- bench:NAME --> section of BENCHMARKS.md with a file", runSection},
 	"freeport":        {"print a free loopback TCP port", runFreePort},

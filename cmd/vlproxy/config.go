@@ -50,6 +50,8 @@ type Config struct {
 type ModelConfig struct {
 	Chat   model.Config `yaml:"chat"`
 	Rerank model.Config `yaml:"rerank"`
+	// Embed (image/text embeddings for vector and hybrid retrieval) is used when its URL is set.
+	Embed model.Config `yaml:"embed"`
 }
 
 // CacheConfig sizes the caches.
@@ -69,6 +71,8 @@ type CacheConfig struct {
 	RefreshLag time.Duration `yaml:"refresh_lag"`
 	// Keywords caches model keywords per (model, prompt version, text, image hash). Default 32 MiB, 24h.
 	Keywords cache.Config `yaml:"keywords"`
+	// Embeddings caches query embeddings per (model, dimensions, image hash or text). Default 64 MiB, 24h.
+	Embeddings cache.Config `yaml:"embeddings"`
 	// Scores caches rerank scores per (model, query, document version). Default 32 MiB, 1h.
 	Scores cache.Config `yaml:"scores"`
 }
@@ -77,7 +81,7 @@ func defaultConfig() Config {
 	c := Config{
 		Proxy:       proxy.DefaultConfig(),
 		Pipeline:    pipeline.DefaultConfig(),
-		Model:       ModelConfig{Chat: model.DefaultConfig(), Rerank: model.DefaultConfig()},
+		Model:       ModelConfig{Chat: model.DefaultConfig(), Rerank: model.DefaultConfig(), Embed: model.DefaultConfig()},
 		Rewrite:     rewrite.DefaultConfig(),
 		Rerank:      rerank.DefaultConfig(),
 		Judge:       rerank.DefaultJudgeConfig(),
@@ -90,9 +94,13 @@ func defaultConfig() Config {
 		TopologyRefresh: 30 * time.Second,
 		RefreshLag:      1500 * time.Millisecond,
 		Keywords:        cache.Config{Name: "keywords", MaxBytes: 32 << 20, MaxEntryBytes: 64 << 10, TTL: 24 * time.Hour, FillTimeout: 30 * time.Second},
+		Embeddings:      cache.Config{Name: "embeddings", MaxBytes: 64 << 20, MaxEntryBytes: 64 << 10, TTL: 24 * time.Hour, FillTimeout: 30 * time.Second},
 		Scores:          cache.Config{Name: "scores", MaxBytes: 32 << 20, MaxEntryBytes: 64 << 10, TTL: time.Hour, FillTimeout: 30 * time.Second},
 	}
 	c.Model.Rerank.APIKeyEnv = "VLPROXY_RERANK_API_KEY"
+	c.Model.Embed.APIKeyEnv = "VLPROXY_EMBED_API_KEY"
+	c.Model.Embed.API = model.APIOpenAI
+	c.Model.Embed.Embed.Form = model.EmbedFormInput
 	return c
 }
 
@@ -213,6 +221,20 @@ var options = []option{
 	stringOpt("rerank-url", "base URL of a rerank server (vLLM /v1/rerank, Jina, Cohere, TEI); used when -rerank-scorer=api", func(c *Config) *string { return &c.Model.Rerank.URL }),
 	stringOpt("rerank-model", "served model name of the rerank server", func(c *Config) *string { return &c.Model.Rerank.Model }),
 	stringOpt("rerank-api", "rerank server flavour: vllm, jina, cohere, tei or vllm-score; the API key comes from env VLPROXY_RERANK_API_KEY", func(c *Config) *string { return &c.Model.Rerank.API }),
+	stringOpt("embed-url", "base URL of the OpenAI-compatible /v1/embeddings server for vector and hybrid retrieval (vLLM with a multimodal embedding model, infinity, llama.cpp, the EfficientNet test server); \"\" = none: clauses run keywords (X-VLProxy-Retrieval: fallback:no_embed_model where a vector was wanted)", func(c *Config) *string { return &c.Model.Embed.URL }),
+	stringOpt("embed-model", "served model name sent with every embedding request", func(c *Config) *string { return &c.Model.Embed.Model }),
+	stringOpt("embed-api", "embedding server flavour: openai, vllm, sglang, llamacpp, ollama or tei; the API key comes from env VLPROXY_EMBED_API_KEY", func(c *Config) *string { return &c.Model.Embed.API }),
+	stringOpt("embed-form", "request form: input (image data URIs or text in \"input\") or messages (vLLM's chat form, one conversation per vector)", func(c *Config) *string { return &c.Model.Embed.Embed.Form }),
+	intOpt("embed-dimensions", "truncate embeddings to this many components before L2 normalisation (Matryoshka models); 0 = as served", func(c *Config) *int { return &c.Model.Embed.Embed.Dimensions }),
+	{name: "embed-text", usage: "true when the embed model embeds text into the image space (a text tower); false: text goes to the lexical side only",
+		get: func(c *Config) string { return strconv.FormatBool(c.Model.Embed.Embed.Text) },
+		set: func(c *Config, v string) (err error) {
+			c.Model.Embed.Embed.Text, err = strconv.ParseBool(v)
+			return err
+		}},
+	durationOpt("embed-timeout", "budget for one query embedding; later answers fall back to keywords (X-VLProxy-Retrieval: fallback:timeout)", func(c *Config) *time.Duration { return &c.Rewrite.EmbedTimeout }),
+	intOpt("embed-max-concurrent", "embedding calls in flight to the embedding server", func(c *Config) *int { return &c.Model.Embed.MaxConcurrent }),
+	stringOpt("vector-engine", "kNN query dialect of the cluster: opensearch (k-NN plugin knn query) or elasticsearch (8.12+ knn query)", func(c *Config) *string { return &c.Rewrite.Engine }),
 	stringOpt("rerank-scorer", "how hits are scored: api (the rerank server) or judge (yes/no logprobs from the chat model)", func(c *Config) *string { return &c.Rerank.Scorer }),
 	{name: "rerank-indices", usage: "comma-separated index patterns (* wildcards) reranked by default; elsewhere reranking needs X-VLProxy-Rerank: on or ext.vlproxy.rerank",
 		get: func(c *Config) string { return strings.Join(c.Rerank.Indices, ",") },
@@ -229,6 +251,9 @@ var options = []option{
 	{name: "keyword-cache-size", usage: "bytes of model keywords kept (per model, prompt version, text and image hash)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Keywords.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Keywords.MaxBytes, v) }},
+	{name: "embedding-cache-size", usage: "bytes of query embeddings kept (per model, dimensions, image hash or text)",
+		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Embeddings.MaxBytes).String() },
+		set: func(c *Config, v string) error { return setBytes(&c.Cache.Embeddings.MaxBytes, v) }},
 	{name: "score-cache-size", usage: "bytes of rerank scores kept (per model, query and document version)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Scores.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Scores.MaxBytes, v) }},
@@ -321,6 +346,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	cfg.AdminToken = getenv("VLPROXY_ADMIN_TOKEN")
 	cfg.Model.Chat.APIKey = getenv(cfg.Model.Chat.APIKeyEnv)
 	cfg.Model.Rerank.APIKey = getenv(cfg.Model.Rerank.APIKeyEnv)
+	cfg.Model.Embed.APIKey = getenv(cfg.Model.Embed.APIKeyEnv)
 	return cfg, nil
 }
 

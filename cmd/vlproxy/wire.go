@@ -55,6 +55,15 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	if err != nil {
 		return nil, close, fmt.Errorf("cannot set up rewrite (config section rewrite:): %w", err)
 	}
+	if cfg.Model.Embed.URL != "" {
+		emb, err := model.New(model.RoleEmbed, cfg.Model.Embed, log)
+		if err != nil {
+			return nil, close, fmt.Errorf("cannot set up the embed model (-embed-url): %w", err)
+		}
+		clients = append(clients, emb)
+		opts = append(opts, proxy.WithComponent(modelComponent("model.embed", emb)))
+		rw.SetEmbedder(emb, cache.New(cfg.Cache.Embeddings))
+	}
 	opts = append(opts, proxy.WithRewriter(rw))
 
 	scorers, rerankClient, err := buildScorers(cfg, chat, log)

@@ -23,6 +23,8 @@ const (
 	Rewrite = "X-VLProxy-Rewrite"
 	Rerank  = "X-VLProxy-Rerank"
 	Variant = "X-VLProxy-Variant"
+	// Retrieval says (response) or forces (request) the multimodal clauses' retrieval mode.
+	Retrieval = "X-VLProxy-Retrieval"
 )
 
 var stored = [][]byte{

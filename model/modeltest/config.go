@@ -56,6 +56,9 @@ type Config struct {
 	ImageTokens int `json:"image_tokens" yaml:"image_tokens"`
 	// EmbedDim is the embedding dimension (default 16).
 	EmbedDim int `json:"embed_dim" yaml:"embed_dim"`
+	// EmbedImagesOnly refuses a text-only embedding with a 400, as an image-only encoder
+	// (CLIP's vision half, EfficientNet) does. Default false.
+	EmbedImagesOnly bool `json:"embed_images_only" yaml:"embed_images_only"`
 	// Unhealthy makes /health answer 503 (vLLM's dead engine). Default false.
 	Unhealthy bool `json:"unhealthy" yaml:"unhealthy"`
 	// Seed seeds latency and error-rate draws (default 1), so runs repeat.

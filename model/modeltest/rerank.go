@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -210,6 +211,15 @@ func (s *Server) embed(cfg Config, body []byte) (any, *Fault) {
 			if x.Type != gjson.String {
 				return nil, badRequest("input: only strings are simulated")
 			}
+			// Servers that embed images in the input form take data URIs there.
+			if strings.HasPrefix(x.Str, "data:image/") {
+				h, err := imageRef(x.Str)
+				if err != nil {
+					return nil, badRequest("%s", err.Error())
+				}
+				docs = append(docs, Doc{Images: []string{h}})
+				continue
+			}
 			docs = append(docs, Doc{Text: x.String()})
 		}
 	case r.Get("messages").IsArray():
@@ -228,6 +238,13 @@ func (s *Server) embed(cfg Config, body []byte) (any, *Fault) {
 	default:
 		return nil, badRequest("[{'type': 'missing', 'loc': ('body', 'input'), 'msg': 'Field required'}]")
 	}
+	if cfg.EmbedImagesOnly {
+		for _, d := range docs {
+			if len(d.Images) == 0 {
+				return nil, badRequest("this model embeds images only: the input has no image")
+			}
+		}
+	}
 	resp := embedResponse{ID: s.nextID("embd-"), Object: "list", Created: 1731000000, Model: cfg.Model}
 	for i, d := range docs {
 		resp.Data = append(resp.Data, embedData{Index: i, Object: "embedding", Embedding: cfg.vector(d)})
@@ -240,6 +257,9 @@ func (s *Server) embed(cfg Config, body []byte) (any, *Fault) {
 func (cfg *Config) vector(d Doc) []float64 {
 	v := make([]float64, cfg.EmbedDim)
 	words := cfg.docWords(d)
+	if len(words) == 0 {
+		words = d.Images // an image without configured keywords still has its own direction
+	}
 	if len(words) == 0 {
 		words = []string{""}
 	}

@@ -58,6 +58,9 @@ func encodeOutcome(out *outcome) []byte {
 	e.Headers = append(e.Headers,
 		resultcache.Header{Name: []byte(httphdr.Rewrite), Value: []byte(out.rewrite)},
 		resultcache.Header{Name: []byte(httphdr.Rerank), Value: []byte(out.rerank)})
+	if out.retrieval != "" {
+		e.Headers = append(e.Headers, resultcache.Header{Name: []byte(httphdr.Retrieval), Value: []byte(out.retrieval)})
+	}
 	return resultcache.AppendEntry(nil, &e)
 }
 
@@ -74,6 +77,8 @@ func decodeOutcome(b []byte) (*outcome, error) {
 			out.rewrite = string(h.Value)
 		case bytes.EqualFold(h.Name, []byte(httphdr.Rerank)):
 			out.rerank = string(h.Value)
+		case bytes.EqualFold(h.Name, []byte(httphdr.Retrieval)):
+			out.retrieval = string(h.Value)
 		default:
 			out.header = append(out.header, h)
 		}

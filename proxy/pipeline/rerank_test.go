@@ -136,7 +136,7 @@ func TestRerankExplain(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("explained hits\n%s\nwant\n%s\nin %s", strings.Join(got, "\n"), strings.Join(want, "\n"), ext.Raw)
 	}
-	if ext.Get("rerank.scorer").String() == "" || ext.Get("status").Raw != `{"rewrite":"applied","rerank":"applied"}` ||
+	if ext.Get("rerank.scorer").String() == "" || ext.Get("status").Raw != `{"retrieval":"keywords","rewrite":"applied","rerank":"applied"}` ||
 		ext.Get("rewrite.keywords").Raw != `["floral dress","straw hat"]` {
 		t.Fatalf("explanation %s", ext.Raw)
 	}

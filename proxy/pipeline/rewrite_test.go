@@ -101,7 +101,7 @@ func TestExplain(t *testing.T) {
 	if got := ext.Get("rewrite.query").Raw; got != seasideQuery {
 		t.Fatalf("explained query %s", got)
 	}
-	if got := ext.Get("status").Raw; got != `{"rewrite":"applied","rerank":"off"}` {
+	if got := ext.Get("status").Raw; got != `{"retrieval":"keywords","rewrite":"applied","rerank":"off"}` {
 		t.Fatalf("explained status %s", got)
 	}
 	if got := ext.Get("rewrite.model").String(); got != modeltest.DefaultModel {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"github.com/vlproxy/vlproxy/internal/eserr"
 	"github.com/vlproxy/vlproxy/internal/esshape"
 	"net/url"
@@ -22,16 +23,18 @@ import (
 // part is one search on its way through the pipeline: the whole body of `_search`/`_count`, or
 // one header/body pair of `_msearch`.
 type part struct {
-	index   string
-	body    []byte // as forwarded
-	explain bool
-	rewrite rewrite.Result
-	rwState string
-	plan    *rerank.Plan
-	rr      Reranker // the reranker that made plan (the variant's scorer)
-	rrState string
-	shadow  rerank.ShadowStats
-	query   string // query string for the upstream (only `_search` may change it)
+	index     string
+	body      []byte // as forwarded
+	explain   bool
+	rewrite   rewrite.Result
+	rwState   string
+	plan      *rerank.Plan
+	rr        Reranker // the reranker that made plan (the variant's scorer)
+	rrState   string
+	shadow    rerank.ShadowStats
+	query     string      // query string for the upstream (only `_search` may change it)
+	retrieval string      // X-VLProxy-Retrieval of this search ("" without a clause)
+	hy        *hybridPart // the two sides of a hybrid search
 }
 
 // run answers one request: prepare each search, one upstream call, then rerank and explain.
@@ -74,6 +77,23 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		parts = append(parts, pt)
 	}
 
+	// A hybrid `_search` goes upstream as an `_msearch` of its two sides; its filter_path
+	// applies to the fused response.
+	var upPath []byte
+	var hybridFilter string
+	if in.kind == Search && len(parts) == 1 && parts[0].hy != nil {
+		var err error
+		var body []byte
+		upPath, upQuery, body, hybridFilter, err = hybridSearch(path, upQuery, parts[0].hy)
+		if err != nil {
+			return nil, err
+		}
+		parts[0].body = body
+	}
+	if in.kind == Msearch && anyHybrid(parts) {
+		items = expandMsearch(parts, items)
+	}
+
 	// An _msearch filter_path applies to the whole response, and the reranker needs its
 	// searches' hits whole: take it off upstream and apply it at the end.
 	var msearchFilter string
@@ -99,6 +119,9 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		body = parts[0].body
 		changed = string(body) != string(in.body)
 	}
+	if upPath != nil {
+		req.Header.SetContentType("application/x-ndjson")
+	}
 	if changed || (len(parts) > 0 && !in.raw) {
 		req.Header.Del("Content-Encoding")
 		if !in.raw && !changed {
@@ -109,8 +132,11 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		req.Header.Del("Accept-Encoding") // the response is edited: get it plain
 	}
 	req.SetBody(body)
-	if upQuery != string(origQuery) {
-		u := append([]byte(nil), path...)
+	if upQuery != string(origQuery) || upPath != nil {
+		if upPath == nil {
+			upPath = path
+		}
+		u := append([]byte(nil), upPath...)
 		if upQuery != "" {
 			u = append(append(u, '?'), upQuery...)
 		}
@@ -126,6 +152,23 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	out := &outcome{status: resp.StatusCode()}
 	out.header = outcomeHeaders(nil, &resp.Header)
 	out.body = append([]byte(nil), resp.Body()...)
+	if anyHybrid(parts) && out.status >= 200 && out.status <= 299 {
+		var err error
+		if in.kind == Msearch {
+			out.body, err = collapseMsearch(parts, out.body)
+		} else {
+			out.body, err = collapseSearch(parts[0], out.body)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if st := gjson.GetBytes(out.body, "status"); in.kind == Search && gjson.GetBytes(out.body, "error").Exists() && st.Int() >= 400 {
+			out.status = int(st.Int()) // the lexical side failed: answer as the engine would
+		}
+		if hybridFilter != "" {
+			out.body = esshape.ApplyFilterPath(out.body, hybridFilter)
+		}
+	}
 	if p.needsResponse(parts) && out.status >= 200 && out.status <= 299 {
 		if err := p.finish(ctx, in, parts, out, &t); err != nil {
 			return nil, err
@@ -138,6 +181,7 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		out.body = esshape.ApplyFilterPath(out.body, msearchFilter)
 	}
 	out.rewrite, out.rerank = summarize(in, parts)
+	out.retrieval = summarizeRetrieval(parts)
 	out.timings = t
 	p.observe(in, parts, time.Since(start))
 	return out, nil
@@ -198,7 +242,7 @@ func cutQueryParam(q, name string) (rest, value string) {
 
 func (p *Pipeline) needsResponse(parts []*part) bool {
 	for _, pt := range parts {
-		if pt.plan != nil || pt.explain || len(pt.rewrite.Groups) > 0 {
+		if pt.plan != nil || pt.explain || len(pt.rewrite.Groups) > 0 || pt.hy != nil {
 			return true
 		}
 	}
@@ -228,7 +272,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 
 	mode := rewriteMode(in, rwOpts)
 	if p.rw != nil {
-		res, err := p.rw.Rewrite(ctx, rewrite.Request{Index: index, Body: body, Mode: mode})
+		res, err := p.rw.Rewrite(ctx, rewrite.Request{Index: index, Body: body, Mode: mode, KeywordsOnly: in.kind == Count, Retrieval: in.sw.Retrieval})
 		if err != nil {
 			return nil, err
 		}
@@ -237,6 +281,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 		}
 		pt.rewrite = res
 		pt.rwState = res.Status
+		pt.retrieval = res.Retrieval
 		body = res.Body
 		t.Rewrite += res.Elapsed
 		t.Model += res.ModelTime
@@ -275,6 +320,9 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 		}
 	}
 	pt.body = body
+	if err := prepareVector(pt); err != nil {
+		return nil, err
+	}
 	return pt, nil
 }
 
@@ -390,12 +438,38 @@ func (p *Pipeline) finishOne(ctx context.Context, pt *part, body []byte, t *Timi
 	if len(rrExplain) > 0 {
 		ext, _ = sjson.SetRawBytes(ext, "rerank", rrExplain)
 	}
+	if pt.hy != nil {
+		if b, err := json.Marshal(pt.hy.explain); err == nil {
+			ext, _ = sjson.SetRawBytes(ext, "hybrid.hits", b)
+			ext, _ = sjson.SetBytes(ext, "hybrid.fusion", pt.hy.plan.Fusion)
+		}
+	}
+	if pt.retrieval != "" {
+		ext, _ = sjson.SetBytes(ext, "status.retrieval", pt.retrieval)
+	}
 	ext, _ = sjson.SetBytes(ext, "status.rewrite", pt.rwState)
 	ext, _ = sjson.SetBytes(ext, "status.rerank", pt.rrState)
 	if b, err := sjson.SetRawBytes(body, "ext.vlproxy", ext); err == nil {
 		body = b
 	}
 	return body, nil
+}
+
+// summarizeRetrieval builds X-VLProxy-Retrieval like summarize: "" when no search had a clause.
+func summarizeRetrieval(parts []*part) string {
+	any := false
+	for _, pt := range parts {
+		any = any || pt.retrieval != ""
+	}
+	if !any {
+		return ""
+	}
+	return join(parts, func(pt *part) string {
+		if pt.retrieval == "" {
+			return "skipped"
+		}
+		return pt.retrieval
+	})
 }
 
 // summarize builds the X-VLProxy-Rewrite and X-VLProxy-Rerank values: one value, or for

@@ -34,13 +34,14 @@ type input struct {
 // outcome is one response of the pipeline, before it is written to the client. It is what the
 // result cache stores.
 type outcome struct {
-	status  int
-	header  []resultcache.Header // upstream response headers, hop-by-hop removed
-	body    []byte
-	rewrite string // X-VLProxy-Rewrite
-	rerank  string // X-VLProxy-Rerank
-	timings Timings
-	stored  time.Time // when it entered the result cache; zero when fresh
+	status    int
+	header    []resultcache.Header // upstream response headers, hop-by-hop removed
+	body      []byte
+	rewrite   string // X-VLProxy-Rewrite
+	rerank    string // X-VLProxy-Rerank
+	retrieval string // X-VLProxy-Retrieval ("" without a multimodal clause)
+	timings   Timings
+	stored    time.Time // when it entered the result cache; zero when fresh
 }
 
 // Serve answers one search-endpoint request. body is the client's whole body; prepare fills the
@@ -156,6 +157,9 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 	}
 	r.Header.Set(httphdr.Rewrite, out.rewrite)
 	r.Header.Set(httphdr.Rerank, out.rerank)
+	if out.retrieval != "" {
+		r.Header.Set(httphdr.Retrieval, out.retrieval)
+	}
 	r.Header.Set("X-VLProxy-Cache", cacheState)
 	if !rc.IsHead() {
 		r.SetBody(out.body)

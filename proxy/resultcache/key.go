@@ -74,7 +74,7 @@ var identityHeaders = []string{"Authorization", "X-Api-Key", "es-security-runas-
 // responseHeaders change what the upstream or vlproxy answers for the same request.
 var responseHeaders = []string{
 	"Accept", "Accept-Encoding", "Content-Type",
-	httphdr.Rewrite, httphdr.Rerank, httphdr.Variant,
+	httphdr.Rewrite, httphdr.Rerank, httphdr.Variant, httphdr.Retrieval,
 }
 
 // KeyInput is one request as the result cache sees it. All fields are read only during Key.

@@ -143,6 +143,8 @@ type Switches struct {
 	Rewrite Switch
 	Rerank  Switch
 	Variant string
+	// Retrieval forces the multimodal clauses' mode: "keywords", "vector", "hybrid", or "".
+	Retrieval string
 }
 
 // ParseSwitches reads the X-VLProxy-* request headers through get (which returns "" for a
@@ -157,6 +159,12 @@ func ParseSwitches(get func(name string) string) (Switches, error) {
 		return s, err
 	}
 	s.Variant = strings.TrimSpace(get(httphdr.Variant))
+	switch r := strings.ToLower(strings.TrimSpace(get(httphdr.Retrieval))); r {
+	case "", "keywords", "vector", "hybrid":
+		s.Retrieval = r
+	default:
+		return s, argErr("header [X-VLProxy-Retrieval] has value [%s]; allowed values: keywords, vector, hybrid", r)
+	}
 	return s, nil
 }
 

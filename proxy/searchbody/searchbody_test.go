@@ -72,6 +72,8 @@ func TestParseSwitches(t *testing.T) {
 	f(http.Header{"X-Vlproxy-Rewrite": {"OFF"}, "X-Vlproxy-Rerank": {"shadow"}, "X-Vlproxy-Variant": {" b "}},
 		Switches{Rewrite: SwitchOff, Rerank: SwitchShadow, Variant: "b"}, "")
 	f(http.Header{"X-Vlproxy-Rerank": {"on"}}, Switches{Rerank: SwitchOn}, "")
+	f(http.Header{"X-Vlproxy-Retrieval": {" Hybrid"}}, Switches{Retrieval: "hybrid"}, "")
+	f(http.Header{"X-Vlproxy-Retrieval": {"semantic"}}, Switches{}, "header [X-VLProxy-Retrieval] has value [semantic]; allowed values: keywords, vector, hybrid")
 	f(http.Header{"X-Vlproxy-Rewrite": {"shadow"}}, Switches{}, "header [X-VLProxy-Rewrite] has value [shadow]; allowed values: on, off")
 	f(http.Header{"X-Vlproxy-Rerank": {"maybe"}}, Switches{}, "allowed values: on, off, shadow")
 }
