@@ -107,4 +107,3 @@ func endpointOf(path string) (endpoint, sub string) {
 	}
 	return "", ""
 }
-
