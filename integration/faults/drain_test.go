@@ -141,7 +141,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	mu.Lock()
 	termTime := termed
 	mu.Unlock()
-	stopped := time.Since(termTime)
+	stopped := a.exit.Sub(termTime)
 
 	var viaA, viaB, inFlightAtTerm, moved, failed int
 	var fails []string
@@ -172,6 +172,9 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		viaA, inFlightAtTerm, viaB, moved, failed)
 	if !exited {
 		t.Fatalf("vlproxy did not exit within -drain-timeout %s (+10s) after SIGTERM", drain)
+	}
+	if stopped > drain {
+		t.Errorf("vlproxy took %s to exit after SIGTERM, over -drain-timeout %s", stopped, drain)
 	}
 	t.Logf("the draining process exited %s after SIGTERM (-drain-timeout %s), status %v", stopped.Round(time.Millisecond), drain, exitErr)
 	if exitErr != nil {

@@ -85,7 +85,8 @@ type vlproxyProc struct {
 	URL  string // http://127.0.0.1:port
 	cmd  *exec.Cmd
 	done chan struct{}
-	err  error // exit status, valid after done
+	err  error     // exit status, valid after done
+	exit time.Time // when the process exited, valid after done
 	log  *lockedBuffer
 }
 
@@ -148,6 +149,7 @@ func startVLProxy(t testing.TB, args ...string) *vlproxyProc {
 		}
 		io.Copy(io.Discard, stderr)
 		p.err = cmd.Wait()
+		p.exit = time.Now()
 		close(p.done)
 	}()
 	t.Cleanup(func() {
