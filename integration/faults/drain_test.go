@@ -56,7 +56,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	defer sim.Close()
 	const drain = 10 * time.Second
 	args := []string{"-upstream", url, "-model-url", sim.URL, "-drain-timeout", drain.String(),
-		"-result-cache-size", "0", "-keyword-cache-size", "0", "-health-check-interval", "1s"}
+		"-result-cache-size", "0", "-keyword-cache-size", "0"}
 	a := startVLProxy(t, args...)
 	b := startVLProxy(t, args...)
 	c := newClient(30 * time.Second)
