@@ -54,7 +54,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	index := shopIndex(t, url)
 	sim := modeltest.NewServer(modeltest.Config{Latency: modeltest.Latency{Base: modeltest.Duration(300 * time.Millisecond)}})
 	defer sim.Close()
-	const drain = 10 * time.Second
+	const drain = 20 * time.Second // the in-flight model calls of a starved machine can take several seconds
 	args := []string{"-upstream", url, "-model-url", sim.URL, "-drain-timeout", drain.String(),
 		"-result-cache-size", "0", "-keyword-cache-size", "0"}
 	a := startVLProxy(t, args...)
