@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/testenv"
 )
 
 const miniStyles = `id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName,has_image_in_snapshot
@@ -141,13 +143,14 @@ func TestIndexAndEvalOpenSearch(t *testing.T) {
 	if url == "" {
 		t.Skip("VLPROXY_TEST_ES_URL is not set")
 	}
-	dir, err := FindFashionDir("")
-	if err != nil {
-		t.Fatal(err)
+	// ../shared from the repository root; skipped without it, failed under CI=true.
+	dir := testenv.Catalogue(t)
+	if got, err := FindFashionDir(""); err != nil || got != dir {
+		t.Fatalf("FindFashionDir = %q, %v; want %q", got, err, dir)
 	}
 	ps, err := LoadFashion(dir)
 	if err != nil {
-		t.Skipf("fashion catalogue not available: %v", err)
+		t.Fatal(err)
 	}
 	ps = ps[:3000]
 	cfg := DefaultIndexConfig()

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/vlproxy/vlproxy/media/mediatest"
+	"github.com/vlproxy/vlproxy/testenv"
 )
 
 // esStatus returns the ESError status and type of err, failing when err has none.
@@ -81,12 +82,9 @@ func TestProcessImage(t *testing.T) {
 		t.Fatalf("webp: %v", err)
 	}
 
-	// Real catalogue photos, read in place.
-	files, _ := filepath.Glob("/work/shared/data/fashion/images/1*.jpg")
-	if len(files) == 0 {
-		t.Skip("no catalogue photos")
-	}
-	for _, p := range files[:min(5, len(files))] {
+	// Real catalogue photos, read in place from ../shared (skipped without them, failed
+	// under CI=true).
+	for _, p := range testenv.CataloguePhotos(t, "1*.jpg", 5) {
 		raw, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -237,7 +235,11 @@ func FuzzImage(f *testing.F) {
 	f.Add(mediatest.HugePNG(f, 50000, 50000))
 	f.Add([]byte("GIF89a\x01\x00\x01\x00"))
 	f.Add([]byte("RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"))
-	if files, _ := filepath.Glob("/work/shared/data/fashion/images/100*.jpg"); len(files) > 0 {
+	if dir, ok := testenv.OptionalCatalogue(f); ok {
+		files, _ := filepath.Glob(filepath.Join(dir, "images", "100*.jpg"))
+		if len(files) == 0 {
+			f.Fatalf("no images/100*.jpg in the catalogue %s", dir)
+		}
 		for _, p := range files[:min(3, len(files))] {
 			if b, err := os.ReadFile(p); err == nil {
 				f.Add(b)

@@ -241,7 +241,7 @@ func decodeEmbeddings(body []byte, n int) ([][]float32, string, int, error) {
 	data.ForEach(func(_, it gjson.Result) bool {
 		idx := it.Get("index")
 		i := int(idx.Int())
-		if idx.Type != gjson.Number || i < 0 || i >= n || vecs[i] != nil {
+		if idx.Type != gjson.Number || float64(i) != idx.Float() || i < 0 || i >= n || vecs[i] != nil {
 			bad = badOutput("cannot use embeddings response: bad index %s", clip(idx.Raw))
 			return false
 		}
@@ -252,9 +252,19 @@ func decodeEmbeddings(body []byte, n int) ([][]float32, string, int, error) {
 		}
 		v := make([]float32, 0, 64)
 		emb.ForEach(func(_, x gjson.Result) bool {
-			v = append(v, float32(x.Float()))
+			// A string, null or object is not a zero, and a number beyond float32 is not ±Inf:
+			// either would reach a kNN query as a silently wrong vector.
+			f := float32(x.Float())
+			if x.Type != gjson.Number || math.IsInf(float64(f), 0) {
+				bad = badOutput("cannot use embeddings response: embedding %d holds %s, not a float32", i, clip(x.Raw))
+				return false
+			}
+			v = append(v, f)
 			return true
 		})
+		if bad != nil {
+			return false
+		}
 		vecs[i] = v
 		return true
 	})

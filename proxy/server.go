@@ -115,7 +115,7 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // Serve accepts clients on ln until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.log.Info("vlproxy listening", "addr", ln.Addr().String(), "upstreams", s.cfg.Upstreams)
-	return s.srv.Serve(ln)
+	return s.srv.Serve(&drainListener{Listener: ln})
 }
 
 // ListenAndServe listens on Config.Listen and serves.

@@ -16,21 +16,40 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/testenv"
 )
 
-// photoSource is one catalogue photo (read in place), or a generated picture
-// when the catalogue is not on this machine.
-var photoSource = sync.OnceValue(func() image.Image {
-	files, _ := filepath.Glob("/work/shared/data/fashion/images/1*.jpg")
-	if len(files) > 0 {
-		if raw, err := os.ReadFile(files[0]); err == nil {
-			if img, err := jpeg.Decode(bytes.NewReader(raw)); err == nil {
-				return img
-			}
-		}
+// photoSource is one catalogue photo (../shared from the repository root, read in
+// place), or a generated picture when the catalogue is not on this machine (under
+// CI=true a missing catalogue fails instead).
+func photoSource(tb testing.TB) image.Image {
+	dir, ok := testenv.OptionalCatalogue(tb)
+	if !ok {
+		return mediatest.Image(60, 80)
 	}
-	return mediatest.Image(60, 80)
-})
+	photoOnce.Do(func() {
+		files, _ := filepath.Glob(filepath.Join(dir, "images", "1*.jpg"))
+		if len(files) == 0 {
+			photoErr = fmt.Errorf("cannot find images/1*.jpg in %s", dir)
+			return
+		}
+		raw, err := os.ReadFile(files[0])
+		if err == nil {
+			photoImg, err = jpeg.Decode(bytes.NewReader(raw))
+		}
+		photoErr = err
+	})
+	if photoErr != nil {
+		tb.Fatalf("cannot read a catalogue photo: %v", photoErr)
+	}
+	return photoImg
+}
+
+var (
+	photoOnce sync.Once
+	photoImg  image.Image
+	photoErr  error
+)
 
 var photos sync.Map // "WxH/size" -> []byte
 
@@ -44,7 +63,7 @@ func photoJPEG(tb testing.TB, w, h, size int) []byte {
 	if b, ok := photos.Load(key); ok {
 		return b.([]byte)
 	}
-	src := photoSource()
+	src := photoSource(tb)
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.CatmullRom.Scale(img, img.Bounds(), src, src.Bounds(), draw.Src, nil)
 	rng := rand.New(rand.NewPCG(1, 2))

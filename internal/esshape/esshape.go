@@ -5,14 +5,16 @@
 // _source filtering (body `_source`, URL `_source`, `_source_includes`, `_source_excludes`),
 // following XContentMapValues.filter: patterns are matched against full dotted paths, `*`
 // matches any characters (dots included), an included object brings its whole subtree,
-// excludes win over includes, arrays are transparent, and objects/arrays left empty by
-// filtering are dropped unless their own path was included. Values are copied as stored
+// excludes win over includes, arrays are transparent, objects/arrays left empty by
+// filtering are dropped unless their own path was included, and inside an array that is
+// filtered (not copied whole) empty objects and arrays are always dropped. Values are copied as stored
 // (ES re-serializes filtered values; stored sources that are not compact JSON will differ
 // in whitespace).
 //
 // filter_path, following ES response filtering: a comma list of dotted paths; `*` matches
 // within one name, `**` matches any number of names; a leading `-` excludes. Arrays are
-// transparent. With includes, containers left empty are dropped and an empty result is `{}`.
+// transparent. Containers left empty are dropped, with includes and with excludes (with
+// excludes: those on an exclusion's path, even when empty to begin with); an empty result is `{}`.
 // When both kinds are given, exclusions are applied first, then inclusions. Not covered:
 // names that contain dots themselves, and escaping.
 package esshape
@@ -150,8 +152,13 @@ func (f *Source) appendValue(dst []byte, v gjson.Result, p string, parentInclude
 			}
 			var keep bool
 			if e.IsObject() || e.IsArray() {
-				// Elements emptied by filtering are dropped (ES keeps only non-empty maps).
+				// Elements left empty are dropped, as ES keeps only non-empty maps and lists
+				// in a list it filters (one empty to begin with included).
+				es := len(dst)
 				dst, keep = f.appendValue(dst, e, p, included)
+				if keep && len(dst)-es == 2 {
+					keep = false
+				}
 			} else if included {
 				dst, keep = append(dst, e.Raw...), true
 			}
@@ -299,7 +306,11 @@ func (fp *FilterPath) Apply(body []byte) []byte {
 		return body
 	}
 	if len(fp.excl) > 0 {
-		body = fp.appendExcluded(make([]byte, 0, len(body)), v, rootStates(fp.excl))
+		out, ok := fp.appendExcluded(make([]byte, 0, len(body)), v, rootStates(fp.excl))
+		if !ok {
+			return []byte("{}")
+		}
+		body = out
 		v = gjson.ParseBytes(body)
 	}
 	if len(fp.incl) > 0 {
@@ -374,9 +385,15 @@ func (fp *FilterPath) appendIncluded(dst []byte, v gjson.Result, states []fpStat
 	return dst, false
 }
 
-func (fp *FilterPath) appendExcluded(dst []byte, v gjson.Result, states []fpState) []byte {
+// appendExcluded writes v without the excluded paths. Like ES (whose generator writes a
+// container on the path of an exclusion only once something inside it is written), a
+// container reached along an exclusion's path that has nothing left, or was empty to begin
+// with, is dropped: keep is false. Containers off every exclusion's path are copied as they
+// are, empty or not.
+func (fp *FilterPath) appendExcluded(dst []byte, v gjson.Result, states []fpState) ([]byte, bool) {
 	switch {
 	case v.IsObject():
+		start := len(dst)
 		dst = append(dst, '{')
 		n := 0
 		var buf []fpState
@@ -386,34 +403,52 @@ func (fp *FilterPath) appendExcluded(dst []byte, v gjson.Result, states []fpStat
 			if full {
 				return true
 			}
+			s := len(dst)
 			if n > 0 {
 				dst = append(dst, ',')
 			}
-			n++
 			dst = append(dst, k.Raw...)
 			dst = append(dst, ':')
+			keep := true
 			if len(next) == 0 {
 				dst = append(dst, val.Raw...)
 			} else {
-				dst = fp.appendExcluded(dst, val, append([]fpState(nil), next...))
+				dst, keep = fp.appendExcluded(dst, val, append([]fpState(nil), next...))
+			}
+			if keep {
+				n++
+			} else {
+				dst = dst[:s]
 			}
 			return true
 		})
-		return append(dst, '}')
+		if n == 0 {
+			return dst[:start], false
+		}
+		return append(dst, '}'), true
 	case v.IsArray():
+		start := len(dst)
 		dst = append(dst, '[')
 		n := 0
 		v.ForEach(func(_, e gjson.Result) bool {
+			s := len(dst)
 			if n > 0 {
 				dst = append(dst, ',')
 			}
-			n++
-			dst = fp.appendExcluded(dst, e, states)
+			var keep bool
+			if dst, keep = fp.appendExcluded(dst, e, states); keep {
+				n++
+			} else {
+				dst = dst[:s]
+			}
 			return true
 		})
-		return append(dst, ']')
+		if n == 0 {
+			return dst[:start], false
+		}
+		return append(dst, ']'), true
 	}
-	return append(dst, v.Raw...)
+	return append(dst, v.Raw...), true
 }
 
 // ApplyFilterPath filters a response the way Elasticsearch applies the filter_path URL

@@ -120,7 +120,18 @@ func writes(method, path, query, body []byte) Write {
 	if strings.HasPrefix(first, "_") && first != "_all" {
 		return clusterWrite(method, segs, query, body)
 	}
-	// An index expression first.
+	// An index expression first. A read endpoint under it changes nothing, whatever the
+	// expression: `POST /logs-*/_field_caps` must not count as a write to every index. The
+	// endpoint is the first segment starting with '_', as in proxy's route classification
+	// (`/index/type/_search` of ES 7 mapping types is a search).
+	for _, s := range segs[1:] {
+		if strings.HasPrefix(s, "_") {
+			if readEndpoints[s] {
+				return Write{}
+			}
+			break
+		}
+	}
 	var indices []string
 	for name := range strings.SplitSeq(first, ",") {
 		indices = append(indices, name)
@@ -144,10 +155,7 @@ func writes(method, path, query, body []byte) Write {
 		}
 	}
 	endpoint := segs[1]
-	switch {
-	case readEndpoints[endpoint]:
-		return Write{}
-	case topologyEndpoints[endpoint]:
+	if topologyEndpoints[endpoint] {
 		return Write{All: true, Topology: true}
 	}
 	if _, ok := queryParam(query, "pipeline"); ok {
