@@ -15,6 +15,7 @@ import (
 	"golang.org/x/image/webp"
 
 	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/media"
 )
 
 // Document is what a client document holds, ready for the model.
@@ -106,17 +107,7 @@ func Sniff(b []byte) string {
 	if i := bytes.Index(b[:min(len(b), 1024)], []byte("%PDF-")); i >= 0 {
 		return "pdf"
 	}
-	switch {
-	case len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF:
-		return "jpeg"
-	case len(b) >= 8 && string(b[:8]) == "\x89PNG\r\n\x1a\n":
-		return "png"
-	case len(b) >= 6 && (string(b[:6]) == "GIF87a" || string(b[:6]) == "GIF89a"):
-		return "gif"
-	case len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP":
-		return "webp"
-	}
-	return ""
+	return media.Sniff(b)
 }
 
 // Read checks and reads one document. raw must stay unchanged while the
