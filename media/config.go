@@ -2,6 +2,7 @@ package media
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -12,6 +13,16 @@ type Config struct {
 	// MaxPixels is the largest width*height accepted, read from the header before
 	// decoding so a decompression bomb is refused with a 400. Default 40 000 000.
 	MaxPixels int `yaml:"max_pixels"`
+	// MaxDecodedBytes bounds the memory of a decoded image, width*height*bytes per pixel as its
+	// header says (16-bit channels and alpha counted: a 16-bit RGBA PNG is 8 bytes per pixel),
+	// so a small file that would decode to hundreds of MB is refused (400) before decoding.
+	// Default 64 MiB.
+	MaxDecodedBytes int `yaml:"max_decoded_bytes"`
+	// MaxDecodes bounds the images decoded at once, process-wide. Default: the number of CPUs.
+	MaxDecodes int `yaml:"max_decodes"`
+	// MaxDecodeQueue bounds the images waiting for a decode slot; one more is refused with a
+	// 429. Default 4 per decode slot.
+	MaxDecodeQueue int `yaml:"max_decode_queue"`
 	// PixelBudget is the most width*height sent to the model. A JPEG within it is
 	// forwarded as the client sent it (header and markers checked, pixels never
 	// decoded); a larger image, or one in another format, is decoded, shrunk to
@@ -38,12 +49,15 @@ type Config struct {
 // DefaultConfig returns the defaults every zero field of a Config takes.
 func DefaultConfig() Config {
 	return Config{
-		MaxBytes:     8 << 20,
-		MaxPixels:    40_000_000,
-		PixelBudget:  1024 * 32 * 32,
-		JPEGQuality:  85,
-		FetchTimeout: 3 * time.Second,
-		MaxRedirects: 3,
+		MaxBytes:        8 << 20,
+		MaxPixels:       40_000_000,
+		MaxDecodedBytes: 64 << 20,
+		MaxDecodes:      runtime.NumCPU(),
+		MaxDecodeQueue:  4 * runtime.NumCPU(),
+		PixelBudget:     1024 * 32 * 32,
+		JPEGQuality:     85,
+		FetchTimeout:    3 * time.Second,
+		MaxRedirects:    3,
 	}
 }
 
@@ -56,10 +70,14 @@ func (c Config) WithDefaults() (Config, error) {
 	}{
 		{&c.MaxBytes, d.MaxBytes}, {&c.MaxPixels, d.MaxPixels}, {&c.PixelBudget, d.PixelBudget},
 		{&c.JPEGQuality, d.JPEGQuality}, {&c.MaxRedirects, d.MaxRedirects},
+		{&c.MaxDecodedBytes, d.MaxDecodedBytes}, {&c.MaxDecodes, d.MaxDecodes},
 	} {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if c.MaxDecodeQueue == 0 {
+		c.MaxDecodeQueue = 4 * c.MaxDecodes
 	}
 	if c.FetchTimeout == 0 {
 		c.FetchTimeout = d.FetchTimeout

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"image"
+	"image/color"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -169,6 +170,29 @@ func Sniff(b []byte) string {
 type Header struct {
 	Format string // "jpeg", "png", "gif" or "webp"
 	W, H   int
+	// BytesPerPixel of the decoded image the header announces (1 for paletted or 8-bit grey,
+	// 8 for 16-bit RGBA, ...).
+	BytesPerPixel int
+}
+
+// bytesPerPixel is what the standard decoders allocate per pixel for a colour model.
+func bytesPerPixel(m color.Model) int {
+	switch m {
+	case color.GrayModel, color.AlphaModel:
+		return 1
+	case color.Gray16Model, color.Alpha16Model:
+		return 2
+	case color.YCbCrModel:
+		return 3 // 4:4:4 at worst
+	case color.RGBAModel, color.NRGBAModel, color.CMYKModel, color.NYCbCrAModel:
+		return 4
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 8
+	}
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	return 8 // unknown: assume the widest
 }
 
 // PassThrough reports whether the image goes to the model as sent: a JPEG
@@ -201,11 +225,16 @@ func Inspect(raw []byte, cfg *Config) (Header, error) {
 		return hdr, imageError(err, "cannot read the %s header of [multimodal] [image]", hdr.Format)
 	}
 	hdr.W, hdr.H = c.Width, c.Height
+	hdr.BytesPerPixel = bytesPerPixel(c.ColorModel)
 	if hdr.W <= 0 || hdr.H <= 0 {
 		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels", hdr.W, hdr.H)
 	}
 	if int64(hdr.W)*int64(hdr.H) > int64(cfg.MaxPixels) {
 		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels is more than image.max_pixels (%d)", hdr.W, hdr.H, cfg.MaxPixels)
+	}
+	if n := int64(hdr.W) * int64(hdr.H) * int64(hdr.BytesPerPixel); n > int64(cfg.MaxDecodedBytes) && !hdr.PassThrough(cfg) {
+		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels at %d bytes each decode to %d bytes, more than image.max_decoded_bytes (%d); raise -image-max-decoded-bytes",
+			hdr.W, hdr.H, hdr.BytesPerPixel, n, cfg.MaxDecodedBytes)
 	}
 	return hdr, nil
 }

@@ -389,6 +389,13 @@ func (c *Client) call(ctx context.Context, body []byte, decode func([]byte) erro
 }
 
 func (c *Client) call1(ctx context.Context, body []byte, decode func([]byte) error) error {
+	// A caller that went away, or whose deadline passed, starts no call.
+	if err := ctx.Err(); err != nil {
+		return ctxError(ctx, err)
+	}
+	if !takeCall(ctx) {
+		return &Error{Kind: KindCallLimit, Message: "cannot call the model: the request used up its model calls (pipeline.max_model_calls, -max-model-calls)"}
+	}
 	if ok, _ := c.peekBreaker(); !ok {
 		return &Error{Kind: KindCircuitOpen, Message: "cannot call the model: the circuit is open after repeated failures"}
 	}

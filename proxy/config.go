@@ -41,7 +41,7 @@ type Config struct {
 	// DrainTimeout is how long Shutdown waits for in-flight requests before it gives up. Default 30s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
-	// MaxBodySize is the largest request body accepted; larger ones get a 413. Default 1GiB.
+	// MaxBodySize is the largest request body accepted; larger ones get a 413. Default 100MiB (ES's http.max_content_length).
 	MaxBodySize ByteSize `yaml:"max_body_size"`
 	// MaxHeaderSize bounds the request line plus headers of a client request, and of an upstream
 	// response; larger ones get a 400. Default 64KiB.
@@ -98,7 +98,7 @@ func DefaultConfig() Config {
 		UpstreamTimeout:         2 * time.Minute,
 		RequestTimeout:          3 * time.Minute,
 		DrainTimeout:            30 * time.Second,
-		MaxBodySize:             1 << 30,
+		MaxBodySize:             100 << 20,
 		MaxHeaderSize:           64 << 10,
 		MaxBufferedResponseSize: 256 << 20,
 		ResponseBufferSize:      1 << 20,

@@ -23,6 +23,8 @@ type Config struct {
 	Image media.Config `yaml:"image"`
 	// Prompt selects the prompt language and version.
 	Prompt PromptConfig `yaml:"prompt"`
+	// MaxTextLength bounds the [text] of one clause in bytes (400 above). Default 2048.
+	MaxTextLength int `yaml:"max_text_length"`
 	// MaxKeywords caps the keyword phrases taken from the model. Default 8.
 	MaxKeywords int `yaml:"max_keywords"`
 	// Timeout bounds one model call (the request's own deadline still applies). Default 2s.
@@ -107,16 +109,17 @@ type FallbackConfig struct {
 // DefaultConfig returns the defaults every zero field of a Config takes.
 func DefaultConfig() Config {
 	return Config{
-		Profiles:    []Profile{{Index: "*"}},
-		Image:       media.DefaultConfig(),
-		Prompt:      PromptConfig{Language: "en", Version: PromptVersion},
-		MaxKeywords: 8,
-		Timeout:     2 * time.Second,
-		MaxTokens:   256,
-		Temperature: 0.2,
-		TopP:        0.8,
-		Fallback:    FallbackConfig{ImageOnly: "error"},
-		Document:    DocumentConfig{Limits: document.DefaultLimits(), MaxRows: 20, MaxModelPages: 4, MaxTokens: 1024, Timeout: 10 * time.Second},
+		Profiles:      []Profile{{Index: "*"}},
+		Image:         media.DefaultConfig(),
+		Prompt:        PromptConfig{Language: "en", Version: PromptVersion},
+		MaxKeywords:   8,
+		MaxTextLength: 2048,
+		Timeout:       2 * time.Second,
+		MaxTokens:     256,
+		Temperature:   0.2,
+		TopP:          0.8,
+		Fallback:      FallbackConfig{ImageOnly: "error"},
+		Document:      DocumentConfig{Limits: document.DefaultLimits(), MaxRows: 20, MaxModelPages: 4, MaxTokens: 1024, Timeout: 10 * time.Second},
 	}
 }
 
@@ -132,6 +135,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	setInt(&c.MaxKeywords, d.MaxKeywords)
+	setInt(&c.MaxTextLength, d.MaxTextLength)
 	setInt(&c.MaxTokens, d.MaxTokens)
 	if c.Timeout == 0 {
 		c.Timeout = d.Timeout

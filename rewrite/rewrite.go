@@ -143,6 +143,7 @@ type Rewriter struct {
 	docs     *document.Reader
 	docURLs  *media.Loader
 	docImage media.Config
+	decodes  *media.Gate // image decodes in flight, shared by every request
 }
 
 // New builds a Rewriter. m may be nil (no model configured: text clauses fall back
@@ -163,6 +164,7 @@ func New(cfg Config, m Chatter, c Cache, log *slog.Logger) (*Rewriter, error) {
 	r.docImage = r.cfg.Image
 	r.docImage.MaxBytes = r.cfg.Document.MaxBytes
 	r.docURLs = media.NewLoader(&r.docImage)
+	r.decodes = media.NewGate(&r.cfg.Image)
 	return r, nil
 }
 
@@ -176,6 +178,37 @@ var (
 
 func countClause(status string) {
 	metrics.GetOrCreateCounter(`vlproxy_rewrite_clauses_total{status="` + status + `"}`).Inc()
+}
+
+// Census is what a body's multimodal clauses will cost, known without decoding an image or
+// calling the model, so that a request over a limit is refused before any of that work.
+type Census struct {
+	Clauses int // multimodal clauses: at most one model call each
+	Images  int // clauses carrying an image
+}
+
+// Census finds the body's clauses and checks what needs no model: their syntax and the
+// length of their text (rewrite.max_text_length). The error is what Rewrite would return.
+func (r *Rewriter) Census(body []byte) (Census, error) {
+	clauses, err := findClauses(body)
+	if err != nil {
+		return Census{}, err
+	}
+	return r.census(clauses)
+}
+
+func (r *Rewriter) census(clauses []clause) (Census, error) {
+	var c Census
+	for i := range clauses {
+		if n := len(clauses[i].Text); n > r.cfg.MaxTextLength {
+			return c, illegalArgument("cannot accept [multimodal] [text] of %d bytes: more than rewrite.max_text_length (%d); raise -max-clause-text", n, r.cfg.MaxTextLength)
+		}
+		c.Clauses++
+		if clauses[i].Image != "" {
+			c.Images++
+		}
+	}
+	return c, nil
 }
 
 // Rewrite replaces every multimodal clause of the body by a standard query.
@@ -194,6 +227,10 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 		return res, nil
 	}
 	res.Found = true
+	if _, err := r.census(clauses); err != nil {
+		rewriteBadInputs.Inc()
+		return res, err
+	}
 	prof := r.cfg.profile(req.Index)
 	body := req.Body
 	// The clauses' bytes (a 270 KB image, say) do not reach the output.
@@ -459,7 +496,11 @@ func (r *Rewriter) image(ctx context.Context, s string) (media.Image, error) {
 		return q, nil
 	}
 	shrink := func(raw []byte) ([]byte, error) {
+		if err := r.decodes.Acquire(ctx); err != nil {
+			return nil, err
+		}
 		jpg, err := media.Shrink(raw, hdr, &r.cfg.Image)
+		r.decodes.Release()
 		if err != nil {
 			return nil, err
 		}

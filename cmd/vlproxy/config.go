@@ -197,6 +197,21 @@ var options = []option{
 	stringOpt("metrics-path", `extra path serving Prometheus metrics besides /_vlproxy/metrics; "" forwards it to ES`, func(c *Config) *string { return &c.Proxy.MetricsPath }),
 	stringOpt("log-level", "debug, info, warn or error (JSON logs on stderr)", func(c *Config) *string { return &c.Proxy.LogLevel }),
 
+	{name: "max-decoded-body-size", usage: "largest gzip/deflate search body once decompressed, checked while decompressing (413 above); accepts KiB/MiB/GiB",
+		get: func(c *Config) string { return proxy.ByteSize(c.Pipeline.MaxDecodedBodySize).String() },
+		set: func(c *Config, v string) error { return setBytes(&c.Pipeline.MaxDecodedBodySize, v) }},
+	intOpt("max-clauses", "most multimodal clauses in one request: one body, or all searches of an _msearch (400 above)", func(c *Config) *int { return &c.Pipeline.MaxClauses }),
+	intOpt("max-clause-text", "longest multimodal [text] in bytes (400 above)", func(c *Config) *int { return &c.Rewrite.MaxTextLength }),
+	intOpt("max-images", "most multimodal images in one request (400 above)", func(c *Config) *int { return &c.Pipeline.MaxImages }),
+	intOpt("max-model-calls", "most model calls (keywords and rerank scoring) one request may make; more clauses are a 400, rerank calls beyond it are not made (partial)", func(c *Config) *int { return &c.Pipeline.MaxModelCalls }),
+	intOpt("msearch-concurrency", "searches of one _msearch rewritten or reranked at once", func(c *Config) *int { return &c.Pipeline.MsearchConcurrency }),
+	intOpt("image-max-pixels", "largest image width*height, read from its header before decoding (400 above)", func(c *Config) *int { return &c.Rewrite.Image.MaxPixels }),
+	{name: "image-max-decoded-bytes", usage: "largest decoded image, width*height*bytes per pixel (16-bit channels and alpha counted) read from its header before decoding (400 above); accepts KiB/MiB",
+		get: func(c *Config) string { return proxy.ByteSize(c.Rewrite.Image.MaxDecodedBytes).String() },
+		set: func(c *Config, v string) error { return setIntBytes(&c.Rewrite.Image.MaxDecodedBytes, v) }},
+	intOpt("image-decodes", "images decoded at once, process-wide", func(c *Config) *int { return &c.Rewrite.Image.MaxDecodes }),
+	intOpt("image-decode-queue", "images waiting for a decode slot; one more is refused with a 429", func(c *Config) *int { return &c.Rewrite.Image.MaxDecodeQueue }),
+
 	stringOpt("model-url", "base URL of the OpenAI-compatible chat model server (vLLM, SGLang, llama.cpp, Ollama) that turns images and text into keywords; \"\" = no model: text clauses fall back to a plain multi_match, image-only clauses get a 503", func(c *Config) *string { return &c.Model.Chat.URL }),
 	stringOpt("model-name", "served model name sent with every chat request", func(c *Config) *string { return &c.Model.Chat.Model }),
 	stringOpt("model-api", "chat server flavour: vllm, sglang, llamacpp, ollama or openai (decides how yes/no answers are constrained); the API key comes from env VLPROXY_MODEL_API_KEY", func(c *Config) *string { return &c.Model.Chat.API }),
@@ -275,6 +290,18 @@ func setInt(dst *int, v string) error {
 		return err
 	}
 	*dst = int(b)
+	return nil
+}
+
+func setIntBytes(dst *int, v string) error {
+	var n int64
+	if err := setBytes(&n, v); err != nil {
+		return err
+	}
+	if n > int64(^uint(0)>>1) {
+		return fmt.Errorf("cannot use byte size %q: too large", v)
+	}
+	*dst = int(n)
 	return nil
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/vlproxy/vlproxy/model/modeltest"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
+	"github.com/vlproxy/vlproxy/proxy/pipeline"
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 	"github.com/vlproxy/vlproxy/rerank"
 	"github.com/vlproxy/vlproxy/rewrite"
@@ -224,6 +225,8 @@ type setup struct {
 	experiments experiment.Config
 	resultCache bool
 	noKeywords  bool // no keyword cache
+	pipeline    *pipeline.Config
+	proxy       func(*proxy.Config)
 	es          *fakeES
 }
 
@@ -305,9 +308,15 @@ func start(tb testing.TB, s setup) *env {
 		opts = append(opts, proxy.WithResultCache(rc, resultcache.Config{AssumeConcrete: true}, 0))
 	}
 
+	if s.pipeline != nil {
+		opts = append(opts, proxy.WithPipeline(*s.pipeline))
+	}
 	cfg := proxy.DefaultConfig()
 	cfg.Upstreams = []string{e.ES.URL}
 	cfg.HealthCheckInterval = 0
+	if s.proxy != nil {
+		s.proxy(&cfg)
+	}
 	p, err := proxy.New(cfg, log, opts...)
 	if err != nil {
 		tb.Fatal(err)

@@ -46,6 +46,8 @@ type Forwarder interface {
 // Rewriter is what the pipeline uses of rewrite.Rewriter.
 type Rewriter interface {
 	Rewrite(ctx context.Context, req rewrite.Request) (rewrite.Result, error)
+	// Census counts a body's clauses and checks what needs no model (see rewrite.Census).
+	Census(body []byte) (rewrite.Census, error)
 }
 
 // Reranker is what the pipeline uses of rerank.Reranker.
@@ -56,14 +58,51 @@ type Reranker interface {
 	EnabledFor(index string) bool
 }
 
-// Config holds the pipeline's own settings.
+// Config holds the pipeline's own settings. Every limit is per client request; a request over
+// one is refused (ES-shaped error naming the flag) before anything is forwarded or any model
+// is called.
 type Config struct {
 	// Timeout bounds the whole search path (rewrite + search + rerank). Default: 30s.
 	Timeout time.Duration `yaml:"timeout"`
+	// MaxDecodedBodySize bounds a gzip/deflate request body once decompressed, checked while
+	// decompressing (413). Default 100MiB, ES's http.max_content_length.
+	MaxDecodedBodySize int64 `yaml:"max_decoded_body_size"`
+	// MaxClauses bounds the multimodal clauses of one request: one body, or all searches of an
+	// _msearch together (400). Default 8.
+	MaxClauses int `yaml:"max_clauses"`
+	// MaxImages bounds the clause images of one request (400). Default 4.
+	MaxImages int `yaml:"max_images"`
+	// MaxModelCalls bounds the model calls (keywords, rerank scoring) of one request. A request
+	// with more clauses is refused (400); rerank calls beyond it are not made (partial). Default 256.
+	MaxModelCalls int `yaml:"max_model_calls"`
+	// MsearchConcurrency bounds the searches of one _msearch rewritten or reranked at once.
+	// Default 4.
+	MsearchConcurrency int `yaml:"msearch_concurrency"`
 }
 
 // DefaultConfig returns the defaults.
-func DefaultConfig() Config { return Config{Timeout: 30 * time.Second} }
+func DefaultConfig() Config {
+	return Config{Timeout: 30 * time.Second, MaxDecodedBodySize: 100 << 20, MaxClauses: 8, MaxImages: 4,
+		MaxModelCalls: 256, MsearchConcurrency: 4}
+}
+
+// withDefaults gives every zero field its default.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Timeout <= 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.MaxDecodedBodySize <= 0 {
+		c.MaxDecodedBodySize = d.MaxDecodedBodySize
+	}
+	for _, f := range []struct{ v, def *int }{{&c.MaxClauses, &d.MaxClauses}, {&c.MaxImages, &d.MaxImages},
+		{&c.MaxModelCalls, &d.MaxModelCalls}, {&c.MsearchConcurrency, &d.MsearchConcurrency}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return c
+}
 
 // Pipeline serves the search endpoints. Every dependency except the Forwarder may be nil:
 // without a Rewriter a `multimodal` clause becomes its plain-text query; without a Reranker
@@ -100,9 +139,7 @@ type Deps struct {
 
 // New builds a Pipeline.
 func New(cfg Config, d Deps) *Pipeline {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultConfig().Timeout
-	}
+	cfg = cfg.withDefaults()
 	if d.Results == nil || d.Keys == nil {
 		d.Results, d.Keys = nil, nil
 	}

@@ -48,14 +48,23 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	upQuery := string(origQuery)
 	intercept := searchbody.MaybeIntercepted(in.body) || p.rerankWanted(in)
 
-	switch {
-	case !intercept:
-		// Nothing for vlproxy: forward as is.
-	case in.kind == Msearch:
+	if in.kind == Msearch && intercept {
 		var err error
 		if items, err = searchbody.SplitMsearch(in.body); err != nil {
 			return nil, err
 		}
+	}
+	if intercept {
+		if err := p.checkLimits(in, items); err != nil {
+			return nil, err
+		}
+		ctx = model.WithCallBudget(ctx, p.cfg.MaxModelCalls)
+	}
+
+	switch {
+	case !intercept:
+		// Nothing for vlproxy: forward as is.
+	case in.kind == Msearch:
 		for i := range items {
 			idx := items[i].Index()
 			if idx == "" {
@@ -185,6 +194,42 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	out.timings = t
 	p.observe(in, parts, time.Since(start))
 	return out, nil
+}
+
+// checkLimits refuses a request whose clauses are over a per-request limit, before any image is
+// decoded, any model is called or anything is forwarded. items are the searches of an _msearch.
+func (p *Pipeline) checkLimits(in *input, items []searchbody.Item) error {
+	if p.rw == nil {
+		return nil // a clause is a 503 without a rewriter
+	}
+	var total rewrite.Census
+	add := func(body []byte) error {
+		c, err := p.rw.Census(body)
+		total.Clauses += c.Clauses
+		total.Images += c.Images
+		return err
+	}
+	if in.kind == Msearch {
+		for i := range items {
+			if err := add(items[i].Body); err != nil {
+				return err
+			}
+		}
+	} else if err := add(in.body); err != nil {
+		return err
+	}
+	switch {
+	case total.Clauses > p.cfg.MaxClauses:
+		return eserr.Errorf(400, "illegal_argument_exception",
+			"cannot accept %d [multimodal] clauses in one request: more than pipeline.max_clauses (%d); raise -max-clauses", total.Clauses, p.cfg.MaxClauses)
+	case total.Images > p.cfg.MaxImages:
+		return eserr.Errorf(400, "illegal_argument_exception",
+			"cannot accept %d [multimodal] images in one request: more than pipeline.max_images (%d); raise -max-images", total.Images, p.cfg.MaxImages)
+	case total.Clauses > p.cfg.MaxModelCalls:
+		return eserr.Errorf(400, "illegal_argument_exception",
+			"cannot accept %d [multimodal] clauses in one request: more model calls than pipeline.max_model_calls (%d); raise -max-model-calls", total.Clauses, p.cfg.MaxModelCalls)
+	}
+	return nil
 }
 
 // rerankWanted reports whether reranking may apply although the body carries nothing for

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/vlproxy/vlproxy/internal/eserr"
 	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"net/url"
 	"strconv"
@@ -64,7 +63,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 		in.variant = &v
 		rc.Response.Header.Set(httphdr.Variant, v.Name)
 	}
-	if in.body, in.raw, err = decodeBody(&rc.Request.Header, body); err != nil {
+	if in.body, in.raw, err = decodeBody(&rc.Request.Header, body, p.cfg.MaxDecodedBodySize); err != nil {
 		return Timings{}, err
 	}
 
@@ -164,20 +163,6 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 	if !rc.IsHead() {
 		r.SetBody(out.body)
 	}
-}
-
-// decodeBody returns the request body as ES reads it. raw reports whether it is body itself,
-// i.e. there was no Content-Encoding to undo.
-func decodeBody(h *fasthttp.RequestHeader, body []byte) (plain []byte, raw bool, err error) {
-	ce := h.ContentEncoding()
-	if len(ce) == 0 || !bytes.EqualFold(ce, []byte("gzip")) {
-		return body, true, nil // identity, or an encoding ES answers itself
-	}
-	b, err := fasthttp.AppendGunzipBytes(nil, body)
-	if err != nil {
-		return nil, false, eserr.New(400, "parse_exception", "cannot decompress the gzip request body: "+err.Error())
-	}
-	return b, false, nil
 }
 
 // indexOf returns the index expression of a search path ("/a,b/_search" → "a,b"), decoded,

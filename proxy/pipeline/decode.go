@@ -1,0 +1,75 @@
+package pipeline
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"io"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/internal/eserr"
+)
+
+// decodeBody returns the request body as ES reads it. raw reports whether it is body itself,
+// i.e. there was no Content-Encoding to undo. The encodings undone are those ES and OpenSearch
+// accept (Netty's HttpContentDecompressor as they configure it: gzip, x-gzip, deflate,
+// x-deflate); any other is forwarded untouched for the node to refuse. limit bounds the
+// decompressed size and is checked while decoding, so a gzip bomb costs at most limit bytes.
+func decodeBody(h *fasthttp.RequestHeader, body []byte, limit int64) (plain []byte, raw bool, err error) {
+	ce := bytes.TrimSpace(h.ContentEncoding())
+	var zr io.Reader
+	name := ""
+	switch {
+	case len(ce) == 0, bytes.EqualFold(ce, []byte("identity")):
+		return body, true, nil
+	case bytes.EqualFold(ce, []byte("gzip")), bytes.EqualFold(ce, []byte("x-gzip")):
+		name = "gzip"
+		gz, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, false, decodeError(name, err)
+		}
+		zr = gz
+	case bytes.EqualFold(ce, []byte("deflate")), bytes.EqualFold(ce, []byte("x-deflate")):
+		// HTTP's deflate is zlib-wrapped; Netty also takes raw deflate, so do we.
+		name = "deflate"
+		if len(body) >= 2 && body[0]&0x0f == 8 && (uint16(body[0])<<8|uint16(body[1]))%31 == 0 {
+			z, err := zlib.NewReader(bytes.NewReader(body))
+			if err != nil {
+				return nil, false, decodeError(name, err)
+			}
+			zr = z
+		} else {
+			zr = flate.NewReader(bytes.NewReader(body))
+		}
+	default:
+		return body, true, nil // an encoding ES answers itself (with a 4xx)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(min(int64(len(body))*4, limit, 1<<20)))
+	n, err := buf.ReadFrom(io.LimitReader(zr, limit+1))
+	if n > limit {
+		return nil, false, ErrDecodedTooLarge(limit)
+	}
+	if err != nil {
+		return nil, false, decodeError(name, err)
+	}
+	return buf.Bytes(), false, nil
+}
+
+func decodeError(name string, err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return eserr.New(400, "parse_exception", "cannot decompress the "+name+" request body: "+err.Error())
+}
+
+// ErrDecodedTooLarge is the 413 of a compressed body that decompresses to more than limit bytes.
+func ErrDecodedTooLarge(limit int64) error {
+	return eserr.New(413, "content_too_long_exception",
+		"cannot accept the request body: it decompresses to more than pipeline.max_decoded_body_size ("+
+			strconv.FormatInt(limit, 10)+" bytes); raise -max-decoded-body-size")
+}

@@ -1,0 +1,123 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"compress/zlib"
+	"fmt"
+	"image"
+	"image/png"
+	"strings"
+	"testing"
+
+	"github.com/vlproxy/vlproxy/proxy/pipeline"
+)
+
+// modelCalls is every inference request the simulator received.
+func modelCalls(e *env) int64 {
+	var n int64
+	for path, c := range e.Sim.Calls() {
+		if strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/v2/") || path == "/rerank" {
+			n += c
+		}
+	}
+	return n
+}
+
+func clauses(n int, clause func(i int) string) string {
+	var b strings.Builder
+	b.WriteString(`{"query":{"bool":{"should":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(clause(i))
+	}
+	b.WriteString(`]}}}`)
+	return b.String()
+}
+
+func textClause(i int) string { return fmt.Sprintf(`{"multimodal":{"text":"red dress %d"}}`, i) }
+
+func png16(tb testing.TB, w, h int) []byte {
+	tb.Helper()
+	img := image.NewNRGBA64(image.Rect(0, 0, w, h))
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		tb.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestLimitsRefuseBeforeAnyWork: a request over any per-request limit is an ES-shaped error
+// naming the flag, and neither the upstream nor the model saw anything of it.
+func TestLimitsRefuseBeforeAnyWork(t *testing.T) {
+	pcfg := pipeline.DefaultConfig()
+	pcfg.MaxDecodedBodySize = 1 << 20
+	rw := testRewriteConfig()
+	rw.Image.MaxDecodedBytes = 1 << 20
+	e := start(t, setup{pipeline: &pcfg, rewrite: &rw})
+	pic := dataURI("image/jpeg", jpegOf(t, 64, 64, 1))
+
+	f := func(name string, status int, flag string, uri string, body []byte, hdr ...string) {
+		t.Helper()
+		es, sim := e.ES.Calls.Load(), modelCalls(e)
+		r := e.do(t, "POST", uri, body, hdr...)
+		wantESError(t, r, status, flag)
+		if got := e.ES.Calls.Load() - es; got != 0 {
+			t.Fatalf("%s: %d upstream calls, want none", name, got)
+		}
+		if got := modelCalls(e) - sim; got != 0 {
+			t.Fatalf("%s: %d model calls, want none", name, got)
+		}
+	}
+	bomb := gzipped(bytes.Repeat([]byte(" "), 8<<20))
+	f("gzip bomb", 413, "-max-decoded-body-size", "/products/_search", bomb, "Content-Encoding", "gzip")
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(bytes.Repeat([]byte(" "), 8<<20)) //nolint:errcheck
+	zw.Close()
+	f("deflate bomb", 413, "-max-decoded-body-size", "/products/_search", z.Bytes(), "Content-Encoding", "deflate")
+
+	f("clauses", 400, "-max-clauses", "/products/_search", []byte(clauses(9, textClause)))
+	var ms strings.Builder
+	for i := 0; i < 5; i++ { // 5 searches of 2 clauses: 10 in the request
+		ms.WriteString("{}\n" + clauses(2, textClause) + "\n")
+	}
+	f("msearch clauses", 400, "-max-clauses", "/products/_msearch", []byte(ms.String()), "Content-Type", "application/x-ndjson")
+	f("text", 400, "-max-clause-text", "/products/_search", []byte(`{"query":{"multimodal":{"text":"`+strings.Repeat("a", 2049)+`"}}}`))
+	f("images", 400, "-max-images", "/products/_search", []byte(clauses(5, func(int) string { return `{"multimodal":{"image":"` + pic + `"}}` })))
+	// 600x600 is far inside max_pixels, but 16-bit RGBA is 8 bytes per pixel: 2.9 MB decoded.
+	f("16-bit png", 400, "-image-max-decoded-bytes", "/products/_search", []byte(`{"query":{"multimodal":{"image":"`+dataURI("image/png", png16(t, 600, 600))+`"}}}`))
+
+	// Within the limits the same shapes go through: 8 clauses, a plain deflate body.
+	r := e.search(t, clauses(8, textClause))
+	if r.Status != 200 {
+		t.Fatalf("8 clauses: status %d: %s", r.Status, r.Body)
+	}
+	z.Reset()
+	zw = zlib.NewWriter(&z)
+	zw.Write([]byte(`{"query":{"multimodal":{"text":"red dress"}}}`)) //nolint:errcheck
+	zw.Close()
+	r = e.do(t, "POST", "/products/_search", z.Bytes(), "Content-Encoding", "deflate")
+	wantHeaders(t, r, "X-VLProxy-Rewrite", "applied")
+	if last := e.ES.last(t); last.ContentEncoding != "" || bytes.Contains(last.Body, []byte("multimodal")) {
+		t.Fatalf("deflate body forwarded as %q %s", last.ContentEncoding, last.Body)
+	}
+}
+
+// TestModelCallLimit: a request with more clauses than model calls allowed is refused up front.
+func TestModelCallLimit(t *testing.T) {
+	pcfg := pipeline.DefaultConfig()
+	pcfg.MaxModelCalls = 2
+	e := start(t, setup{pipeline: &pcfg})
+	r := e.search(t, clauses(3, textClause))
+	wantESError(t, r, 400, "-max-model-calls")
+	if n := modelCalls(e); n != 0 || e.ES.Calls.Load() != 0 {
+		t.Fatalf("%d model calls, %d upstream calls, want none", n, e.ES.Calls.Load())
+	}
+	r = e.search(t, clauses(2, textClause))
+	wantHeaders(t, r, "X-VLProxy-Rewrite", "applied")
+	if n := modelCalls(e); n != 2 {
+		t.Fatalf("%d model calls, want 2", n)
+	}
+}
