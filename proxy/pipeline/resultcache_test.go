@@ -160,3 +160,23 @@ func TestResultCacheStampede(t *testing.T) {
 		t.Fatalf("model calls %d, want 1", got)
 	}
 }
+
+// TestResultCacheIdentityFailsClosed: cookies and impersonation separate callers; a header that
+// looks like credentials and is in no identity list bypasses the cache.
+func TestResultCacheIdentityFailsClosed(t *testing.T) {
+	e := start(t, setup{resultCache: true})
+	body := `{"query":{"match":{"title":"dress"}}}`
+	wantHeaders(t, e.search(t, body, "Cookie", "sid=alice"), "X-VLProxy-Cache", "miss")
+	wantHeaders(t, e.search(t, body, "Cookie", "sid=alice"), "X-VLProxy-Cache", "hit")
+	wantHeaders(t, e.search(t, body, "Cookie", "sid=bob"), "X-VLProxy-Cache", "miss")
+	wantHeaders(t, e.search(t, body, "Cookie", "sid=bob", "opendistro_security_impersonate_as", "carol"), "X-VLProxy-Cache", "miss")
+	wantHeaders(t, e.search(t, body, "X-Proxy-User", "dave", "X-Proxy-Roles", "admin"), "X-VLProxy-Cache", "miss")
+	wantHeaders(t, e.search(t, body, "X-Proxy-User", "dave", "X-Proxy-Roles", "reader"), "X-VLProxy-Cache", "miss")
+	calls := e.ES.Calls.Load()
+	for i := 0; i < 2; i++ {
+		wantHeaders(t, e.search(t, body, "X-Auth-Token", "secret"), "X-VLProxy-Cache", "bypass")
+	}
+	if got := e.ES.Calls.Load() - calls; got != 2 {
+		t.Fatalf("%d upstream calls for two bypassed searches, want 2", got)
+	}
+}

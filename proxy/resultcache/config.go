@@ -2,10 +2,12 @@ package resultcache
 
 // Config sets how result-cache keys are built and how writes invalidate them.
 type Config struct {
-	// IdentityHeaders are request headers, besides Authorization, X-Api-Key and
-	// es-security-runas-user, that identify the caller (for example a header set by an
-	// authenticating gateway): requests differing in any of them never share an entry.
-	// Default: none.
+	// IdentityHeaders are request headers, besides Authorization, X-Api-Key,
+	// es-security-runas-user, opendistro_security_impersonate_as, X-Proxy-User, X-Proxy-Roles
+	// and Cookie, that identify the caller (for example a header set by an authenticating
+	// gateway): requests differing in any of them never share an entry. A request carrying a
+	// header whose name looks like credentials (auth, token, key, session, cookie, user, role,
+	// ...) that is in neither list bypasses the cache. Default: none.
 	IdentityHeaders []string `yaml:"identity_headers"`
 	// AssumeConcrete treats every plain index name that the topology does not know as a
 	// concrete index (not an alias). Set it only when the cluster has no aliases or data

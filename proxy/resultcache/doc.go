@@ -13,8 +13,9 @@
 //
 // A version byte, then method, path, query parameters sorted by name (parameters with the
 // same name keep their order), the caller's identity (Authorization, X-Api-Key,
-// es-security-runas-user and Config.IdentityHeaders: one caller's response is never served
-// to another), the headers that change the response (Accept, Accept-Encoding, Content-Type,
+// es-security-runas-user, opendistro_security_impersonate_as, X-Proxy-User, X-Proxy-Roles,
+// Cookie and Config.IdentityHeaders: one caller's response is never served to another; any
+// other header that looks like credentials makes the request bypass the cache), the headers that change the response (Accept, Accept-Encoding, Content-Type,
 // X-VLProxy-Rewrite, X-VLProxy-Rerank, X-VLProxy-Variant), the experiment variant, the
 // generations described below, and the body: valid JSON without insignificant whitespace
 // (nothing else changes: key order, array order, escapes and numbers stay as sent), other

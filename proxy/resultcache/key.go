@@ -3,6 +3,7 @@ package resultcache
 import (
 	"bytes"
 	"github.com/vlproxy/vlproxy/internal/httphdr"
+	"iter"
 	"net/url"
 	"strings"
 	"time"
@@ -12,7 +13,7 @@ import (
 )
 
 // keyVersion starts every key; bump it whenever the key layout changes.
-const keyVersion byte = 1
+const keyVersion byte = 2
 
 // Headers gives read access to request headers; *fasthttp.RequestHeader satisfies it.
 // Peek returns nil or empty for an absent header.
@@ -68,8 +69,82 @@ func splitSearchPath(path []byte) (index, endpoint []byte, ok bool) {
 	return index, rest, true
 }
 
-// identityHeaders always separate callers: credentials and run-as identity.
-var identityHeaders = []string{"Authorization", "X-Api-Key", "es-security-runas-user"}
+// identityHeaders always separate callers: credentials, run-as and impersonation (ES's
+// es-security-runas-user, OpenSearch security's opendistro_security_impersonate_as), the
+// headers of the security plugin's proxy authentication, and session cookies.
+var identityHeaders = []string{"Authorization", "X-Api-Key", "es-security-runas-user",
+	"opendistro_security_impersonate_as", "X-Proxy-User", "X-Proxy-Roles", "Cookie"}
+
+// HeaderLister is what Key uses, when Headers also has it, to see every request header: a
+// header that looks like credentials but is neither an identity header nor configured
+// (Config.IdentityHeaders) makes the request bypass the cache, since callers differing only
+// in it would otherwise share responses. *fasthttp.RequestHeader satisfies it.
+type HeaderLister interface {
+	All() iter.Seq2[[]byte, []byte]
+}
+
+// credentialWords mark a header name as possibly carrying who the caller is.
+var credentialWords = []string{"auth", "token", "key", "session", "cookie", "user", "role",
+	"secret", "passw", "credential", "impersonat", "runas", "run-as", "jwt", "saml", "principal", "tenant"}
+
+// notCredentials are header names that match credentialWords but say nothing of the caller.
+var notCredentials = []string{"user-agent", "keep-alive", "idempotency-key"}
+
+// LooksLikeCredentials reports whether a header name may carry caller identity.
+func LooksLikeCredentials(name []byte) bool {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return true // no legitimate header is this long; treat it with suspicion
+	}
+	lower := buf[:len(name)]
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	for _, n := range notCredentials {
+		if string(lower) == n {
+			return false
+		}
+	}
+	for _, w := range credentialWords {
+		if bytes.Contains(lower, []byte(w)) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownCredentials reports a header that looks like credentials and is in no identity list.
+func (k *Keyer) unknownCredentials(h Headers) bool {
+	if l, ok := h.(HeaderLister); ok {
+		return k.listsUnknownCredentials(l)
+	}
+	return false
+}
+
+// listsUnknownCredentials is apart so that the iterator's state is allocated only for a lister.
+//
+//go:noinline
+func (k *Keyer) listsUnknownCredentials(l HeaderLister) bool {
+	for name := range l.All() {
+		if !LooksLikeCredentials(name) || isIdentity(name, identityHeaders) || isIdentity(name, k.cfg.IdentityHeaders) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+func isIdentity(name []byte, list []string) bool {
+	for _, h := range list {
+		if bytes.EqualFold(name, []byte(h)) {
+			return true
+		}
+	}
+	return false
+}
 
 // responseHeaders change what the upstream or vlproxy answers for the same request.
 var responseHeaders = []string{
@@ -127,7 +202,7 @@ func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time,
 	if route == RouteNone {
 		return dst, time.Time{}, false
 	}
-	if bypassQuery(in.Query) || (in.Header != nil && bypassHeaders(in.Header)) || bypassBody(route, in.Body) {
+	if bypassQuery(in.Query) || (in.Header != nil && (bypassHeaders(in.Header) || k.unknownCredentials(in.Header))) || bypassBody(route, in.Body) {
 		return dst, time.Time{}, false
 	}
 	start := len(dst)
