@@ -35,13 +35,12 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 		s.fail(ctx, rq, err)
 		return
 	}
+	// Disjoint stages (pipeline.Timings): upstream is the search's round trip, model the time
+	// waiting for model answers, rewrite and rerank the rest of their work.
 	rq.timing.add("upstream", t.Search)
 	if t.Rewrite > 0 || t.Model > 0 {
 		rq.timing.add("rewrite", t.Rewrite)
 		rq.timing.add("model", t.Model)
-	}
-	if t.Search > 0 { // zero on a result-cache hit: no search was made
-		rq.timing.add("search", t.Search)
 	}
 	if t.Rerank > 0 {
 		rq.timing.add("rerank", t.Rerank)

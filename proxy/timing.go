@@ -6,8 +6,10 @@ import (
 )
 
 // serverTiming collects the stages of one request for the Server-Timing header. Pass-through requests
-// have one stage, "upstream"; searches add the pipeline's stages (rewrite, model, search, rerank). The
-// header always names upstream (0 when no node was contacted) and ends with total.
+// have one stage, "upstream"; searches add the pipeline's stages (rewrite, model, rerank). Stages are
+// disjoint: model is not inside rewrite or rerank, and upstream is the only upstream figure, so the
+// stages sum to at most total. The header always names upstream (0 when no node was contacted, as on
+// a result-cache hit) and ends with total.
 type serverTiming struct {
 	names [6]string
 	durs  [6]time.Duration

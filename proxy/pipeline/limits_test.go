@@ -3,12 +3,16 @@ package pipeline_test
 import (
 	"bytes"
 	"compress/zlib"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/vlproxy/vlproxy/model/modeltest"
 	"github.com/vlproxy/vlproxy/proxy/pipeline"
 )
 
@@ -120,4 +124,92 @@ func TestModelCallLimit(t *testing.T) {
 	if n := modelCalls(e); n != 2 {
 		t.Fatalf("%d model calls, want 2", n)
 	}
+}
+
+// wantDisjointTiming checks that the stages of a Server-Timing value sum to at most total and
+// that no stage is named twice.
+func wantDisjointTiming(tb testing.TB, st string) {
+	tb.Helper()
+	var sum, total float64
+	seen := map[string]bool{}
+	for _, m := range strings.Split(st, ", ") {
+		name, dur, ok := strings.Cut(m, ";dur=")
+		var d float64
+		if _, err := fmt.Sscan(dur, &d); !ok || err != nil {
+			tb.Fatalf("Server-Timing %q: cannot parse %q", st, m)
+		}
+		if seen[name] {
+			tb.Fatalf("Server-Timing %q names %s twice", st, name)
+		}
+		seen[name] = true
+		if name == "total" {
+			total = d
+		} else {
+			sum += d
+		}
+	}
+	if sum > total+0.002 { // three decimals of rounding per stage
+		tb.Fatalf("Server-Timing %q: stages sum to %.3f ms, more than total", st, sum)
+	}
+}
+
+// TestMsearchConcurrent: the searches of an _msearch are rewritten at once, under
+// msearch_concurrency, and the response keeps their order. Overlap is counted at the model,
+// not inferred from wall time.
+func TestMsearchConcurrent(t *testing.T) {
+	f := func(conc, wantOverlap int) {
+		t.Helper()
+		pcfg := pipeline.DefaultConfig()
+		pcfg.MsearchConcurrency = conc
+		rw := testRewriteConfig()
+		rw.Timeout = 5 * time.Second
+		e := start(t, setup{pipeline: &pcfg, rewrite: &rw, noKeywords: true,
+			sim: modeltest.Config{Latency: modeltest.Latency{Base: modeltest.Duration(150 * time.Millisecond)}}})
+		var ms strings.Builder
+		for i := 0; i < 4; i++ {
+			fmt.Fprintf(&ms, "{}\n{\"size\":%d,\"query\":%s}\n", i+1, textClause(i))
+		}
+		var peak atomic.Int64
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				if n := e.Sim.InFlight(); n > peak.Load() {
+					peak.Store(n)
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}()
+		r := e.do(t, "POST", "/products/_msearch", []byte(ms.String()), "Content-Type", "application/x-ndjson")
+		close(stop)
+		<-done
+		wantHeaders(t, r, "X-VLProxy-Rewrite", "applied")
+		if got := peak.Load(); got != int64(wantOverlap) {
+			t.Fatalf("concurrency %d: %d model calls overlapped at most, want %d", conc, got, wantOverlap)
+		}
+		// Order kept: response i has i+1 hits, as its search asked.
+		var resp struct {
+			Responses []struct {
+				Hits struct {
+					Hits []json.RawMessage `json:"hits"`
+				} `json:"hits"`
+			} `json:"responses"`
+		}
+		if err := json.Unmarshal(r.Body, &resp); err != nil || len(resp.Responses) != 4 {
+			t.Fatalf("responses %s (%v)", r.Body, err)
+		}
+		for i, sr := range resp.Responses {
+			if len(sr.Hits.Hits) != i+1 {
+				t.Fatalf("response %d has %d hits, want %d: order changed", i, len(sr.Hits.Hits), i+1)
+			}
+		}
+		wantDisjointTiming(t, r.h("Server-Timing"))
+	}
+	f(4, 4)
+	f(1, 1)
 }

@@ -153,9 +153,23 @@ func New(cfg Config, d Deps) *Pipeline {
 		results: d.Results, keys: d.Keys, lag: d.RefreshLag, log: d.Log}
 }
 
-// Timings are the stages of one request, for Server-Timing.
+// Timings are the stages of one request, for Server-Timing. They are disjoint wall-clock
+// spans: Rewrite and Rerank exclude the model time spent inside them, which Model holds, so
+// their sum never exceeds the request's time. Searches of an _msearch run concurrently: each
+// stage is the wall time of its phase, and Model is capped at the phases it lies in.
 type Timings struct {
-	Rewrite, Model, Search, Rerank time.Duration
+	Rewrite time.Duration // finding clauses, images, building queries (model time excluded)
+	Model   time.Duration // waiting for model answers, of rewrite and rerank
+	Search  time.Duration // the upstream round trip (retries included)
+	Rerank  time.Duration // reading hits, reordering, explaining (model time excluded)
+}
+
+// phase adds one phase of wall time wall, of which model was spent waiting for the model
+// (summed over concurrent work, hence capped), to stage and t.Model.
+func (t *Timings) phase(stage *time.Duration, wall, model time.Duration) {
+	model = min(model, wall)
+	*stage += wall - model
+	t.Model += model
 }
 
 // noVariant labels the metrics of requests outside any experiment (shadow mode by header).

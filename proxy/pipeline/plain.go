@@ -35,6 +35,7 @@ func (p *Pipeline) Plain(rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
 	} else {
 		r.Set(httphdr.Rerank, "off")
 	}
-	r.Set("X-VLProxy-Cache", "bypass")
+	r.Set("X-VLProxy-Cache", cacheBypass)
+	cacheStates[cacheBypass].Inc()
 	return true
 }

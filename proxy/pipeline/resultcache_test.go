@@ -134,21 +134,20 @@ func TestResultCacheStampede(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		misses := 0
+		count := map[string]int{}
 		for i := range n {
 			if errs[i] != nil {
 				t.Fatalf("request %d: %s", i, errs[i])
 			}
-			if string(bodies[i]) != string(bodies[0]) || (states[i] != "miss" && states[i] != "hit") {
+			if string(bodies[i]) != string(bodies[0]) || (states[i] != "miss" && states[i] != "hit" && states[i] != "collapsed") {
 				t.Fatalf("request %d: cache %q body %s", i, states[i], bodies[i])
 			}
-			if states[i] == "miss" {
-				misses++
-			}
+			count[states[i]]++
 		}
-		// Only the request whose fill went upstream says miss; the ones it served say hit.
-		if misses != 1 {
-			t.Fatalf("%d of %d concurrent identical cold searches say miss, want 1", misses, n)
+		// Only the request whose fill went upstream says miss; the ones that waited for it say
+		// collapsed (the upstream holds each answer 200ms, so most do), later ones hit.
+		if count["miss"] != 1 || count["collapsed"] == 0 {
+			t.Fatalf("%d concurrent identical cold searches: %v, want one miss and some collapsed", n, count)
 		}
 		if got := e.ES.Calls.Load() - calls; got != 1 {
 			t.Fatalf("%d concurrent identical cold searches made %d upstream calls, want 1", n, got)

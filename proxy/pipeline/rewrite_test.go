@@ -39,7 +39,8 @@ func TestPlainSearchForwardedByteForByte(t *testing.T) {
 			t.Fatalf("upstream got %s %q, want %s %q", got.URI, got.Body, uri, body)
 		}
 		wantHeaders(t, r, "X-VLProxy-Rewrite", "skipped", "X-VLProxy-Rerank", wantRerank, "X-VLProxy-Cache", "miss")
-		if st := r.h("Server-Timing"); !strings.Contains(st, "search;dur=") || !strings.Contains(st, "total;dur=") {
+		if st := r.h("Server-Timing"); !strings.HasPrefix(st, "upstream;dur=") || strings.HasPrefix(st, "upstream;dur=0.000") ||
+			strings.Contains(st, "search;dur=") || !strings.Contains(st, "total;dur=") {
 			t.Fatalf("Server-Timing %q", st)
 		}
 		if r.h("X-VLProxy-Variant") != "" {
@@ -67,11 +68,12 @@ func TestTextRewrite(t *testing.T) {
 		t.Fatalf("response\n%s\nwant ES's\n%s", r.Body, want)
 	}
 	st := r.h("Server-Timing")
-	for _, s := range []string{"rewrite;dur=", "model;dur=", "search;dur=", "total;dur="} {
+	for _, s := range []string{"upstream;dur=", "rewrite;dur=", "model;dur=", "total;dur="} {
 		if !strings.Contains(st, s) {
 			t.Fatalf("Server-Timing %q lacks %s", st, s)
 		}
 	}
+	wantDisjointTiming(t, st)
 	calls := e.Sim.Calls()["/v1/chat/completions"]
 
 	// The same clause again: keywords from the cache, no model call, same upstream body.

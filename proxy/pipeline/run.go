@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"github.com/vlproxy/vlproxy/internal/eserr"
 	"github.com/vlproxy/vlproxy/internal/esshape"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -32,9 +34,11 @@ type part struct {
 	rr        Reranker // the reranker that made plan (the variant's scorer)
 	rrState   string
 	shadow    rerank.ShadowStats
-	query     string      // query string for the upstream (only `_search` may change it)
-	retrieval string      // X-VLProxy-Retrieval of this search ("" without a clause)
-	hy        *hybridPart // the two sides of a hybrid search
+	query     string        // query string for the upstream (only `_search` may change it)
+	retrieval string        // X-VLProxy-Retrieval of this search ("" without a clause)
+	hy        *hybridPart   // the two sides of a hybrid search
+	rwModel   time.Duration // model time of its rewrite
+	rrModel   time.Duration // model time of its rerank
 }
 
 // run answers one request: prepare each search, one upstream call, then rerank and explain.
@@ -61,29 +65,42 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		ctx = model.WithCallBudget(ctx, p.cfg.MaxModelCalls)
 	}
 
+	prepStart := time.Now()
 	switch {
 	case !intercept:
 		// Nothing for vlproxy: forward as is.
 	case in.kind == Msearch:
-		for i := range items {
+		parts = make([]*part, len(items))
+		err := p.concurrently(ctx, len(items), func(ctx context.Context, i int) error {
 			idx := items[i].Index()
 			if idx == "" {
 				idx = in.index
 			}
-			pt, err := p.prepare(ctx, in, idx, items[i].Body, "", &t)
+			pt, err := p.prepare(ctx, in, idx, items[i].Body, "")
 			if err != nil {
-				return nil, err
+				return err
 			}
 			items[i].Body = pt.body
-			parts = append(parts, pt)
+			parts[i] = pt
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	default:
-		pt, err := p.prepare(ctx, in, in.index, in.body, upQuery, &t)
+		pt, err := p.prepare(ctx, in, in.index, in.body, upQuery)
 		if err != nil {
 			return nil, err
 		}
 		upQuery = pt.query
 		parts = append(parts, pt)
+	}
+	if len(parts) > 0 {
+		var m time.Duration
+		for _, pt := range parts {
+			m += pt.rwModel
+		}
+		t.phase(&t.Rewrite, time.Since(prepStart), m)
 	}
 
 	// A hybrid `_search` goes upstream as an `_msearch` of its two sides; its filter_path
@@ -179,9 +196,15 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		}
 	}
 	if p.needsResponse(parts) && out.status >= 200 && out.status <= 299 {
-		if err := p.finish(ctx, in, parts, out, &t); err != nil {
+		finStart := time.Now()
+		if err := p.finish(ctx, in, parts, out); err != nil {
 			return nil, err
 		}
+		var m time.Duration
+		for _, pt := range parts {
+			m += pt.rrModel
+		}
+		t.phase(&t.Rerank, time.Since(finStart), m)
 	}
 	if in.kind == Search && len(parts) == 1 && len(parts[0].rewrite.Groups) > 0 && out.status >= 200 && out.status <= 299 {
 		p.groupRows(ctx, in, parts[0], out, &t)
@@ -230,6 +253,20 @@ func (p *Pipeline) checkLimits(in *input, items []searchbody.Item) error {
 			"cannot accept %d [multimodal] clauses in one request: more model calls than pipeline.max_model_calls (%d); raise -max-model-calls", total.Clauses, p.cfg.MaxModelCalls)
 	}
 	return nil
+}
+
+// skipNoScorer: reranking was asked for (header or variant) but no scorer is configured.
+const skipNoScorer = "no_scorer"
+
+// rerankRequested reports whether the header or the variant asks for reranking (on or shadow).
+func rerankRequested(in *input) bool {
+	switch in.sw.Rerank {
+	case searchbody.SwitchOn, searchbody.SwitchShadow:
+		return true
+	case searchbody.SwitchOff:
+		return false
+	}
+	return in.variant != nil && (in.variant.Rerank == "on" || in.variant.Rerank == "shadow")
 }
 
 // rerankWanted reports whether reranking may apply although the body carries nothing for
@@ -295,7 +332,7 @@ func (p *Pipeline) needsResponse(parts []*part) bool {
 }
 
 // prepare runs options, rewrite and rerank planning for one search body.
-func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []byte, query string, t *Timings) (*part, error) {
+func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []byte, query string) (*part, error) {
 	pt := &part{index: index, query: query}
 	opts, body, err := searchbody.ExtractOptions(body)
 	if err != nil {
@@ -328,8 +365,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 		pt.rwState = res.Status
 		pt.retrieval = res.Retrieval
 		body = res.Body
-		t.Rewrite += res.Elapsed
-		t.Model += res.ModelTime
+		pt.rwModel = res.ModelTime
 	} else if searchbody.MaybeIntercepted(body) {
 		return nil, eserr.New(503, "model_unavailable_exception",
 			"cannot rewrite the multimodal clause: no rewriter is configured")
@@ -340,7 +376,11 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 	pt.rrState = "off"
 	if in.kind == Count {
 		pt.rrState = "skipped:count"
-	} else if rr := p.rerankerFor(in); rr != nil {
+	} else if rr := p.rerankerFor(in); rr == nil {
+		if rerankRequested(in) {
+			pt.rrState = "skipped:" + skipNoScorer
+		}
+	} else {
 		rmode := rerankMode(in)
 		q := model.Document{Text: pt.rewrite.Query.Text, Image: pt.rewrite.Query.Image}
 		plan, upBody, upQuery, skip, err := rr.Prepare(rerank.Request{
@@ -423,10 +463,10 @@ func rerankMode(in *input) rerank.Mode {
 	return rerank.ModeDefault
 }
 
-// finish reranks and explains a 2xx response.
-func (p *Pipeline) finish(ctx context.Context, in *input, parts []*part, out *outcome, t *Timings) error {
+// finish reranks and explains a 2xx response; the searches of an _msearch concurrently.
+func (p *Pipeline) finish(ctx context.Context, in *input, parts []*part, out *outcome) error {
 	if in.kind != Msearch {
-		b, err := p.finishOne(ctx, parts[0], out.body, t)
+		b, err := p.finishOne(ctx, parts[0], out.body)
 		if err != nil {
 			return err
 		}
@@ -437,18 +477,23 @@ func (p *Pipeline) finish(ctx context.Context, in *input, parts []*part, out *ou
 	if !ok || len(resps) != len(parts) {
 		return nil // not the shape we sent: leave ES's answer alone
 	}
-	for i, pt := range parts {
+	err := p.concurrently(ctx, len(parts), func(ctx context.Context, i int) error {
+		pt := parts[i]
 		if gjson.GetBytes(resps[i], "error").Exists() {
 			if pt.plan != nil {
 				pt.rrState = "skipped:error"
 			}
-			continue
+			return nil
 		}
-		b, err := p.finishOne(ctx, pt, resps[i], t)
+		b, err := p.finishOne(ctx, pt, resps[i])
 		if err != nil {
 			return err
 		}
 		resps[i] = b
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	b, err := searchbody.ReplaceResponses(out.body, resps)
 	if err != nil {
@@ -458,16 +503,62 @@ func (p *Pipeline) finish(ctx context.Context, in *input, parts []*part, out *ou
 	return nil
 }
 
-func (p *Pipeline) finishOne(ctx context.Context, pt *part, body []byte, t *Timings) ([]byte, error) {
+// concurrently runs fn(0..n-1), at most cfg.MsearchConcurrency at once, and returns the error
+// of the lowest index that failed; the first failure cancels the context of the others.
+func (p *Pipeline) concurrently(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	if n == 1 || p.cfg.MsearchConcurrency <= 1 {
+		for i := 0; i < n; i++ {
+			if err := fn(ctx, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, n)
+	sem := make(chan struct{}, p.cfg.MsearchConcurrency)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			if errs[i] = fn(ctx, i); errs[i] != nil {
+				cancel()
+			}
+		}(i)
+	}
+	wg.Wait()
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		// A search cancelled because another failed reports that one's error instead.
+		if first == nil || (errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+		if !errors.Is(first, context.Canceled) {
+			break
+		}
+	}
+	return first
+}
+
+func (p *Pipeline) finishOne(ctx context.Context, pt *part, body []byte) ([]byte, error) {
 	var rrExplain []byte
 	if pt.plan != nil {
-		s := time.Now()
 		res, err := pt.rr.Apply(ctx, pt.plan, body)
-		t.Rerank += time.Since(s)
 		if err != nil {
 			return nil, err
 		}
-		t.Model += res.ModelTime
+		pt.rrModel = res.ModelTime
 		pt.rrState = res.Status
 		pt.shadow = res.Shadow
 		body = res.Body
@@ -522,8 +613,11 @@ func summarizeRetrieval(parts []*part) string {
 func summarize(in *input, parts []*part) (rw, rr string) {
 	if len(parts) == 0 {
 		rw, rr = "skipped", "off"
-		if in.kind == Count {
+		switch {
+		case in.kind == Count:
 			rr = "skipped:count"
+		case rerankRequested(in): // requested and yet nothing to intercept: no scorer
+			rr = "skipped:" + skipNoScorer
 		}
 		if in.sw.Rewrite == searchbody.SwitchOff {
 			rw = "off"

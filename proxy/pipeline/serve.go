@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/vlproxy/vlproxy/proxy/experiment"
@@ -73,7 +74,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 		if entry, ok := p.results.Get(key); ok {
 			if out, err := decodeOutcome(entry); err == nil {
 				rc.Response.Header.Set("Age", strconv.Itoa(out.age(time.Now())))
-				p.write(rc, out, "hit")
+				p.write(rc, out, cacheHit)
 				return Timings{}, nil
 			}
 		}
@@ -87,7 +88,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 		if err != nil {
 			return Timings{}, err
 		}
-		p.write(rc, out, "bypass")
+		p.write(rc, out, cacheBypass)
 		return out.timings, nil
 	}
 
@@ -102,7 +103,9 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 	// Only the caller whose fill runs does the work; the others are served by it. fn may outlive
 	// this handler, hence atomics.
 	var led atomic.Pointer[Timings]
+	var ran atomic.Bool
 	entry, hit, err := p.results.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
+		ran.Store(true)
 		out, err := p.run(ctx, in)
 		if err != nil {
 			return nil, err
@@ -114,10 +117,17 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 		out.stored = time.Now()
 		return encodeOutcome(out), nil
 	})
+	// A caller whose fn did not run and that got no stored entry waited for another caller's
+	// fill: collapsed, not a hit (the response is fresh) nor a miss (it caused no work).
+	collapsed := !hit && !ran.Load()
 	var unc *uncacheable
 	switch {
 	case errors.As(err, &unc):
-		p.write(rc, unc.out, "miss")
+		if collapsed {
+			p.write(rc, unc.out, cacheCollapsed)
+			return Timings{}, nil
+		}
+		p.write(rc, unc.out, cacheMiss)
 		return unc.out.timings, nil
 	case err != nil:
 		return Timings{}, err
@@ -129,17 +139,36 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 		if out, err = p.run(ctx, in); err != nil {
 			return Timings{}, err
 		}
-		p.write(rc, out, "miss")
+		p.write(rc, out, cacheMiss)
 		return out.timings, nil
 	}
 	if t := led.Load(); t != nil && !hit {
-		p.write(rc, out, "miss")
+		p.write(rc, out, cacheMiss)
 		return *t, nil
 	}
-	// A stored entry, or another caller's fill this request waited for: no upstream call of its own.
+	if collapsed {
+		p.write(rc, out, cacheCollapsed)
+		return Timings{}, nil
+	}
 	rc.Response.Header.Set("Age", strconv.Itoa(out.age(time.Now())))
-	p.write(rc, out, "hit")
+	p.write(rc, out, cacheHit)
 	return Timings{}, nil
+}
+
+// X-VLProxy-Cache values, each counted in vlproxy_result_cache_requests_total{state}.
+const (
+	cacheHit       = "hit"       // a stored response
+	cacheMiss      = "miss"      // this request's own upstream call (and model calls)
+	cacheCollapsed = "collapsed" // waited for an identical request's fill and shares its response
+	cacheBypass    = "bypass"    // not cacheable, or the result cache is off
+)
+
+var cacheStates = map[string]*metrics.Counter{}
+
+func init() {
+	for _, st := range []string{cacheHit, cacheMiss, cacheCollapsed, cacheBypass} {
+		cacheStates[st] = metrics.NewCounter(`vlproxy_result_cache_requests_total{state="` + st + `"}`)
+	}
 }
 
 // uncacheable carries a response that must reach every waiter but not the cache (non-2xx, or
@@ -160,6 +189,9 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 		r.Header.Set(httphdr.Retrieval, out.retrieval)
 	}
 	r.Header.Set("X-VLProxy-Cache", cacheState)
+	if c := cacheStates[cacheState]; c != nil {
+		c.Inc()
+	}
 	if !rc.IsHead() {
 		r.SetBody(out.body)
 	}

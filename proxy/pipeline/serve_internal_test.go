@@ -103,3 +103,24 @@ func FuzzServe(f *testing.F) {
 		}
 	})
 }
+
+// Rerank asked for on a pipeline without a scorer says why nothing happened.
+func TestRerankWithoutScorerSaysNoScorer(t *testing.T) {
+	p := New(Config{}, Deps{Forwarder: &countingForwarder{}, Log: slog.New(slog.DiscardHandler)})
+	f := func(kind Kind, uri, body, want string) {
+		t.Helper()
+		rc := newCtx(body)
+		rc.Request.SetRequestURI(uri)
+		rc.Request.Header.Set("X-VLProxy-Rerank", "on")
+		prepare := func(dst *fasthttp.RequestHeader) { rc.Request.Header.CopyTo(dst) }
+		if _, err := p.Serve(rc, kind, prepare, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(rc.Response.Header.Peek("X-VLProxy-Rerank")); got != want {
+			t.Fatalf("%s: X-VLProxy-Rerank %q, want %q", uri, got, want)
+		}
+	}
+	f(Search, "/products/_search", `{"query":{"match_all":{}}}`, "skipped:no_scorer")
+	f(Msearch, "/products/_msearch", "{}\n{\"query\":{\"match_all\":{}}}\n", "skipped:no_scorer")
+	f(Count, "/products/_count", `{}`, "skipped:count")
+}
