@@ -404,3 +404,66 @@ func TestResultCacheSeesPeriodicRefresh(t *testing.T) {
 			"finds %d (cache %s): the cached result hides a write made through the proxy", got.total, got.cache)
 	}
 }
+
+// A _bulk too large to be buffered (over 64 KiB) streams through, its action lines scanned on
+// the way: it invalidates the searches of the indices it writes (by _index, or the path's
+// default index) and leaves the others cached. An action line that cannot be read invalidates
+// everything.
+func TestResultCacheStreamedBulkInvalidatesPerIndex(t *testing.T) {
+	node := testenv.URL(t)
+	c := rawClient()
+	a, b, other := uniqueName("vlp-rsa"), uniqueName("vlp-rsb"), uniqueName("vlp-rso")
+	for _, idx := range []string{a, b, other} {
+		createIndex(t, node, idx)
+	}
+	prox := startCachedProxy(t, node) // after the indices exist: its first topology read knows them
+
+	bulk := func(n int) []byte {
+		var nd bytes.Buffer
+		pad := strings.Repeat("cotton ", 60)
+		for i := 0; i < n; i++ {
+			if i%2 == 0 {
+				fmt.Fprintf(&nd, `{"index":{"_id":"d%d"}}`+"\n", i) // the path's index
+			} else {
+				fmt.Fprintf(&nd, `{"index":{"_index":%q,"_id":"d%d"}}`+"\n", b, i)
+			}
+			fmt.Fprintf(&nd, `{"title":"shirt %d","description":%q}`+"\n", i, pad)
+		}
+		return nd.Bytes()
+	}
+	body := bulk(400)
+	if len(body) <= 64<<10 {
+		t.Fatalf("the bulk is %d bytes, not over 64 KiB", len(body))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for round := 0; ; round++ {
+		warm(t, c, prox+"/"+a+"/_search", shirtQuery, -1)
+		warm(t, c, prox+"/"+b+"/_search", shirtQuery, -1)
+		warm(t, c, prox+"/"+other+"/_search", shirtQuery, 0)
+		r := mustDo(t, c, 200, "POST", prox+"/"+a+"/_bulk?refresh=true", body, "Content-Type", "application/x-ndjson")
+		if gjson.GetBytes(r.Body, "errors").Bool() {
+			t.Fatalf("_bulk: %.300s", r.Body)
+		}
+		for _, idx := range []string{a, b} {
+			got := search(t, c, prox+"/"+idx+"/_search", shirtQuery)
+			if got.cache == "hit" || got.total != 200 {
+				t.Fatalf("%s after the streamed _bulk: %d hits (cache %s), want 200 from upstream", idx, got.total, got.cache)
+			}
+		}
+		if got := search(t, c, prox+"/"+other+"/_search", shirtQuery); got.cache == "hit" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("for 5s, every streamed _bulk to %s and %s also invalidated the search on %s (cache %s)", a, b, other, got.cache)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// An action line that cannot be read: everything goes (ES refuses the bulk, the cache
+	// cannot know what it would have touched).
+	bad := append([]byte(`{"index":{"_index":"`+a+`"}`+"\n{}\n"), body...)
+	warm(t, c, prox+"/"+other+"/_search", shirtQuery, 0)
+	do(t, c, "POST", prox+"/"+a+"/_bulk", bad, "Content-Type", "application/x-ndjson")
+	if got := search(t, c, prox+"/"+other+"/_search", shirtQuery); got.cache == "hit" {
+		t.Fatalf("a streamed _bulk with an unreadable action line left the search on %s cached", other)
+	}
+}

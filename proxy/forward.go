@@ -8,6 +8,8 @@ import (
 
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
 )
 
 // request carries what the proxy knows about one client request while it is served.
@@ -33,6 +35,7 @@ type bodyLimiter struct {
 	n       int64
 	tooBig  bool
 	readErr error
+	tee     io.Writer // sees every byte read (a _bulk's BulkScanner), nil when none
 }
 
 func (l *bodyLimiter) Read(p []byte) (int, error) {
@@ -41,6 +44,9 @@ func (l *bodyLimiter) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.n += int64(n)
+	if l.tee != nil && n > 0 {
+		l.tee.Write(p[:n]) //nolint:errcheck // a scanner never fails
+	}
 	if l.n > l.max {
 		l.tooBig = true
 		return 0, errBodyTooLargeSentinel
@@ -85,11 +91,18 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	prepareUpstreamRequest(&req.Header, ctx)
 
 	var lim *bodyLimiter
+	var bulk *resultcache.BulkScanner
 	var body []byte
 	cl := ctx.Request.Header.ContentLength()
 	stream := ctx.RequestBodyStream()
 	if stream != nil && !rq.route.retryable && (cl < 0 || cl > smallBody) {
 		lim = &bodyLimiter{r: stream, max: int64(s.cfg.MaxBodySize), want: int64(cl)}
+		// A streamed _bulk is scanned on its way for the indices it writes, so that it
+		// invalidates only their cached searches. A compressed one cannot be read: it touches all.
+		if s.keys != nil && len(ctx.Request.Header.ContentEncoding()) == 0 && resultcache.IsBulkPath(ctx.Path()) {
+			bulk = resultcache.NewBulkScanner(ctx.Path(), ctx.URI().QueryString())
+			lim.tee = bulk
+		}
 	} else {
 		var err error
 		if body, err = s.readBody(ctx, rq); err != nil {
@@ -110,7 +123,7 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	})
 	// A write may have been applied even when its answer failed: invalidate either way, after
 	// the upstream saw it, so no search can cache the old data under the new generation.
-	s.invalidate(ctx, body, lim != nil)
+	s.invalidate(ctx, body, lim != nil, bulk)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		if lim != nil && lim.tooBig {

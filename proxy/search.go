@@ -83,9 +83,9 @@ func (f searchForwarder) Forward(ctx context.Context, req *fasthttp.Request, res
 }
 
 // invalidate applies a write that passed through to the result cache. body is nil when the
-// request body streamed (over smallBody): then what a _bulk touched is unknown and every
-// cached result goes.
-func (s *Server) invalidate(ctx *fasthttp.RequestCtx, body []byte, streamed bool) {
+// request body streamed (over smallBody): then a _bulk is known by what bulk scanned of it on
+// its way (nil: not scanned, every cached result goes), other writes by their path.
+func (s *Server) invalidate(ctx *fasthttp.RequestCtx, body []byte, streamed bool, bulk *resultcache.BulkScanner) {
 	if s.keys == nil {
 		return
 	}
@@ -97,12 +97,13 @@ func (s *Server) invalidate(ctx *fasthttp.RequestCtx, body []byte, streamed bool
 			break
 		}
 	}
-	w := resultcache.Writes(ctx.Method(), path, query, body)
-	if !w.IsWrite() {
-		return
-	}
+	var w resultcache.Write
 	if streamed {
-		w = resultcache.Write{All: true}
+		w = resultcache.StreamedWrites(ctx.Method(), path, query, bulk)
+	} else {
+		w = resultcache.Writes(ctx.Method(), path, query, body)
 	}
-	s.keys.Invalidate(w)
+	if w.IsWrite() {
+		s.keys.Invalidate(w)
+	}
 }

@@ -1,7 +1,6 @@
 package resultcache
 
 import (
-	"bytes"
 	"net/url"
 	"strings"
 
@@ -88,7 +87,27 @@ var topologyEndpoints = map[string]bool{
 // index, ingest pipelines (which may reroute documents) and every request this function does
 // not recognise touch everything.
 func Writes(method, path, query, body []byte) Write {
-	w := writes(method, path, query, body)
+	return visible(writes(method, path, query, body), path, query)
+}
+
+// StreamedWrites is Writes for a request whose body streamed through without being kept: a
+// _bulk scanned on its way (bulk, from NewBulkScanner) touches what its action lines name, an
+// unscanned one (compressed, say) everything; other writes are known by their path (a _reindex
+// without its body touches everything).
+func StreamedWrites(method, path, query []byte, bulk *BulkScanner) Write {
+	w := writes(method, path, query, nil)
+	switch {
+	case !w.IsWrite() && !IsBulkPath(path):
+	case bulk != nil:
+		w = bulk.Result()
+	case IsBulkPath(path):
+		w = Write{All: true}
+	}
+	return visible(w, path, query)
+}
+
+// visible sets w.Visible: whether the write is searchable once the node has answered it.
+func visible(w Write, path, query []byte) Write {
 	if !w.IsWrite() {
 		return w
 	}
@@ -202,62 +221,14 @@ func reindexWrite(body []byte) Write {
 	return Write{Indices: []string{dest}}
 }
 
-// bulkWrite collects the indices of a _bulk body, reading it the way Elasticsearch does: a
-// blank line where an action is expected is skipped, the line after an index, create or
-// update action is its source whatever it holds, delete has no source.
+// bulkWrite collects the indices of a whole _bulk body (see BulkScanner).
 func bulkWrite(defaultIndex string, query, body []byte) Write {
 	if _, ok := queryParam(query, "pipeline"); ok {
 		return Write{All: true}
 	}
-	var w Write
-	seen := map[string]bool{}
-	add := func(name string) {
-		if !seen[name] {
-			seen[name] = true
-			w.Indices = append(w.Indices, name)
-		}
-	}
-	for len(body) > 0 {
-		line := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			line, body = body[:i], body[i+1:]
-		} else {
-			body = nil
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		action, meta, ok := bulkAction(line)
-		if !ok {
-			return Write{All: true}
-		}
-		if meta.Get("pipeline").Exists() {
-			return Write{All: true}
-		}
-		index := defaultIndex
-		if v := meta.Get("_index"); v.Exists() {
-			if v.Type != gjson.String {
-				return Write{All: true}
-			}
-			index = v.String()
-		}
-		if isPattern(index) {
-			return Write{All: true}
-		}
-		add(index)
-		if action != "delete" {
-			// Skip the source line.
-			if i := bytes.IndexByte(body, '\n'); i >= 0 {
-				body = body[i+1:]
-			} else {
-				body = nil
-			}
-		}
-	}
-	if len(w.Indices) == 0 && defaultIndex != "" {
-		add(defaultIndex)
-	}
-	return w
+	sc := &BulkScanner{defaultIndex: defaultIndex, seen: map[string]bool{}}
+	sc.Write(body) //nolint:errcheck // never fails
+	return sc.Result()
 }
 
 // bulkAction parses an action line: an object with exactly one key naming the action.
