@@ -28,7 +28,7 @@ func TestBulkScannerStreams(t *testing.T) {
 		Write{Indices: []string{"a", "b"}})
 	f("/a/_bulk", "\n"+`{"index":{}}`+"\n"+src+"\n"+`{"create":{"_index":"c"}}`+"\n"+src, Write{Indices: []string{"a", "c"}})
 	f("/a/_bulk", "", Write{Indices: []string{"a"}})
-	f("/a/_bulk", `{"index":{}}`, Write{Indices: []string{"a"}}) // final line without a newline
+	f("/a/_bulk", `{"index":{}}`, Write{Indices: []string{"a"}})           // final line without a newline
 	f("/_bulk", `{"index":{"_index":"a"}`+"\n"+src+"\n", Write{All: true}) // unparseable action line
 	f("/_bulk", `{"index":{"_index":"logs-*"}}`+"\n"+src+"\n", Write{All: true})
 	f("/_bulk", `{"index":{"_index":"a","pipeline":"p"}}`+"\n"+src+"\n", Write{All: true})
