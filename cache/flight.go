@@ -7,9 +7,11 @@ import (
 )
 
 type flight struct {
-	done chan struct{}
-	val  []byte // set before done is closed
-	err  error
+	done    chan struct{}
+	val     []byte // set before done is closed
+	err     error
+	waiters int                // callers waiting for it, under Cache.flightMu
+	cancel  context.CancelFunc // stops the fill once no caller waits
 }
 
 // Do returns the value under key, calling fn to produce it on a miss. Concurrent Do calls for
@@ -19,7 +21,8 @@ type flight struct {
 // Each caller waits only as long as its own ctx allows and then returns an error wrapping
 // ctx.Err(). fn runs in its own goroutine with a context that keeps ctx's values but not its
 // cancellation, bounded by Config.FillTimeout, so the caller that started the fill can go away
-// without failing the others. A successful result is stored with Set; an error is returned to
+// without failing the others; once every caller waiting for it has gone, its context is
+// cancelled, so that work nobody waits for stops (a model call in flight, say). A successful result is stored with Set; an error is returned to
 // every caller waiting for that fill and is not cached.
 //
 // Do takes ownership of the slice fn returns: neither fn nor any caller may modify it.
@@ -37,15 +40,17 @@ func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context)
 	if joined {
 		c.collapsed.Add(1)
 		c.m.collapsed.Inc()
+		f.waiters++
 	} else {
 		// A fill may have stored the value and left between our lookup and the lock.
 		if v, ok := c.lookup(gen, key, true); ok {
 			c.flightMu.Unlock()
 			return v, true, nil
 		}
-		f = &flight{done: make(chan struct{})}
+		fillCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
+		f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
 		c.flights[string(fk)] = f
-		go c.fill(ctx, f, string(fk), gen, fk[8:], fn)
+		go c.fill(fillCtx, f, string(fk), gen, fk[8:], fn)
 	}
 	c.flightMu.Unlock()
 
@@ -53,13 +58,21 @@ func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context)
 	case <-f.done:
 		return f.val, false, f.err
 	case <-ctx.Done():
+		c.flightMu.Lock()
+		if f.waiters--; f.waiters == 0 {
+			f.cancel()
+			// A later caller starts a fill of its own instead of joining this cancelled one.
+			if c.flights[string(fk)] == f {
+				delete(c.flights, string(fk))
+			}
+		}
+		c.flightMu.Unlock()
 		return nil, false, fmt.Errorf("cannot wait for the %s cache to be filled: %w", c.cfg.Name, ctx.Err())
 	}
 }
 
-func (c *Cache) fill(parent context.Context, f *flight, fk string, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.cfg.FillTimeout)
-	defer cancel()
+func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) {
+	defer f.cancel()
 	val, err := call(ctx, fn)
 	if err == nil {
 		c.set(gen, key, val, c.cfg.TTL)
@@ -68,7 +81,9 @@ func (c *Cache) fill(parent context.Context, f *flight, fk string, gen uint64, k
 	// Store first, then leave the table: a caller that no longer finds the flight finds the
 	// value (Do looks again under flightMu).
 	c.flightMu.Lock()
-	delete(c.flights, fk)
+	if c.flights[fk] == f { // not when abandoned and replaced (see Do)
+		delete(c.flights, fk)
+	}
 	c.flightMu.Unlock()
 	close(f.done)
 }

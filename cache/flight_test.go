@@ -196,3 +196,46 @@ func TestDoAfterFlushDoesNotJoinOldFill(t *testing.T) {
 		}
 	})
 }
+
+// A fill runs as long as somebody waits for it: the last waiter leaving cancels it, and a
+// later caller starts a fill of its own instead of joining the cancelled one.
+func TestDoFillStopsWhenNobodyWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := New(testConfig(1 << 20))
+		var canceled atomic.Int32
+		fn := func(ctx context.Context) ([]byte, error) {
+			select {
+			case <-ctx.Done():
+				canceled.Add(1)
+				return nil, ctx.Err()
+			case <-time.After(time.Second):
+				return []byte("v"), nil
+			}
+		}
+		// Two waiters, one leaves: the fill goes on for the other.
+		short, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var longVal []byte
+		wg.Go(func() { c.Do(short, []byte("a"), fn) }) //nolint:errcheck
+		synctest.Wait()
+		wg.Go(func() { longVal, _, _ = c.Do(context.Background(), []byte("a"), fn) })
+		synctest.Wait()
+		cancel()
+		wg.Wait()
+		if canceled.Load() != 0 || string(longVal) != "v" {
+			t.Fatalf("a fill another caller waited for was cancelled (%d) or lost (%q)", canceled.Load(), longVal)
+		}
+		// The only waiter leaves: the fill is cancelled.
+		only, cancel := context.WithCancel(context.Background())
+		go c.Do(only, []byte("b"), fn) //nolint:errcheck
+		synctest.Wait()
+		cancel()
+		synctest.Wait()
+		if canceled.Load() != 1 {
+			t.Fatalf("a fill nobody waits for was not cancelled")
+		}
+		if v, _, err := c.Do(context.Background(), []byte("b"), fn); err != nil || string(v) != "v" {
+			t.Fatalf("a caller after the cancelled fill: %q, %v", v, err)
+		}
+	})
+}

@@ -30,7 +30,12 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 		s.servePlainSearch(ctx, rq, body)
 		return
 	}
-	t, err := s.pipe.Serve(ctx, kind, func(dst *fasthttp.RequestHeader) { prepareUpstreamRequest(dst, ctx) }, body)
+	// The pipeline's work for this request stops when its client leaves or its deadline passes.
+	base, cancel := context.WithDeadline(context.Background(), rq.deadline)
+	defer cancel()
+	reqCtx, stop := watchClient(base, ctx.Conn())
+	t, err := s.pipe.ServeContext(reqCtx, ctx, kind, func(dst *fasthttp.RequestHeader) { prepareUpstreamRequest(dst, ctx) }, body)
+	stop()
 	if err != nil {
 		s.fail(ctx, rq, err)
 		return

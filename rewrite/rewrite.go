@@ -244,6 +244,12 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 	var groups [][]byte
 	gStart, gEnd := 0, 0
 	for i := range clauses {
+		if err := ctx.Err(); err != nil {
+			// The request ended (client gone, deadline): the rest is not worth working on,
+			// and the caller forwards nothing.
+			res.Body, res.Status, res.Elapsed = req.Body, "fallback:"+model.Reason(err), time.Since(start)
+			return res, err
+		}
 		c := &clauses[i]
 		if req.Retrieval != "" && !req.KeywordsOnly {
 			c.Mode = req.Retrieval

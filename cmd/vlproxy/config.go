@@ -263,7 +263,7 @@ var options = []option{
 	{name: "result-cache-max-entry", usage: "largest response the result cache keeps (larger ones are refused and counted)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Results.MaxEntryBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Results.MaxEntryBytes, v) }},
-	{name: "cache-identity-headers", usage: "comma-separated request headers that identify the caller besides Authorization, X-Api-Key, es-security-runas-user, opendistro_security_impersonate_as, X-Proxy-User, X-Proxy-Roles and Cookie; a request with any other credential-like header (auth, token, key, session, cookie, user, role ...) bypasses the result cache",
+	{name: "result-cache-identity-headers", usage: "comma-separated request headers that identify the caller besides Authorization, X-Api-Key, es-security-runas-user, opendistro_security_impersonate_as, X-Proxy-User, X-Proxy-Roles and Cookie; a request with any other credential-like header (auth, token, key, session, cookie, user, role ...) bypasses the result cache",
 		get: func(c *Config) string { return strings.Join(c.Cache.Keys.IdentityHeaders, ",") },
 		set: func(c *Config, v string) error { c.Cache.Keys.IdentityHeaders = splitList(v); return nil }},
 	{name: "keyword-cache-size", usage: "bytes of model keywords kept (per model, prompt version, text and image hash)",

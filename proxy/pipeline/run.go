@@ -102,6 +102,11 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		}
 		t.phase(&t.Rewrite, time.Since(prepStart), m)
 	}
+	// The client left or the deadline passed while the searches were prepared (their model
+	// calls fell back): nobody is served by sending them.
+	if err := stopped(ctx); err != nil {
+		return nil, err
+	}
 
 	// A hybrid `_search` goes upstream as an `_msearch` of its two sides; its filter_path
 	// applies to the fused response.
@@ -217,6 +222,19 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	out.timings = t
 	p.observe(in, parts, time.Since(start))
 	return out, nil
+}
+
+// stopped returns the error of a request whose context is done: 504 when its deadline passed,
+// 499 (client closed request, as nginx logs it) when its client went away.
+func stopped(ctx context.Context) error {
+	switch err := ctx.Err(); {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return &eserr.Error{Status: 504, Type: "timeout_exception", Reason: "cannot finish the search within the deadline (pipeline.timeout, -request-timeout)", Err: err}
+	default:
+		return &eserr.Error{Status: 499, Type: "task_cancelled_exception", Reason: "cannot finish the search: the client went away", Err: context.Cause(ctx)}
+	}
 }
 
 // checkLimits refuses a request whose clauses are over a per-request limit, before any image is
@@ -356,6 +374,9 @@ func (p *Pipeline) prepare(ctx context.Context, in *input, index string, body []
 	if p.rw != nil {
 		res, err := p.rw.Rewrite(ctx, rewrite.Request{Index: index, Body: body, Mode: mode, KeywordsOnly: in.kind == Count, Retrieval: in.sw.Retrieval})
 		if err != nil {
+			if serr := stopped(ctx); serr != nil {
+				return nil, serr
+			}
 			return nil, err
 		}
 		if len(res.Groups) > 0 && in.kind != Search {

@@ -50,6 +50,14 @@ type outcome struct {
 // the X-VLProxy-* headers already set stay, and proxy/ renders the error (it implements
 // ESError). The returned Timings feed Server-Timing.
 func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *fasthttp.RequestHeader), body []byte) (Timings, error) {
+	return p.ServeContext(context.Background(), rc, kind, prepare, body)
+}
+
+// ServeContext is Serve under parent: its cancellation (the client went away) or deadline stops
+// this request's rewrite and rerank work — no model call starts afterwards and calls in flight
+// are cancelled — while a result-cache fill that other requests wait for keeps running for them.
+// fasthttp's RequestCtx is no such context; proxy/ derives one from the connection.
+func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *fasthttp.RequestHeader), body []byte) (Timings, error) {
 	get := func(name string) string { return string(rc.Request.Header.Peek(name)) }
 	sw, err := searchbody.ParseSwitches(get)
 	if err != nil {
@@ -81,7 +89,7 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 	}
 	in.header = new(fasthttp.RequestHeader)
 	prepare(in.header)
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(parent, p.cfg.Timeout)
 	defer cancel()
 	if key == nil {
 		out, err := p.run(ctx, in)
