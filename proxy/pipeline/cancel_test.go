@@ -43,4 +43,3 @@ func TestClientGoneStopsModelWork(t *testing.T) {
 	f(false)
 	f(true)
 }
-
