@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"gen-image":       {"write a photo-like JPEG of a given size for image-query benchmarks", runGenImage},
 	"bare-proxy":      {"the smallest fasthttp reverse proxy: the floor vlproxy is compared with", runBareProxy},
 	"wait":            {"wait until -addr host:port accepts connections", runWait},
+	"hostile":         {"gzip bombs, 16-bit PNGs and 1000-clause bodies beside normal searches; peak RSS of vlproxy", runHostile},
 }
 
 func usage() {

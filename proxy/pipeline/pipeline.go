@@ -64,8 +64,9 @@ type Reranker interface {
 type Config struct {
 	// Timeout bounds the whole search path (rewrite + search + rerank). Default: 30s.
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxDecodedBodySize bounds a gzip/deflate request body once decompressed, checked while
-	// decompressing (413). Default 100MiB, ES's http.max_content_length.
+	// MaxDecodedBodySize bounds a gzip/deflate search body once decompressed, checked while
+	// decompressing (413). A bomb costs its sender a few hundred bytes and the proxy up to
+	// this much, so it is well below max_body_size. Default 32MiB.
 	MaxDecodedBodySize int64 `yaml:"max_decoded_body_size"`
 	// MaxClauses bounds the multimodal clauses of one request: one body, or all searches of an
 	// _msearch together (400). Default 8.
@@ -82,7 +83,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Timeout: 30 * time.Second, MaxDecodedBodySize: 100 << 20, MaxClauses: 8, MaxImages: 4,
+	return Config{Timeout: 30 * time.Second, MaxDecodedBodySize: 32 << 20, MaxClauses: 8, MaxImages: 4,
 		MaxModelCalls: 256, MsearchConcurrency: 4}
 }
 

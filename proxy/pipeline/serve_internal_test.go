@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -123,4 +124,19 @@ func TestRerankWithoutScorerSaysNoScorer(t *testing.T) {
 	f(Search, "/products/_search", `{"query":{"match_all":{}}}`, "skipped:no_scorer")
 	f(Msearch, "/products/_msearch", "{}\n{\"query\":{\"match_all\":{}}}\n", "skipped:no_scorer")
 	f(Count, "/products/_count", `{}`, "skipped:count")
+}
+
+func TestReadLimited(t *testing.T) {
+	f := func(n int, limit int64, ok bool) {
+		t.Helper()
+		b, err := readLimited(bytes.NewReader(make([]byte, n)), 512, limit)
+		if (err == nil) != ok || (ok && len(b) != n) || int64(cap(b)) > limit+1 {
+			t.Fatalf("%d bytes, limit %d: len %d cap %d err %v", n, limit, len(b), cap(b), err)
+		}
+	}
+	f(0, 10, true)
+	f(1000, 1000, true)
+	f(1001, 1000, false)
+	f(5<<20, 5<<20, true)
+	f(3<<20, 5<<20, true)
 }
