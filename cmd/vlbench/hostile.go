@@ -32,6 +32,7 @@ func runHostile(args []string) error {
 	normal := fs.Int("normal-workers", 2, "concurrent senders of normal searches")
 	maxReq := fs.Int("max-requests", 100000, "bound on the requests sent in all")
 	bombMiB := fs.Int("bomb-mib", 200, "decompressed size of a gzip bomb")
+	kinds := fs.String("kinds", "gzip-bomb,png16,clauses", "comma-separated hostile kinds to send")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -143,11 +144,23 @@ func runHostile(args []string) error {
 			send(kind, b, h)
 		}
 	}
+	on := map[string]bool{}
+	for _, k := range strings.Split(*kinds, ",") {
+		on[strings.TrimSpace(k)] = true
+	}
 	for w := 0; w < *workers; w++ {
-		wg.Add(3)
-		go loop("gzip-bomb", func(int) ([]byte, map[string]string) { return bomb, map[string]string{"Content-Encoding": "gzip"} })
-		go loop("png16", func(i int) ([]byte, map[string]string) { return pngs[i%2], nil })
-		go loop("clauses", func(int) ([]byte, map[string]string) { return many, nil })
+		if on["gzip-bomb"] {
+			wg.Add(1)
+			go loop("gzip-bomb", func(int) ([]byte, map[string]string) { return bomb, map[string]string{"Content-Encoding": "gzip"} })
+		}
+		if on["png16"] {
+			wg.Add(1)
+			go loop("png16", func(i int) ([]byte, map[string]string) { return pngs[i%2], nil })
+		}
+		if on["clauses"] {
+			wg.Add(1)
+			go loop("clauses", func(int) ([]byte, map[string]string) { return many, nil })
+		}
 	}
 	normalBody := []byte(`{"query":{"match":{"title":"shirt"}},"size":10}`)
 	for w := 0; w < *normal; w++ {
@@ -161,8 +174,8 @@ func runHostile(args []string) error {
 	hwm := procStatusKB(*pid, "VmHWM")
 	fmt.Printf("peak RSS of vlproxy (VmHWM): %.1f MiB; highest sampled VmRSS: %.1f MiB; requests sent: %d in %s\n",
 		float64(hwm)/1024, float64(peakRSS.Load())/1024, min(sent.Load(), int64(*maxReq)), *dur)
-	kinds := []string{"normal", "gzip-bomb", "png16", "clauses"}
-	for _, k := range kinds {
+	kindOrder := []string{"normal", "gzip-bomb", "png16", "clauses"}
+	for _, k := range kindOrder {
 		t := tallies[k]
 		sort.Slice(t.lat, func(i, j int) bool { return t.lat[i] < t.lat[j] })
 		var p50, p99 time.Duration

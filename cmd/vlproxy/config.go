@@ -200,6 +200,7 @@ var options = []option{
 	{name: "max-decoded-body-size", usage: "largest gzip/deflate search body once decompressed, checked while decompressing (413 above); accepts KiB/MiB/GiB",
 		get: func(c *Config) string { return proxy.ByteSize(c.Pipeline.MaxDecodedBodySize).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Pipeline.MaxDecodedBodySize, v) }},
+	intOpt("max-decompressions", "search bodies decompressed at once, process-wide (each up to -max-decoded-body-size); four times as many wait, one more is a 429", func(c *Config) *int { return &c.Pipeline.MaxDecompressions }),
 	intOpt("max-clauses", "most multimodal clauses in one request: one body, or all searches of an _msearch (400 above)", func(c *Config) *int { return &c.Pipeline.MaxClauses }),
 	intOpt("max-clause-text", "longest multimodal [text] in bytes (400 above)", func(c *Config) *int { return &c.Rewrite.MaxTextLength }),
 	intOpt("max-images", "most multimodal images in one request (400 above)", func(c *Config) *int { return &c.Pipeline.MaxImages }),

@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"errors"
 	"io"
 	"strconv"
@@ -13,6 +14,31 @@ import (
 
 	"github.com/vlproxy/vlproxy/internal/eserr"
 )
+
+// decodeBody is decodeBody under the gate of decompressions in flight.
+func (p *Pipeline) decodeBody(ctx context.Context, h *fasthttp.RequestHeader, body []byte) ([]byte, bool, error) {
+	if len(h.ContentEncoding()) == 0 {
+		return body, true, nil
+	}
+	select {
+	case p.decompress <- struct{}{}:
+	default:
+		if p.waiting.Add(1) > int64(4*cap(p.decompress)) {
+			p.waiting.Add(-1)
+			return nil, false, eserr.New(429, "es_rejected_execution_exception",
+				"cannot decompress the request body now: pipeline.max_decompressions bodies are being decompressed and four times as many wait; retry later or raise -max-decompressions")
+		}
+		select {
+		case p.decompress <- struct{}{}:
+			p.waiting.Add(-1)
+		case <-ctx.Done():
+			p.waiting.Add(-1)
+			return nil, false, stopped(ctx)
+		}
+	}
+	defer func() { <-p.decompress }()
+	return decodeBody(h, body, p.cfg.MaxDecodedBodySize)
+}
 
 // decodeBody returns the request body as ES reads it. raw reports whether it is body itself,
 // i.e. there was no Content-Encoding to undo. The encodings undone are those ES and OpenSearch

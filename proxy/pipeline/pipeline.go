@@ -12,6 +12,8 @@ package pipeline
 import (
 	"context"
 	"log/slog"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -68,6 +70,10 @@ type Config struct {
 	// decompressing (413). A bomb costs its sender a few hundred bytes and the proxy up to
 	// this much, so it is well below max_body_size. Default 32MiB.
 	MaxDecodedBodySize int64 `yaml:"max_decoded_body_size"`
+	// MaxDecompressions bounds the request bodies decompressed at once, process-wide (each may
+	// take up to MaxDecodedBodySize); four times as many may wait, one more is a 429.
+	// Default: the number of CPUs.
+	MaxDecompressions int `yaml:"max_decompressions"`
 	// MaxClauses bounds the multimodal clauses of one request: one body, or all searches of an
 	// _msearch together (400). Default 8.
 	MaxClauses int `yaml:"max_clauses"`
@@ -83,8 +89,8 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Timeout: 30 * time.Second, MaxDecodedBodySize: 32 << 20, MaxClauses: 8, MaxImages: 4,
-		MaxModelCalls: 256, MsearchConcurrency: 4}
+	return Config{Timeout: 30 * time.Second, MaxDecodedBodySize: 32 << 20, MaxDecompressions: runtime.NumCPU(),
+		MaxClauses: 8, MaxImages: 4, MaxModelCalls: 256, MsearchConcurrency: 4}
 }
 
 // withDefaults gives every zero field its default.
@@ -97,7 +103,8 @@ func (c Config) withDefaults() Config {
 		c.MaxDecodedBodySize = d.MaxDecodedBodySize
 	}
 	for _, f := range []struct{ v, def *int }{{&c.MaxClauses, &d.MaxClauses}, {&c.MaxImages, &d.MaxImages},
-		{&c.MaxModelCalls, &d.MaxModelCalls}, {&c.MsearchConcurrency, &d.MsearchConcurrency}} {
+		{&c.MaxModelCalls, &d.MaxModelCalls}, {&c.MsearchConcurrency, &d.MsearchConcurrency},
+		{&c.MaxDecompressions, &d.MaxDecompressions}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
@@ -119,6 +126,9 @@ type Pipeline struct {
 	keys    *resultcache.Keyer
 	lag     time.Duration
 	log     *slog.Logger
+	// decompress gates body decompression: slots in flight, and a count of those waiting.
+	decompress chan struct{}
+	waiting    atomic.Int64
 }
 
 // Deps are the parts a Pipeline is built from.
@@ -151,7 +161,7 @@ func New(cfg Config, d Deps) *Pipeline {
 		d.Log = slog.Default()
 	}
 	return &Pipeline{cfg: cfg, fwd: d.Forwarder, rw: d.Rewriter, rr: d.Reranker, scorers: d.Scorers, exp: d.Experiments,
-		results: d.Results, keys: d.Keys, lag: d.RefreshLag, log: d.Log}
+		results: d.Results, keys: d.Keys, lag: d.RefreshLag, log: d.Log, decompress: make(chan struct{}, cfg.MaxDecompressions)}
 }
 
 // Timings are the stages of one request, for Server-Timing. They are disjoint wall-clock

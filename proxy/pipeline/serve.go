@@ -72,7 +72,7 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 		in.variant = &v
 		rc.Response.Header.Set(httphdr.Variant, v.Name)
 	}
-	if in.body, in.raw, err = decodeBody(&rc.Request.Header, body, p.cfg.MaxDecodedBodySize); err != nil {
+	if in.body, in.raw, err = p.decodeBody(parent, &rc.Request.Header, body); err != nil {
 		return Timings{}, err
 	}
 
