@@ -204,6 +204,14 @@ func (h Header) PassThrough(cfg *Config) bool {
 // Inspect checks magic bytes and reads the header: no pixel is decoded,
 // so a decompression bomb is refused for the cost of its first bytes.
 func Inspect(raw []byte, cfg *Config) (Header, error) {
+	hdr, err := readHeader(raw)
+	if err != nil {
+		return hdr, err
+	}
+	return hdr, checkHeader(hdr, cfg)
+}
+
+func readHeader(raw []byte) (Header, error) {
 	hdr := Header{Format: Sniff(raw)}
 	var (
 		c   image.Config
@@ -226,17 +234,60 @@ func Inspect(raw []byte, cfg *Config) (Header, error) {
 	}
 	hdr.W, hdr.H = c.Width, c.Height
 	hdr.BytesPerPixel = bytesPerPixel(c.ColorModel)
+	return hdr, nil
+}
+
+func checkHeader(hdr Header, cfg *Config) error {
 	if hdr.W <= 0 || hdr.H <= 0 {
-		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels", hdr.W, hdr.H)
+		return imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels", hdr.W, hdr.H)
 	}
 	if int64(hdr.W)*int64(hdr.H) > int64(cfg.MaxPixels) {
-		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels is more than image.max_pixels (%d)", hdr.W, hdr.H, cfg.MaxPixels)
+		return imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels is more than image.max_pixels (%d); raise -image-max-pixels", hdr.W, hdr.H, cfg.MaxPixels)
 	}
 	if n := int64(hdr.W) * int64(hdr.H) * int64(hdr.BytesPerPixel); n > int64(cfg.MaxDecodedBytes) && !hdr.PassThrough(cfg) {
-		return hdr, imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels at %d bytes each decode to %d bytes, more than image.max_decoded_bytes (%d); raise -image-max-decoded-bytes",
+		return imageError(nil, "cannot use [multimodal] [image]: %dx%d pixels at %d bytes each decode to %d bytes, more than image.max_decoded_bytes (%d); raise -image-max-decoded-bytes",
 			hdr.W, hdr.H, hdr.BytesPerPixel, n, cfg.MaxDecodedBytes)
 	}
-	return hdr, nil
+	return nil
+}
+
+// headerPrefix is how much of an image string CheckString decodes: PNG, GIF and WebP headers
+// come first, a JPEG's frame header after its APP segments (EXIF is at most 64 KiB).
+const headerPrefix = 96 << 10
+
+// CheckString reads the header of an inline image (data URI or base64; URLs are not fetched
+// here) from the first bytes of the string only, and returns the error Inspect would give
+// when the header is over a limit. Anything it cannot tell from the prefix (invalid base64, a
+// header past it) is left to Load and Inspect. It lets a request carrying a bomb be refused
+// before its image is decoded or its body copied.
+func CheckString(s string, cfg *Config) error {
+	lower := strings.ToLower(s[:min(len(s), 16)])
+	switch {
+	case strings.HasPrefix(lower, "http://"), strings.HasPrefix(lower, "https://"):
+		return nil
+	case strings.HasPrefix(lower, "data:"):
+		_, payload, ok := strings.Cut(s, ",")
+		if !ok {
+			return nil
+		}
+		s = payload
+	}
+	n := min(len(s), headerPrefix) &^ 3
+	if n < len(s) && strings.ContainsAny(s[:n], "\r\n") {
+		return nil // line breaks shift the 4-byte groups; the full path reads it
+	}
+	var buf [headerPrefix / 4 * 3]byte
+	src := bytesconv.Bytes(s[:n])
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if k, err := enc.Decode(buf[:], src); err == nil {
+			hdr, err := readHeader(buf[:k])
+			if err != nil {
+				return nil
+			}
+			return checkHeader(hdr, cfg)
+		}
+	}
+	return nil
 }
 
 // CheckJPEG walks the markers of a JPEG that is forwarded without decoding:

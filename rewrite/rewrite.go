@@ -187,8 +187,9 @@ type Census struct {
 	Images  int // clauses carrying an image
 }
 
-// Census finds the body's clauses and checks what needs no model: their syntax and the
-// length of their text (rewrite.max_text_length). The error is what Rewrite would return.
+// Census finds the body's clauses and checks what needs no model: their syntax, the length
+// of their text (rewrite.max_text_length) and the headers of their inline images (pixels and
+// decoded bytes, read from the first bytes of the string). The error is what Rewrite would return.
 func (r *Rewriter) Census(body []byte) (Census, error) {
 	clauses, err := findClauses(body)
 	if err != nil {
@@ -206,6 +207,9 @@ func (r *Rewriter) census(clauses []clause) (Census, error) {
 		c.Clauses++
 		if clauses[i].Image != "" {
 			c.Images++
+			if err := media.CheckString(clauses[i].Image, &r.cfg.Image); err != nil {
+				return c, err
+			}
 		}
 	}
 	return c, nil

@@ -54,6 +54,11 @@ func runHostile(args []string) error {
 	zw.Write([]byte(`"}`)) //nolint:errcheck
 	zw.Close()
 	bomb := gz.Bytes()
+	// The same bomb with a trailer that understates its size, so that the proxy must inflate
+	// it up to its limit instead of refusing it from the trailer.
+	liar := append([]byte(nil), bomb...)
+	copy(liar[len(liar)-4:], []byte{100, 0, 0, 0})
+	bombs := [][]byte{bomb, liar}
 	png16 := func(w, h int) []byte {
 		img := image.NewNRGBA64(image.Rect(0, 0, w, h))
 		for y := 0; y < h; y += 7 {
@@ -79,7 +84,7 @@ func runHostile(args []string) error {
 	}
 	clauses.WriteString(`]}}}`)
 	many := []byte(clauses.String())
-	fmt.Fprintf(os.Stderr, "hostile: gzip bomb %d KiB -> %d MiB, 16-bit PNG bodies %d KiB and %d KiB, 1000-clause body %d KiB\n",
+	fmt.Fprintf(os.Stderr, "hostile: gzip bombs (half with a lying trailer) %d KiB -> %d MiB, 16-bit PNG bodies %d KiB and %d KiB, 1000-clause body %d KiB\n",
 		len(bomb)>>10, *bombMiB, len(pngs[0])>>10, len(pngs[1])>>10, len(many)>>10)
 
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
@@ -151,7 +156,7 @@ func runHostile(args []string) error {
 	for w := 0; w < *workers; w++ {
 		if on["gzip-bomb"] {
 			wg.Add(1)
-			go loop("gzip-bomb", func(int) ([]byte, map[string]string) { return bomb, map[string]string{"Content-Encoding": "gzip"} })
+			go loop("gzip-bomb", func(i int) ([]byte, map[string]string) { return bombs[i%2], map[string]string{"Content-Encoding": "gzip"} })
 		}
 		if on["png16"] {
 			wg.Add(1)

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"strconv"
@@ -43,42 +44,55 @@ func (p *Pipeline) decodeBody(ctx context.Context, h *fasthttp.RequestHeader, bo
 // decodeBody returns the request body as ES reads it. raw reports whether it is body itself,
 // i.e. there was no Content-Encoding to undo. The encodings undone are those ES and OpenSearch
 // accept (Netty's HttpContentDecompressor as they configure it: gzip, x-gzip, deflate,
-// x-deflate); any other is forwarded untouched for the node to refuse. limit bounds the
-// decompressed size and is checked while decoding, so a gzip bomb costs at most limit bytes.
+// x-deflate); any other is forwarded untouched for the node to refuse.
+//
+// limit bounds the decompressed size and is checked while decoding: the body is inflated once
+// to count its size, keeping nothing, and once more into a slice of exactly that size. A bomb
+// thus costs CPU up to limit bytes of inflating and no memory, and an honest body one
+// allocation.
 func decodeBody(h *fasthttp.RequestHeader, body []byte, limit int64) (plain []byte, raw bool, err error) {
 	ce := bytes.TrimSpace(h.ContentEncoding())
-	var zr io.Reader
+	var open func() (io.Reader, error)
 	name := ""
 	switch {
 	case len(ce) == 0, bytes.EqualFold(ce, []byte("identity")):
 		return body, true, nil
 	case bytes.EqualFold(ce, []byte("gzip")), bytes.EqualFold(ce, []byte("x-gzip")):
 		name = "gzip"
-		gz, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, false, decodeError(name, err)
+		// The trailer holds the size of the last member: the whole is at least that, so a bomb
+		// that says so is refused without being inflated. A trailer that lies fails the
+		// reader's own check at the end, and the limit holds while counting either way.
+		if len(body) >= 18 && int64(binary.LittleEndian.Uint32(body[len(body)-4:])) > limit {
+			return nil, false, ErrDecodedTooLarge(limit)
 		}
-		zr = gz
+		open = func() (io.Reader, error) { return gzip.NewReader(bytes.NewReader(body)) }
 	case bytes.EqualFold(ce, []byte("deflate")), bytes.EqualFold(ce, []byte("x-deflate")):
 		// HTTP's deflate is zlib-wrapped; Netty also takes raw deflate, so do we.
 		name = "deflate"
 		if len(body) >= 2 && body[0]&0x0f == 8 && (uint16(body[0])<<8|uint16(body[1]))%31 == 0 {
-			z, err := zlib.NewReader(bytes.NewReader(body))
-			if err != nil {
-				return nil, false, decodeError(name, err)
-			}
-			zr = z
+			open = func() (io.Reader, error) { return zlib.NewReader(bytes.NewReader(body)) }
 		} else {
-			zr = flate.NewReader(bytes.NewReader(body))
+			open = func() (io.Reader, error) { return flate.NewReader(bytes.NewReader(body)), nil }
 		}
 	default:
 		return body, true, nil // an encoding ES answers itself (with a 4xx)
 	}
-	b, err := readLimited(zr, int(min(int64(len(body))*4, limit, 1<<20)), limit)
+	zr, err := open()
 	if err != nil {
-		if errors.Is(err, errOverLimit) {
-			return nil, false, ErrDecodedTooLarge(limit)
-		}
+		return nil, false, decodeError(name, err)
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, limit+1))
+	if n > limit {
+		return nil, false, ErrDecodedTooLarge(limit)
+	}
+	if err != nil {
+		return nil, false, decodeError(name, err)
+	}
+	if zr, err = open(); err != nil {
+		return nil, false, decodeError(name, err)
+	}
+	b, err := readLimited(zr, int(n)+1, n)
+	if err != nil {
 		return nil, false, decodeError(name, err)
 	}
 	return b, false, nil
@@ -87,7 +101,7 @@ func decodeBody(h *fasthttp.RequestHeader, body []byte, limit int64) (plain []by
 var errOverLimit = errors.New("over the limit")
 
 // readLimited reads r to its end into a slice that never grows past limit+1 bytes (a bytes.Buffer
-// would double to twice the limit): reading a bomb costs about 1.5 times limit at the peak.
+// would double to twice the limit).
 func readLimited(r io.Reader, initial int, limit int64) ([]byte, error) {
 	b := make([]byte, 0, int(min(int64(max(initial, 512)), limit+1)))
 	for {

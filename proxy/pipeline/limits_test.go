@@ -76,6 +76,10 @@ func TestLimitsRefuseBeforeAnyWork(t *testing.T) {
 	}
 	bomb := gzipped(bytes.Repeat([]byte(" "), 8<<20))
 	f("gzip bomb", 413, "-max-decoded-body-size", "/products/_search", bomb, "Content-Encoding", "gzip")
+	// A trailer that understates the size: refused while inflating, at the limit.
+	liar := append([]byte(nil), bomb...)
+	copy(liar[len(liar)-4:], []byte{10, 0, 0, 0})
+	f("gzip bomb with a lying trailer", 413, "-max-decoded-body-size", "/products/_search", liar, "Content-Encoding", "gzip")
 	var z bytes.Buffer
 	zw := zlib.NewWriter(&z)
 	zw.Write(bytes.Repeat([]byte(" "), 8<<20)) //nolint:errcheck

@@ -58,10 +58,7 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 			return nil, err
 		}
 	}
-	if intercept {
-		if err := p.checkLimits(in, items); err != nil {
-			return nil, err
-		}
+	if intercept { // the limits were checked by Serve, before the result cache
 		ctx = model.WithCallBudget(ctx, p.cfg.MaxModelCalls)
 	}
 
@@ -237,11 +234,18 @@ func stopped(ctx context.Context) error {
 	}
 }
 
-// checkLimits refuses a request whose clauses are over a per-request limit, before any image is
-// decoded, any model is called or anything is forwarded. items are the searches of an _msearch.
-func (p *Pipeline) checkLimits(in *input, items []searchbody.Item) error {
-	if p.rw == nil {
-		return nil // a clause is a 503 without a rewriter
+// checkLimits refuses a request whose clauses are over a per-request limit, before its body is
+// copied or keyed, any image is decoded, any model is called or anything is forwarded.
+func (p *Pipeline) checkLimits(in *input) error {
+	if p.rw == nil || !searchbody.MaybeIntercepted(in.body) {
+		return nil // without a rewriter a clause is a 503; without the word, there is none
+	}
+	var items []searchbody.Item
+	if in.kind == Msearch {
+		var err error
+		if items, err = searchbody.SplitMsearch(in.body); err != nil {
+			return err
+		}
 	}
 	var total rewrite.Census
 	add := func(body []byte) error {

@@ -75,6 +75,9 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 	if in.body, in.raw, err = p.decodeBody(parent, &rc.Request.Header, body); err != nil {
 		return Timings{}, err
 	}
+	if err := p.checkLimits(in); err != nil {
+		return Timings{}, err
+	}
 
 	key, store := p.resultKey(rc, in)
 	if key != nil {
