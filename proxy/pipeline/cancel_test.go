@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vlproxy/vlproxy/model/modeltest"
+	"github.com/vlproxy/vlproxy/proxy/pipeline"
 )
 
 // TestClientGoneStopsModelWork: a client that hangs up mid-rewrite has its model call in flight
@@ -42,4 +43,21 @@ func TestClientGoneStopsModelWork(t *testing.T) {
 	}
 	f(false)
 	f(true)
+}
+
+// TestDeadlineStopsModelWork: once the pipeline's deadline passes, no model call starts and
+// nothing is forwarded; the client gets a 504.
+func TestDeadlineStopsModelWork(t *testing.T) {
+	rw := testRewriteConfig()
+	rw.Timeout = 10 * time.Second
+	pcfg := pipeline.DefaultConfig()
+	pcfg.Timeout = 500 * time.Millisecond
+	e := start(t, setup{rewrite: &rw, pipeline: &pcfg, noKeywords: true,
+		sim: modeltest.Config{Latency: modeltest.Latency{Base: modeltest.Duration(300 * time.Millisecond)}}})
+	r := e.search(t, clauses(8, textClause))
+	wantESError(t, r, 504, "deadline")
+	time.Sleep(700 * time.Millisecond) // two more calls' worth, had the work gone on
+	if calls := e.Sim.Calls()["/v1/chat/completions"]; calls != 2 || e.ES.Calls.Load() != 0 {
+		t.Fatalf("after the deadline: %d model calls, %d upstream calls; want 2, 0", calls, e.ES.Calls.Load())
+	}
 }

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,6 +111,7 @@ func TestResultCacheStampede(t *testing.T) {
 	f := func(body string) {
 		t.Helper()
 		calls := e.ES.Calls.Load()
+		collapsedBefore := metricValue(t, e, `vlproxy_result_cache_requests_total{state="collapsed"}`)
 		const n = 1000
 		var wg sync.WaitGroup
 		states := make([]string, n)
@@ -149,6 +151,10 @@ func TestResultCacheStampede(t *testing.T) {
 		if count["miss"] != 1 || count["collapsed"] == 0 {
 			t.Fatalf("%d concurrent identical cold searches: %v, want one miss and some collapsed", n, count)
 		}
+		// The metric counts what the header said.
+		if got := metricValue(t, e, `vlproxy_result_cache_requests_total{state="collapsed"}`) - collapsedBefore; got != float64(count["collapsed"]) {
+			t.Fatalf("collapsed metric grew by %v, the responses said collapsed %d times", got, count["collapsed"])
+		}
 		if got := e.ES.Calls.Load() - calls; got != 1 {
 			t.Fatalf("%d concurrent identical cold searches made %d upstream calls, want 1", n, got)
 		}
@@ -178,4 +184,20 @@ func TestResultCacheIdentityFailsClosed(t *testing.T) {
 	if got := e.ES.Calls.Load() - calls; got != 2 {
 		t.Fatalf("%d upstream calls for two bypassed searches, want 2", got)
 	}
+}
+
+// metricValue reads one series from the proxy's /_vlproxy/metrics (0 when absent).
+func metricValue(tb testing.TB, e *env, series string) float64 {
+	tb.Helper()
+	r := e.do(tb, "GET", "/_vlproxy/metrics", nil)
+	for _, line := range strings.Split(string(r.Body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				tb.Fatalf("metric %s: %q", series, v)
+			}
+			return f
+		}
+	}
+	return 0
 }
