@@ -156,7 +156,9 @@ func runHostile(args []string) error {
 	for w := 0; w < *workers; w++ {
 		if on["gzip-bomb"] {
 			wg.Add(1)
-			go loop("gzip-bomb", func(i int) ([]byte, map[string]string) { return bombs[i%2], map[string]string{"Content-Encoding": "gzip"} })
+			go loop("gzip-bomb", func(i int) ([]byte, map[string]string) {
+				return bombs[i%2], map[string]string{"Content-Encoding": "gzip"}
+			})
 		}
 		if on["png16"] {
 			wg.Add(1)
