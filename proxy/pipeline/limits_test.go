@@ -217,3 +217,40 @@ func TestMsearchConcurrent(t *testing.T) {
 	f(4, 4)
 	f(1, 1)
 }
+
+// TestMsearchRerankConcurrent: the searches of an _msearch are reranked at once too.
+func TestMsearchRerankConcurrent(t *testing.T) {
+	pcfg := pipeline.DefaultConfig()
+	pcfg.MsearchConcurrency = 3
+	e := start(t, setup{pipeline: &pcfg,
+		sim: modeltest.Config{Latency: modeltest.Latency{Base: modeltest.Duration(150 * time.Millisecond)}}})
+	var ms strings.Builder
+	for i := 0; i < 6; i++ {
+		fmt.Fprintf(&ms, "{}\n{\"size\":%d,\"query\":{\"match\":{\"title\":\"dress %d\"}}}\n", i+1, i)
+	}
+	var peak atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if n := e.Sim.InFlight(); n > peak.Load() {
+				peak.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	r := e.do(t, "POST", "/products/_msearch", []byte(ms.String()), "Content-Type", "application/x-ndjson", "X-VLProxy-Rerank", "on")
+	close(stop)
+	<-done
+	if st := r.h("X-VLProxy-Rerank"); !strings.HasPrefix(st, "applied") {
+		t.Fatalf("X-VLProxy-Rerank %q: %s", st, r.Body)
+	}
+	if got := peak.Load(); got != 3 {
+		t.Fatalf("%d rerank calls overlapped at most, want 3 (msearch_concurrency)", got)
+	}
+	wantDisjointTiming(t, r.h("Server-Timing"))
+}
