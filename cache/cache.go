@@ -205,7 +205,7 @@ func (c *Cache) set(gen uint64, key, val []byte, ttl time.Duration) bool {
 	c.mu.Unlock()
 	if evicted > 0 {
 		c.evictions.Add(evicted)
-		c.m.evictions.Add(int(evicted))
+		c.m.evictions.Add(float64(evicted))
 	}
 	return true
 }
