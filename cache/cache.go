@@ -54,6 +54,7 @@ type Cache struct {
 
 	flightMu sync.Mutex
 	flights  map[string]*flight
+	tier     Tier // nil: in-process only
 
 	hits, misses, evictions, expirations, refused, collapsed atomic.Uint64
 

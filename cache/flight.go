@@ -60,7 +60,7 @@ func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context)
 func (c *Cache) fill(parent context.Context, f *flight, fk string, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.cfg.FillTimeout)
 	defer cancel()
-	val, err := call(ctx, fn)
+	val, err := c.fillThrough(ctx, key, fn)
 	if err == nil {
 		c.set(gen, key, val, c.cfg.TTL)
 	}
