@@ -86,5 +86,10 @@ bench-relevance-vector: build opensearch-jars
 bench-passthrough: build
 	bash bench/scripts/passthrough.sh
 
+# Builds docker/Dockerfile.scratch with podman (offline) and checks the container in front of a
+# test OpenSearch node (also run by `make test` as integration TestPodmanScratchImage).
+podman-smoke: test-deps opensearch-jars
+	bash testenv/with-opensearch.sh bash docker/podman-smoke.sh
+
 clean:
 	rm -rf $(BIN)

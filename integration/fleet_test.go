@@ -471,3 +471,27 @@ func TestPrometheusExpositionPassesPromtool(t *testing.T) {
 	}
 	t.Logf("promtool check metrics: clean on %d bytes of /metrics", len(body))
 }
+
+// The FROM-scratch image builds with podman (no pull) and serves in front of the test node.
+func TestPodmanScratchImage(t *testing.T) {
+	for _, tool := range []string{"podman", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed (testenv/install-deps.sh installs it)", tool)
+			}
+			t.Skipf("%s is not installed (testenv/install-deps.sh installs it)", tool)
+		}
+	}
+	node := testenv.URL(t)
+	cmd := exec.Command("bash", "docker/podman-smoke.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), testenv.EnvURL+"="+node)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker/podman-smoke.sh: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("podman-smoke: ok")) {
+		t.Fatalf("docker/podman-smoke.sh said:\n%s", out)
+	}
+	t.Logf("%s", bytes.TrimSpace(out))
+}

@@ -2,7 +2,8 @@
 # Installs the Debian tools the tests run for real, when they are missing:
 #   redis-server  the shared L2 tier and write generations of fleet mode (testenv/with-redis.sh)
 #   promtool      lints a live /metrics (package prometheus; it brings a server we never start)
-#   podman        builds and runs the FROM-scratch image (docker/podman-smoke.sh)
+#   podman, runc  build and run the FROM-scratch image (docker/podman-smoke.sh; runc because
+#                 crun refuses hosts with hybrid cgroups)
 # Idempotent and quiet when everything is there; called by `make test`.
 set -euo pipefail
 want=()
@@ -10,6 +11,7 @@ command -v redis-server >/dev/null || want+=(redis-server)
 command -v promtool >/dev/null || want+=(prometheus)
 if [ "${VLPROXY_SKIP_PODMAN:-}" = "" ]; then
 	command -v podman >/dev/null || want+=(podman)
+	command -v runc >/dev/null || want+=(runc)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
