@@ -17,7 +17,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -470,6 +472,62 @@ func TestPrometheusExpositionPassesPromtool(t *testing.T) {
 		t.Fatalf("cannot run promtool: %v", err)
 	}
 	t.Logf("promtool check metrics: clean on %d bytes of /metrics", len(body))
+	checkDashboard(t, body)
+}
+
+// checkDashboard requires every series the Grafana dashboard queries to exist: in the live
+// exposition, or (experiment series, exported only once an experiment is configured) declared
+// in proxy/experiment. Histogram queries must use histograms.
+func checkDashboard(t *testing.T, exposition []byte) {
+	t.Helper()
+	raw, err := os.ReadFile("../docker/grafana/vlproxy-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expSrc, err := os.ReadFile("../proxy/experiment/experiment.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := gjson.GetBytes(raw, "panels.#.targets.#.expr")
+	if !exprs.IsArray() {
+		t.Fatal("the dashboard has no panel targets")
+	}
+	name := regexp.MustCompile(`vlproxy_[a-z0-9_]+`)
+	checked := map[string]bool{}
+	for _, panel := range exprs.Array() {
+		for _, e := range panel.Array() {
+			for _, m := range name.FindAllString(e.String(), -1) {
+				family, typ := m, ""
+				for _, suf := range []string{"_bucket", "_count", "_sum"} {
+					if f, ok := strings.CutSuffix(m, suf); ok {
+						family, typ = f, "histogram"
+					}
+				}
+				if checked[m] {
+					continue
+				}
+				checked[m] = true
+				if strings.HasPrefix(family, "vlproxy_experiment_") {
+					if !bytes.Contains(expSrc, []byte(`Name: "`+family+`"`)) {
+						t.Errorf("dashboard queries %s, which proxy/experiment does not declare", m)
+					}
+					continue
+				}
+				line := "# TYPE " + family + " "
+				i := bytes.Index(exposition, []byte(line))
+				if i < 0 {
+					t.Errorf("dashboard queries %s, absent from /metrics", m)
+					continue
+				}
+				if typ != "" && !bytes.HasPrefix(exposition[i+len(line):], []byte(typ)) {
+					t.Errorf("dashboard queries %s as a histogram, /metrics says otherwise", m)
+				}
+			}
+		}
+	}
+	if len(checked) < 20 {
+		t.Fatalf("only %d series names found in the dashboard", len(checked))
+	}
 }
 
 // The FROM-scratch image builds with podman (no pull) and serves in front of the test node.

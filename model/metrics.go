@@ -30,6 +30,11 @@ type clientMetrics struct {
 }
 
 func newClientMetrics(role, endpoint string) *clientMetrics {
+	// Every error kind exists from the start at 0, so rate() and alerts see a series before the
+	// first failure.
+	for _, k := range []string{KindTimeout, KindOverloaded, KindCircuitOpen, KindUnavailable, KindBadRequest, KindBadOutput, KindCanceled} {
+		errorsVec.WithLabelValues(role, k)
+	}
 	return &clientMetrics{
 		role:             role,
 		duration:         durationVec.WithLabelValues(role, endpoint),

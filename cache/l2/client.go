@@ -40,6 +40,16 @@ var (
 		Help: "Changes of the shared tier's state, by new state (up, down)."}, []string{"state"})
 )
 
+func init() {
+	// Every operation's error and skip counters exist from the start at 0.
+	for _, op := range []string{"get", "set", "lock", "unlock", "await", "load", "bump", "incarnation"} {
+		opErrors.WithLabelValues(op)
+		skipped.WithLabelValues(op)
+	}
+	transitions.WithLabelValues("up")
+	transitions.WithLabelValues("down")
+}
+
 // errDown is returned by operations while the client is down.
 var errDown = errors.New("cannot use redis: marked down after repeated faults")
 
