@@ -269,7 +269,7 @@ func TestFleetSingleFlightModelCalls(t *testing.T) {
 	e := startFleet(t, 3, modeltest.Config{
 		Latency: modeltest.Latency{Base: modeltest.Duration(400 * time.Millisecond)},
 		Images:  map[string]modeltest.Output{hex.EncodeToString(sum[:]): {Keywords: []string{"red", "shirt"}}},
-	})
+	}, "-redis-timeout", "500ms") // one call holds while Redis answers in time; test machines are loaded
 	cl := rawClient()
 	idx := uniqueName("fleet-sf")
 	createIndex(t, e.node, idx)

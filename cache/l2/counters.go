@@ -23,9 +23,10 @@ import (
 // answers again), so values cached under older counters are never served after that; while
 // Redis is down it is derived from the time the outage began, so each outage has its own.
 type Counters struct {
-	c      *Client
-	prefix string
-	lost   atomic.Bool // a bump could not be published
+	c        *Client
+	prefix   string
+	lost     atomic.Bool // a bump could not be published
+	renewing atomic.Bool // a renew goroutine runs
 }
 
 // Counters returns the fleet's write counters; all callers share one set.
@@ -33,14 +34,41 @@ func (c *Client) Counters() *Counters {
 	k := &Counters{c: c, prefix: c.cfg.Prefix + ":v1:gen:"}
 	c.OnRejoin(func(ctx context.Context) {
 		if k.lost.Load() {
-			if k.c.raw(ctx, "incarnation", func(ctx context.Context, r redis.UniversalClient) error {
-				return r.Set(ctx, k.prefix+"incarnation", newIncarnation(), 0).Err()
-			}) == nil {
-				k.lost.Store(false)
-			}
+			k.renewIncarnation(ctx)
 		}
 	})
 	return k
+}
+
+// renewIncarnation publishes a new incarnation, which makes everything cached under the old
+// counters unreachable fleet-wide; it clears lost on success.
+func (k *Counters) renewIncarnation(ctx context.Context) bool {
+	err := k.c.raw(ctx, "incarnation", func(ctx context.Context, r redis.UniversalClient) error {
+		return r.Set(ctx, k.prefix+"incarnation", newIncarnation(), 0).Err()
+	})
+	if err == nil {
+		k.lost.Store(false)
+	}
+	return err == nil
+}
+
+// renew retries renewIncarnation every ProbeEvery until it succeeds: after a bump that failed
+// while Redis still counted as up (a timeout), no rejoin would come to publish it.
+func (k *Counters) renew() {
+	if !k.renewing.CompareAndSwap(false, true) {
+		return
+	}
+	defer k.renewing.Store(false)
+	for k.lost.Load() {
+		if k.c.Up() && k.renewIncarnation(context.Background()) {
+			return
+		}
+		select {
+		case <-k.c.closed:
+			return
+		case <-time.After(k.c.cfg.ProbeEvery):
+		}
+	}
 }
 
 func newIncarnation() string {
@@ -87,10 +115,11 @@ func (k *Counters) Load(ctx context.Context, names []string, dst []uint64) ([]ui
 
 // Bump increments each named generation; times[i] is the unix nanoseconds of a write the
 // cluster may not show yet, or 0 for a visible one (a refresh). The time is written before the
-// generation, so a reader that sees the new generation sees its time. A bump that cannot be
-// published is remembered and makes the fleet start a new incarnation when Redis answers.
+// generation, so a reader that sees the new generation sees its time. A failed bump is tried
+// once more; if that fails too it is remembered, and the fleet starts a new incarnation as soon
+// as Redis takes writes again (at once if it still counts as up, else when it rejoins).
 func (k *Counters) Bump(ctx context.Context, names []string, times []int64) error {
-	err := k.c.do(ctx, "bump", func(ctx context.Context) error {
+	bump := func(ctx context.Context) error {
 		p := k.c.rdb.Pipeline()
 		for i, n := range names {
 			p.Set(ctx, k.prefix+"t:"+n, times[i], 0)
@@ -98,9 +127,15 @@ func (k *Counters) Bump(ctx context.Context, names []string, times []int64) erro
 		}
 		_, err := p.Exec(ctx)
 		return err
-	})
+	}
+	err := k.c.do(ctx, "bump", bump)
+	if err != nil && k.c.Up() {
+		// INCR is not idempotent, but a second bump only invalidates a little more.
+		err = k.c.do(ctx, "bump", bump)
+	}
 	if err != nil {
 		k.lost.Store(true)
+		go k.renew()
 	}
 	return err
 }
