@@ -161,6 +161,7 @@ func TestUISwitch(t *testing.T) {
 	if _, err := loadConfig([]string{"-upstream", "http://es:9200"}, envOf("VLPROXY_UI", "yes please"), &bytes.Buffer{}); err == nil {
 		t.Fatal("VLPROXY_UI=yes please was accepted")
 	}
+}
 
 func TestRedisConfig(t *testing.T) {
 	file := writeFile(t, `

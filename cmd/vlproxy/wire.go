@@ -6,11 +6,10 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/vlproxy/vlproxy/cache"
-	"github.com/vlproxy/vlproxy/media"
 	"github.com/vlproxy/vlproxy/cache/l2"
+	"github.com/vlproxy/vlproxy/internal/promexp"
+	"github.com/vlproxy/vlproxy/media"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
@@ -171,7 +170,7 @@ func playground(cfg Config) (*ui.Handler, error) {
 		AdminToken:    cfg.AdminToken,
 		Downscale:     func(raw []byte) ([]byte, error) { return media.Prepare(raw, imgCfg) },
 		MaxImageBytes: imgCfg.MaxBytes,
-		Metrics:       func(w io.Writer) { metrics.WritePrometheus(w, false) },
+		Metrics:       func(w io.Writer) { promexp.Write(w) },
 	}
 	for _, e := range cfg.Experiments.Experiments {
 		ue := ui.Experiment{Name: e.Name, KeyHeader: e.KeyHeader, DefaultVariant: e.DefaultVariant}
