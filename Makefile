@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build deps opensearch-jars opensearch effnet-install effnet browser test test-unit fuzz vet fmt demo bench bench-passthrough bench-relevance-vector clean
+.PHONY: all build deps test-deps opensearch-jars opensearch effnet-install effnet browser test test-unit fuzz vet fmt demo bench bench-passthrough bench-relevance-vector podman-smoke clean
 
 all: build
 
@@ -15,6 +15,11 @@ deps:
 
 build: deps
 	$(GO) build -o $(BIN)/ ./cmd/... ./testenv/cmd/...
+
+# Debian tools the tests run for real: redis-server (fleet mode), promtool (lints a live
+# /metrics), podman (the FROM-scratch image). A no-op when they are installed.
+test-deps:
+	bash testenv/install-deps.sh
 
 # Builds the OpenSearch launcher from Maven Central jars (cached in ~/.m2; a no-op when up to date).
 opensearch-jars:
@@ -42,12 +47,14 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
-# All tests. One OpenSearch node (VLPROXY_TEST_ES_URL) and one local image model server
-# (VLPROXY_TEST_EFFNET_URL) serve the whole run; set those variables yourself to test against
-# external servers instead. Debian's chromium runs the playground's browser test (REQUIRE_BROWSER=1:
-# a missing browser fails instead of skipping).
-test: deps opensearch-jars effnet-install browser vet
-	REQUIRE_BROWSER=1 bash testenv/with-effnet.sh bash testenv/with-opensearch.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
+# All tests. One OpenSearch node (VLPROXY_TEST_ES_URL), one local image model server
+# (VLPROXY_TEST_EFFNET_URL) and one redis-server (VLPROXY_TEST_REDIS_URL) serve the whole run;
+# set those variables yourself to test against external servers instead. The fleet tests start
+# private redis-servers too, since they kill them. Debian's chromium runs the playground's
+# browser test (REQUIRE_BROWSER=1: a missing browser fails instead of skipping).
+test: deps test-deps opensearch-jars effnet-install browser vet
+	REQUIRE_BROWSER=1 REQUIRE_REDIS=1 REQUIRE_PROMTOOL=1 bash testenv/with-redis.sh bash testenv/with-effnet.sh \
+	  bash testenv/with-opensearch.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
 	# A fixed number of inputs per fuzz target: a duration-bound run can end with "context deadline
 	# exceeded" while a worker's batch is in flight (a go test artefact, not a finding).
 	$(MAKE) fuzz FUZZTIME=3000x
@@ -78,6 +85,11 @@ bench-relevance-vector: build opensearch-jars
 
 bench-passthrough: build
 	bash bench/scripts/passthrough.sh
+
+# Builds docker/Dockerfile.scratch with podman (offline) and checks the container in front of a
+# test OpenSearch node (also run by `make test` as integration TestPodmanScratchImage).
+podman-smoke: test-deps opensearch-jars
+	bash testenv/with-opensearch.sh bash docker/podman-smoke.sh
 
 clean:
 	rm -rf $(BIN)

@@ -54,6 +54,7 @@ type Cache struct {
 
 	flightMu sync.Mutex
 	flights  map[string]*flight
+	tier     Tier // nil: in-process only
 
 	hits, misses, evictions, expirations, refused, collapsed atomic.Uint64
 
@@ -205,7 +206,7 @@ func (c *Cache) set(gen uint64, key, val []byte, ttl time.Duration) bool {
 	c.mu.Unlock()
 	if evicted > 0 {
 		c.evictions.Add(evicted)
-		c.m.evictions.Add(int(evicted))
+		c.m.evictions.Add(float64(evicted))
 	}
 	return true
 }

@@ -8,7 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/vlproxy/vlproxy/internal/promexp"
 )
 
 func testConfig(maxBytes int64) Config {
@@ -208,15 +208,14 @@ func TestMetrics(t *testing.T) {
 	c.Get([]byte("a"))
 	c.Get([]byte("a"))
 	c.Get([]byte("x"))
-	var buf bytes.Buffer
-	metrics.WritePrometheus(&buf, false)
+	text := promexp.Text()
 	for _, want := range []string{
 		`vlproxy_cache_hits_total{cache="metrics_test"} 2`,
 		`vlproxy_cache_misses_total{cache="metrics_test"} 1`,
 		`vlproxy_cache_entries{cache="metrics_test"} 1`,
 		fmt.Sprintf(`vlproxy_cache_bytes{cache="metrics_test"} %d`, entryCost("a", "b")),
 	} {
-		if !strings.Contains(buf.String(), want+"\n") {
+		if !strings.Contains(text, want+"\n") {
 			t.Errorf("metrics lack %q", want)
 		}
 	}

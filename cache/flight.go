@@ -73,7 +73,7 @@ func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context)
 
 func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) {
 	defer f.cancel()
-	val, err := call(ctx, fn)
+	val, err := c.fillThrough(ctx, key, fn)
 	if err == nil {
 		c.set(gen, key, val, c.cfg.TTL)
 	}

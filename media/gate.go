@@ -4,7 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/vlproxy/vlproxy/internal/eserr"
 )
@@ -19,11 +20,14 @@ type Gate struct {
 }
 
 var (
-	decodesRejected = metrics.NewCounter(`vlproxy_image_decodes_rejected_total`)
+	decodesRejected = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_image_decodes_rejected_total",
+		Help: "Image decodes refused with a 429 because the decode queue (-image-decode-queue) was full."})
 	decodesWaiting  atomic.Int64
 	decodesInFlight atomic.Int64
-	_               = metrics.NewGauge(`vlproxy_image_decodes_waiting`, func() float64 { return float64(decodesWaiting.Load()) })
-	_               = metrics.NewGauge(`vlproxy_image_decodes_in_flight`, func() float64 { return float64(decodesInFlight.Load()) })
+	_               = promauto.NewGaugeFunc(prometheus.GaugeOpts{Name: "vlproxy_image_decodes_waiting",
+		Help: "Image decodes waiting for a slot (-image-decodes)."}, func() float64 { return float64(decodesWaiting.Load()) })
+	_ = promauto.NewGaugeFunc(prometheus.GaugeOpts{Name: "vlproxy_image_decodes_in_flight",
+		Help: "Image decodes running now."}, func() float64 { return float64(decodesInFlight.Load()) })
 )
 
 // NewGate returns a Gate of cfg.MaxDecodes slots and cfg.MaxDecodeQueue waiting places

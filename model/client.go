@@ -136,8 +136,8 @@ func (c *Client) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, err
 	if err != nil {
 		return nil, err
 	}
-	c.met.promptTokens.Add(resp.PromptTokens)
-	c.met.completionTokens.Add(resp.CompletionTokens)
+	c.met.promptTokens.Add(float64(resp.PromptTokens))
+	c.met.completionTokens.Add(float64(resp.CompletionTokens))
 	return resp, nil
 }
 
@@ -367,7 +367,7 @@ func (c *Client) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, 
 	if err != nil {
 		return nil, err
 	}
-	c.met.promptTokens.Add(tokens)
+	c.met.promptTokens.Add(float64(tokens))
 	if resp.Model == "" {
 		resp.Model = c.cfg.Model
 	}
@@ -379,7 +379,7 @@ func (c *Client) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, 
 func (c *Client) call(ctx context.Context, body []byte, decode func([]byte) error) error {
 	start := time.Now()
 	err := c.call1(ctx, body, decode)
-	c.met.duration.UpdateDuration(start)
+	c.met.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		kind := Reason(err)
 		c.met.errorsOf(kind).Inc()

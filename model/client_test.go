@@ -2,7 +2,6 @@ package model_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -14,11 +13,12 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/vlproxy/vlproxy/internal/promexp"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/model/modeltest"
 )
@@ -498,30 +498,29 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 func TestMetricsExposed(t *testing.T) {
 	srv := modeltest.NewServer(modeltest.Config{Faults: []modeltest.Fault{{Status: 500, Shape: modeltest.ShapeText, Times: 1}}})
 	defer srv.Close()
-	tokens := metrics.GetOrCreateCounter(`vlproxy_model_tokens_total{role="embed",kind="prompt"}`)
-	errs := metrics.GetOrCreateCounter(`vlproxy_model_errors_total{role="embed",kind="unavailable"}`)
-	tokens0, errs0 := tokens.Get(), errs.Get()
+	tokens := func() float64 { return metricValue(t, `vlproxy_model_tokens_total{kind="prompt",role="embed"}`) }
+	errs := func() float64 { return metricValue(t, `vlproxy_model_errors_total{kind="unavailable",role="embed"}`) }
+	tokens0, errs0 := tokens(), errs()
 	c := newClient(t, model.RoleEmbed, srv.URL, nil)
 	c.Embed(context.Background(), &model.EmbedRequest{Input: []string{"a"}})
 	if _, err := c.Embed(context.Background(), &model.EmbedRequest{Input: []string{"red shoe"}}); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	metrics.WritePrometheus(&buf, false)
+	text := promexp.Text()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	for _, want := range []string{
-		`vlproxy_model_request_duration_seconds_count{role="embed",endpoint="` + host + `"} 2`,
-		`vlproxy_model_in_flight{role="embed",endpoint="` + host + `"} 0`,
+		`vlproxy_model_request_duration_seconds_count{endpoint="` + host + `",role="embed"} 2`,
+		`vlproxy_model_in_flight{endpoint="` + host + `",role="embed"} 0`,
 	} {
-		if !strings.Contains(buf.String(), want) {
+		if !strings.Contains(text, want) {
 			t.Fatalf("metrics lack %s", want)
 		}
 	}
-	if d := tokens.Get() - tokens0; d != 3 {
-		t.Fatalf("prompt tokens grew by %d, want 3", d)
+	if d := tokens() - tokens0; d != 3 {
+		t.Fatalf("prompt tokens grew by %v, want 3", d)
 	}
-	if d := errs.Get() - errs0; d != 1 {
-		t.Fatalf("unavailable errors grew by %d, want 1", d)
+	if d := errs() - errs0; d != 1 {
+		t.Fatalf("unavailable errors grew by %v, want 1", d)
 	}
 }
 
@@ -626,4 +625,19 @@ func TestNormalize(t *testing.T) {
 	if _, err := model.Normalize([]float32{0, 0}, 0); kindOf(err) != model.KindBadOutput {
 		t.Fatalf("zero vector: %v", err)
 	}
+}
+
+// metricValue reads one series (name with its labels, as exposed) from the exposition; 0 when absent.
+func metricValue(t *testing.T, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(promexp.Text(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("cannot parse %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

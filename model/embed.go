@@ -85,7 +85,7 @@ func (c *Client) EmbedOne(ctx context.Context, in EmbedInput) ([]float32, error)
 	if err != nil {
 		return nil, err
 	}
-	c.met.promptTokens.Add(tokens)
+	c.met.promptTokens.Add(float64(tokens))
 	return Normalize(vec, e.Dimensions)
 }
 

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // limiter bounds the calls in flight to one endpoint, with a bounded wait queue.
@@ -15,7 +15,7 @@ type limiter struct {
 	wait     time.Duration
 	queued   atomic.Int64
 	inFlight atomic.Int64
-	gauge    *metrics.Gauge // queued calls, nil in tests
+	gauge    prometheus.Gauge // queued calls, nil in tests
 }
 
 func newLimiter(maxConcurrent, maxQueue int, wait time.Duration) *limiter {

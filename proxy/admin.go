@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/internal/promexp"
 )
 
 // serveAdmin answers the proxy's own endpoints:
@@ -32,8 +32,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 	case string(path) == "/_vlproxy/cache/_clear" && ctx.IsPost():
 		s.serveCacheClear(ctx, rq)
 	case (string(path) == "/_vlproxy/metrics" || string(path) == s.cfg.MetricsPath) && (ctx.IsGet() || ctx.IsHead()):
-		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-		metrics.WritePrometheus(ctx, true)
+		ctx.Response.Header.SetContentType(promexp.ContentType)
+		if err := promexp.Write(ctx); err != nil {
+			s.fail(ctx, rq, err)
+		}
 	case s.ui != nil && (string(path) == "/_vlproxy/ui" || bytes.HasPrefix(path, []byte("/_vlproxy/ui/"))):
 		s.ui(ctx)
 	default:

@@ -26,6 +26,7 @@ type options struct {
 	keyCfg      resultcache.Config
 	topology    time.Duration
 	refreshLag  time.Duration
+	shared      resultcache.Shared
 	caches      []*cache.Cache
 	components  []Component
 	adminToken  string
@@ -81,6 +82,13 @@ func WithRefreshLag(lag time.Duration) Option {
 	return func(o *options) { o.refreshLag = lag }
 }
 
+// WithSharedGenerations makes result-cache invalidation fleet-wide: writes through this proxy
+// bump the generations in sh too, and every cached result is checked against sh before it is
+// served (see resultcache.Shared). Without it each replica sees only its own writes.
+func WithSharedGenerations(sh resultcache.Shared) Option {
+	return func(o *options) { o.shared = sh }
+}
+
 // WithCaches lists more caches (model outputs) in GET /_vlproxy/cache and clears them with
 // POST /_vlproxy/cache/_clear.
 func WithCaches(cs ...*cache.Cache) Option {
@@ -111,6 +119,9 @@ func (s *Server) applyOptions(o *options) {
 	}
 	if o.results != nil {
 		s.keys = resultcache.New(o.keyCfg)
+		if o.shared != nil {
+			s.keys.SetShared(o.shared)
+		}
 		d.Results, d.Keys, d.RefreshLag = o.results, s.keys, o.refreshLag
 	}
 	s.pipe = pipeline.New(o.pipeline, d)

@@ -178,12 +178,14 @@ var serverTimingKey = []byte("Server-Timing")
 
 func (s *Server) finish(ctx *fasthttp.RequestCtx, rq *request) {
 	var buf [128]byte
-	st := rq.timing.appendHeader(buf[:0], time.Since(rq.start))
+	total := time.Since(rq.start)
+	st := rq.timing.appendHeader(buf[:0], total)
 	if old := ctx.Response.Header.PeekBytes(serverTimingKey); len(old) > 0 {
 		st = append(append(append([]byte(nil), old...), ", "...), st...)
 	}
 	ctx.Response.Header.SetCanonical(serverTimingKey, st)
 	countRequest(rq.route.class, ctx.Response.StatusCode())
+	observeTiming(rq.route.class, &rq.timing, total)
 	if rq.body != nil {
 		bytebufferpool.Put(rq.body)
 		rq.body = nil

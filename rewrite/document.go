@@ -13,7 +13,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/vlproxy/vlproxy/document"
 	"github.com/vlproxy/vlproxy/internal/eserr"
@@ -76,9 +77,12 @@ type Group struct {
 }
 
 var (
-	documentsRead  = metrics.NewCounter(`vlproxy_rewrite_documents_total`)
-	documentPages  = metrics.NewCounter(`vlproxy_rewrite_document_pages_total`)
-	documentRowsOK = metrics.NewCounter(`vlproxy_rewrite_document_rows_total`)
+	documentsRead = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_documents_total",
+		Help: "Client documents (PDFs, page photos) read from multimodal clauses."})
+	documentPages = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_document_pages_total",
+		Help: "Pages of the client documents read."})
+	documentRowsOK = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_document_rows_total",
+		Help: "Table rows read from client documents."})
 )
 
 // documentBytes turns the clause's document string into bytes: a data URI
@@ -140,7 +144,7 @@ func (r *Rewriter) rewriteDocument(ctx context.Context, c *clause, prof *Profile
 		return dst, o, err
 	}
 	documentsRead.Inc()
-	documentPages.Add(len(doc.Pages))
+	documentPages.Add(float64(len(doc.Pages)))
 	o.doc = doc
 	o.query = Query{Text: c.Text, Key: fmt.Sprintf("%x", doc.Sum[:16])}
 
@@ -176,7 +180,7 @@ func (r *Rewriter) rewriteDocument(ctx context.Context, c *clause, prof *Profile
 		}
 	}
 	o.rows = rows
-	documentRowsOK.Add(len(rows))
+	documentRowsOK.Add(float64(len(rows)))
 	if len(rows) == 0 {
 		if c.Text != "" {
 			return appendTextQuery(dst, c, fields), o, nil

@@ -15,7 +15,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/tidwall/gjson"
 
 	"github.com/vlproxy/vlproxy/document"
@@ -169,16 +170,22 @@ func New(cfg Config, m Chatter, c Cache, log *slog.Logger) (*Rewriter, error) {
 }
 
 var (
-	rewriteDuration  = metrics.NewHistogram(`vlproxy_rewrite_duration_seconds`)
-	modelCalls       = metrics.NewCounter(`vlproxy_rewrite_model_calls_total`)
-	imageBytesTotal  = metrics.NewCounter(`vlproxy_rewrite_image_bytes_total`)
-	imageDownscaled  = metrics.NewCounter(`vlproxy_rewrite_images_downscaled_total`)
-	rewriteBadInputs = metrics.NewCounter(`vlproxy_rewrite_bad_requests_total`)
+	rewriteDuration = promauto.NewHistogram(prometheus.HistogramOpts{Name: "vlproxy_rewrite_duration_seconds",
+		Help:    "Time to rewrite the multimodal clauses of one body, model calls included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}})
+	modelCalls = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_model_calls_total",
+		Help: "Keyword generations sent to the chat model (cache misses that were not collapsed)."})
+	imageBytesTotal = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_image_bytes_total",
+		Help: "Decoded bytes of the query images."})
+	imageDownscaled = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_images_downscaled_total",
+		Help: "Query images downscaled before they were sent to the model."})
+	rewriteBadInputs = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_bad_requests_total",
+		Help: "Bodies refused because of a bad multimodal clause or image."})
+	clausesVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_rewrite_clauses_total",
+		Help: "Multimodal clauses rewritten, by outcome (as in X-VLProxy-Rewrite)."}, []string{"status"})
 )
 
-func countClause(status string) {
-	metrics.GetOrCreateCounter(`vlproxy_rewrite_clauses_total{status="` + status + `"}`).Inc()
-}
+func countClause(status string) { clausesVec.WithLabelValues(status).Inc() }
 
 // Census is what a body's multimodal clauses will cost, known without decoding an image or
 // calling the model, so that a request over a limit is refused before any of that work.
@@ -318,7 +325,7 @@ func (r *Rewriter) Rewrite(ctx context.Context, req Request) (Result, error) {
 		res.Status = "applied"
 	}
 	res.Elapsed = time.Since(start)
-	rewriteDuration.Update(res.Elapsed.Seconds())
+	rewriteDuration.Observe(res.Elapsed.Seconds())
 	return res, nil
 }
 
@@ -492,7 +499,7 @@ func (r *Rewriter) image(ctx context.Context, s string) (media.Image, error) {
 	}
 	defer in.Release()
 	raw := in.Raw
-	imageBytesTotal.Add(len(raw))
+	imageBytesTotal.Add(float64(len(raw)))
 	q := media.Image{Sum: sha256.Sum256(raw)}
 	hdr, err := media.Inspect(raw, &r.cfg.Image)
 	if err != nil {

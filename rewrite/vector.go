@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/vlproxy/vlproxy/hybrid"
 	"github.com/vlproxy/vlproxy/media"
@@ -35,7 +36,8 @@ func (r *Rewriter) SetEmbedder(e Embedder, c Cache) {
 	}
 }
 
-var embedCalls = metrics.NewCounter(`vlproxy_rewrite_embed_calls_total`)
+var embedCalls = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_embed_calls_total",
+	Help: "Query embeddings requested from the embed model (cache misses that were not collapsed)."})
 
 // retrieval is the decision for one clause.
 type retrieval struct {

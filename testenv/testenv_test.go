@@ -378,3 +378,21 @@ func mustDefaults(t *testing.T) Options {
 	}
 	return o
 }
+
+func TestRedisKillRestart(t *testing.T) {
+	r := StartRedisT(t)
+	ctx := context.Background()
+	if err := Ping(ctx, r.Addr); err != nil {
+		t.Fatal(err)
+	}
+	r.Kill()
+	if err := Ping(ctx, r.Addr); err == nil {
+		t.Fatal("PING answered after Kill")
+	}
+	if err := r.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ping(ctx, r.Addr); err != nil {
+		t.Fatalf("after Restart: %v", err)
+	}
+}

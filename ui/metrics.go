@@ -57,9 +57,9 @@ func experimentMetrics(text []byte) map[string]map[string]*variantStats {
 			s.Compared = value
 		case "vlproxy_experiment_rerank_top1_changed_total":
 			s.Top1Changed = value
-		case "vlproxy_experiment_rerank_topk_overlap_sum":
+		case "vlproxy_experiment_rerank_topk_overlap_ratio_sum":
 			s.overlapSum = value
-		case "vlproxy_experiment_rerank_topk_overlap_count":
+		case "vlproxy_experiment_rerank_topk_overlap_ratio_count":
 			s.overlapN = value
 		case "vlproxy_experiment_rerank_rank_displacement_sum":
 			s.displSum = value

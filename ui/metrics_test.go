@@ -32,7 +32,7 @@ func FuzzExperimentMetrics(f *testing.F) {
 	f.Add([]byte("vlproxy_experiment_request_duration_seconds_count{experiment=\"e\",variant=\"v\"} 3\n" +
 		"vlproxy_experiment_request_duration_seconds_sum{experiment=\"e\",variant=\"v\"} 0.06\n" +
 		"vlproxy_experiment_rerank_status_total{experiment=\"e\",variant=\"v\",status=\"shadow\"} 2\n" +
-		"vlproxy_experiment_rerank_topk_overlap_bucket{experiment=\"e\",variant=\"v\",vmrange=\"4.642e-01...5.275e-01\"} 1\n"))
+		"vlproxy_experiment_rerank_topk_overlap_ratio_bucket{experiment=\"e\",variant=\"v\",le=\"0.5\"} 1\n"))
 	f.Add([]byte("vlproxy_experiment_x{experiment=\"\\\"\",variant=\"\\\\\"} +Inf\n"))
 	f.Add([]byte("vlproxy_experiment_{"))
 	f.Fuzz(func(t *testing.T, text []byte) {

@@ -76,8 +76,8 @@ type Deps struct {
 	MaxImageBytes int
 	// Experiments are the configured experiments, shown with their metrics.
 	Experiments []Experiment
-	// Metrics writes the Prometheus text of the process's metrics (VictoriaMetrics'
-	// WritePrometheus); the experiment metrics are read from it. Nil: no metrics shown.
+	// Metrics writes the Prometheus text of the process's metrics (internal/promexp.Write);
+	// the experiment metrics are read from it. Nil: no metrics shown.
 	Metrics func(w io.Writer)
 }
 

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/vlproxy/vlproxy/internal/promexp"
 	"github.com/vlproxy/vlproxy/media"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
 	"github.com/vlproxy/vlproxy/ui"
@@ -263,7 +263,7 @@ func TestExperimentMetrics(t *testing.T) {
 
 	h, err := ui.New(ui.DefaultConfig(), ui.Deps{
 		Experiments: []ui.Experiment{{Name: "ui-test-exp", Variants: []ui.Variant{{Name: "a", Weight: 1, Rerank: "shadow"}, {Name: "b", Weight: 1}}}},
-		Metrics:     func(w io.Writer) { metrics.WritePrometheus(w, false) },
+		Metrics:     func(w io.Writer) { promexp.Write(w) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/cache/l2"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
@@ -41,6 +42,10 @@ type Config struct {
 	Experiments experiment.Config  `yaml:"experiments"`
 	// UI is the playground at /_vlproxy/ui (off unless -ui or ui.enabled).
 	UI ui.Config `yaml:"ui"`
+	// Redis is the fleet's shared tier: L2 of the keyword and rerank-score caches, fleet-wide
+	// single-flight of model calls, and write generations shared by every replica. Off without
+	// a URL.
+	Redis l2.Config `yaml:"redis"`
 	// AdminToken allows POST /_vlproxy/cache/_clear (Authorization: Bearer <token>). Default none:
 	// clearing is refused.
 	AdminToken string `yaml:"-"`
@@ -87,6 +92,7 @@ func defaultConfig() Config {
 		Judge:       rerank.DefaultJudgeConfig(),
 		Experiments: experiment.DefaultConfig(),
 		UI:          ui.DefaultConfig(),
+		Redis:       l2.DefaultConfig(),
 	}
 	c.Cache = CacheConfig{
 		Results:         cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: 30 * time.Second, FillTimeout: 60 * time.Second},
@@ -273,6 +279,8 @@ var options = []option{
 	{name: "embedding-cache-size", usage: "bytes of query embeddings kept (per model, dimensions, image hash or text)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Embeddings.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Embeddings.MaxBytes, v) }},
+	stringOpt("redis-url", "fleet mode: redis://[user:pass@]host:port/db (rediss:// for TLS; several host:port separated by commas for Redis Cluster) shared by every replica: L2 for model keywords, query embeddings and rerank scores, one model call fleet-wide per identical cold query, and write generations so a write through one replica invalidates every replica's cached results; \"\" = each replica on its own. Redis down means L1-only and per-instance invalidation, never a failed request", func(c *Config) *string { return &c.Redis.URL }),
+	durationOpt("redis-timeout", "deadline of one Redis operation; a slower answer is a cache miss (fleet mode)", func(c *Config) *time.Duration { return &c.Redis.Timeout }),
 	{name: "score-cache-size", usage: "bytes of rerank scores kept (per model, query and document version)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Scores.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Scores.MaxBytes, v) }},

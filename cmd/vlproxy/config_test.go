@@ -162,3 +162,33 @@ func TestUISwitch(t *testing.T) {
 		t.Fatal("VLPROXY_UI=yes please was accepted")
 	}
 }
+
+func TestRedisConfig(t *testing.T) {
+	file := writeFile(t, `
+proxy:
+  upstreams: ["http://file:9200"]
+redis:
+  url: "redis://file:6379/0"
+  lock_wait: 2s
+  max_value_bytes: 1000
+`)
+	got, err := loadConfig([]string{"-config", file, "-redis-timeout", "20ms"}, envOf("VLPROXY_REDIS_URL", "redis://env:6379/1"), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := got.Redis
+	if r.URL != "redis://env:6379/1" || r.Timeout != 20*time.Millisecond || r.LockWait != 2*time.Second || r.MaxValueBytes != 1000 {
+		t.Fatalf("redis config %+v", r)
+	}
+	// A malformed URL stops start-up and names the flag; an unreachable Redis does not.
+	got.Redis.URL = "http://nope"
+	if _, _, err := wire(got, nil); err == nil || !strings.Contains(err.Error(), "-redis-url") {
+		t.Fatalf("wire with a bad redis URL: %v", err)
+	}
+	got.Redis.URL = "redis://127.0.0.1:1/0"
+	opts, closeAll, err := wire(got, nil)
+	if err != nil || len(opts) == 0 {
+		t.Fatalf("wire with an unreachable redis: %v", err)
+	}
+	closeAll()
+}

@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/cache/l2"
+	"github.com/vlproxy/vlproxy/internal/promexp"
 	"github.com/vlproxy/vlproxy/media"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
@@ -21,9 +21,13 @@ import (
 // wire builds the search pipeline's parts from cfg. close releases the model clients.
 func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err error) {
 	var clients []*model.Client
+	var shared *l2.Client
 	close = func() {
 		for _, c := range clients {
 			c.Close()
+		}
+		if shared != nil {
+			shared.Close()
 		}
 	}
 	defer func() {
@@ -45,6 +49,18 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	keywords := cache.New(cfg.Cache.Keywords)
 	scores := cache.New(cfg.Cache.Scores)
 	opts = append(opts, proxy.WithCaches(keywords, scores))
+	if cfg.Redis.URL != "" {
+		if shared, err = l2.New(cfg.Redis, log); err != nil {
+			return nil, close, fmt.Errorf("cannot set up fleet mode (-redis-url): %w", err)
+		}
+		keywords.SetTier(shared.Tier("keywords"))
+		scores.SetTier(shared.Tier("scores"))
+		opts = append(opts, proxy.WithSharedGenerations(shared.Counters()),
+			proxy.WithComponent(proxy.Component{Name: "redis", Health: func() (any, bool) {
+				h := shared.Health()
+				return h, h.State == "up"
+			}}))
+	}
 
 	var rw *rewrite.Rewriter
 	if chat != nil {
@@ -62,7 +78,11 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 		}
 		clients = append(clients, emb)
 		opts = append(opts, proxy.WithComponent(modelComponent("model.embed", emb)))
-		rw.SetEmbedder(emb, cache.New(cfg.Cache.Embeddings))
+		embeddings := cache.New(cfg.Cache.Embeddings)
+		if shared != nil {
+			embeddings.SetTier(shared.Tier("embeddings"))
+		}
+		rw.SetEmbedder(emb, embeddings)
 	}
 	opts = append(opts, proxy.WithRewriter(rw))
 
@@ -150,7 +170,7 @@ func playground(cfg Config) (*ui.Handler, error) {
 		AdminToken:    cfg.AdminToken,
 		Downscale:     func(raw []byte) ([]byte, error) { return media.Prepare(raw, imgCfg) },
 		MaxImageBytes: imgCfg.MaxBytes,
-		Metrics:       func(w io.Writer) { metrics.WritePrometheus(w, false) },
+		Metrics:       func(w io.Writer) { promexp.Write(w) },
 	}
 	for _, e := range cfg.Experiments.Experiments {
 		ue := ui.Experiment{Name: e.Name, KeyHeader: e.KeyHeader, DefaultVariant: e.DefaultVariant}

@@ -11,7 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Variant is one arm of an experiment.
@@ -226,13 +227,33 @@ type Observation struct {
 }
 
 type variantMetrics struct {
-	latency      *metrics.Histogram
-	compared     *metrics.Counter
-	top1Changed  *metrics.Counter
-	overlap      *metrics.Histogram
-	displacement *metrics.Histogram
-	labels       string
+	latency      prometheus.Observer
+	compared     prometheus.Counter
+	top1Changed  prometheus.Counter
+	overlap      prometheus.Observer
+	displacement prometheus.Observer
+	experiment   string
+	variant      string
 }
+
+var (
+	expLatencyVec = promauto.NewHistogramVec(prometheus.HistogramOpts{Name: "vlproxy_experiment_request_duration_seconds",
+		Help:    "Duration of the searches a variant served.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"experiment", "variant"})
+	expComparedVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_experiment_rerank_compared_total",
+		Help: "Searches whose reranked order was compared with the original order."}, []string{"experiment", "variant"})
+	expTop1ChangedVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_experiment_rerank_top1_changed_total",
+		Help: "Compared searches whose first hit changed with the rerank."}, []string{"experiment", "variant"})
+	expOverlapVec = promauto.NewHistogramVec(prometheus.HistogramOpts{Name: "vlproxy_experiment_rerank_topk_overlap_ratio",
+		Help:    "Share of the original top k that stays in the reranked top k (0..1).",
+		Buckets: prometheus.LinearBuckets(0, 0.1, 11)}, []string{"experiment", "variant"})
+	expDisplacementVec = promauto.NewHistogramVec(prometheus.HistogramOpts{Name: "vlproxy_experiment_rerank_rank_displacement",
+		Help:    "Mean absolute change of rank per hit that the rerank caused.",
+		Buckets: []float64{0, .5, 1, 2, 3, 5, 8, 13, 21, 34}}, []string{"experiment", "variant"})
+	expStatusVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_experiment_rerank_status_total",
+		Help: "Searches a variant served, by rerank status (applied, partial, cached, skipped, fallback, shadow, off, none)."},
+		[]string{"experiment", "variant", "status"})
+)
 
 func (s *Set) metricsFor(v Variant) *variantMetrics {
 	key := v.Experiment + "\x00" + v.Name
@@ -241,14 +262,14 @@ func (s *Set) metricsFor(v Variant) *variantMetrics {
 	if m, ok := s.vm[key]; ok {
 		return m
 	}
-	l := fmt.Sprintf(`experiment=%q,variant=%q`, v.Experiment, v.Name)
 	m := &variantMetrics{
-		labels:       l,
-		latency:      metrics.GetOrCreateHistogram(`vlproxy_experiment_request_duration_seconds{` + l + `}`),
-		compared:     metrics.GetOrCreateCounter(`vlproxy_experiment_rerank_compared_total{` + l + `}`),
-		top1Changed:  metrics.GetOrCreateCounter(`vlproxy_experiment_rerank_top1_changed_total{` + l + `}`),
-		overlap:      metrics.GetOrCreateHistogram(`vlproxy_experiment_rerank_topk_overlap{` + l + `}`),
-		displacement: metrics.GetOrCreateHistogram(`vlproxy_experiment_rerank_rank_displacement{` + l + `}`),
+		experiment:   v.Experiment,
+		variant:      v.Name,
+		latency:      expLatencyVec.WithLabelValues(v.Experiment, v.Name),
+		compared:     expComparedVec.WithLabelValues(v.Experiment, v.Name),
+		top1Changed:  expTop1ChangedVec.WithLabelValues(v.Experiment, v.Name),
+		overlap:      expOverlapVec.WithLabelValues(v.Experiment, v.Name),
+		displacement: expDisplacementVec.WithLabelValues(v.Experiment, v.Name),
 	}
 	s.vm[key] = m
 	return m
@@ -258,19 +279,19 @@ func (s *Set) metricsFor(v Variant) *variantMetrics {
 // vlproxy_experiment_rerank_top1_changed_total / vlproxy_experiment_rerank_compared_total.
 func (s *Set) Observe(v Variant, o Observation) {
 	m := s.metricsFor(v)
-	m.latency.Update(o.Latency.Seconds())
+	m.latency.Observe(o.Latency.Seconds())
 	st := o.RerankStatus
 	if st == "" {
 		st = "none"
 	}
-	metrics.GetOrCreateCounter(`vlproxy_experiment_rerank_status_total{` + m.labels + `,status=` + fmt.Sprintf("%q", st) + `}`).Inc()
+	expStatusVec.WithLabelValues(m.experiment, m.variant, st).Inc()
 	if o.Compared {
 		m.compared.Inc()
 		if o.Top1Changed {
 			m.top1Changed.Inc()
 		}
-		m.overlap.Update(o.Overlap)
-		m.displacement.Update(o.Displacement)
+		m.overlap.Observe(o.Overlap)
+		m.displacement.Observe(o.Displacement)
 	}
 }
 

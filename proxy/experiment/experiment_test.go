@@ -1,7 +1,6 @@
 package experiment
 
 import (
-	"bytes"
 	"errors"
 	"github.com/vlproxy/vlproxy/internal/eserr"
 	"math"
@@ -10,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/vlproxy/vlproxy/internal/promexp"
 )
 
 func headers(kv ...string) func(string) string {
@@ -170,16 +169,14 @@ func TestObserveMetrics(t *testing.T) {
 	s.Observe(v, Observation{Latency: 20 * time.Millisecond, RerankStatus: "applied", Compared: true, Top1Changed: true, Overlap: 0.5, Displacement: 2})
 	s.Observe(v, Observation{Latency: 30 * time.Millisecond, RerankStatus: "applied", Compared: true, Overlap: 1})
 	s.Observe(v, Observation{Latency: 5 * time.Millisecond, RerankStatus: "fallback:timeout"})
-	var b bytes.Buffer
-	metrics.WritePrometheus(&b, false)
-	out := b.String()
+	out := promexp.Text()
 	for _, want := range []string{
-		`vlproxy_experiment_rerank_status_total{experiment="rerank-ab",variant="rerank",status="applied"} 2`,
-		`vlproxy_experiment_rerank_status_total{experiment="rerank-ab",variant="rerank",status="fallback:timeout"} 1`,
+		`vlproxy_experiment_rerank_status_total{experiment="rerank-ab",status="applied",variant="rerank"} 2`,
+		`vlproxy_experiment_rerank_status_total{experiment="rerank-ab",status="fallback:timeout",variant="rerank"} 1`,
 		`vlproxy_experiment_rerank_compared_total{experiment="rerank-ab",variant="rerank"} 2`,
 		`vlproxy_experiment_rerank_top1_changed_total{experiment="rerank-ab",variant="rerank"} 1`,
 		`vlproxy_experiment_request_duration_seconds_count{experiment="rerank-ab",variant="rerank"} 3`,
-		`vlproxy_experiment_rerank_topk_overlap_sum{experiment="rerank-ab",variant="rerank"} 1.5`,
+		`vlproxy_experiment_rerank_topk_overlap_ratio_sum{experiment="rerank-ab",variant="rerank"} 1.5`,
 		`vlproxy_experiment_rerank_rank_displacement_sum{experiment="rerank-ab",variant="rerank"} 2`,
 	} {
 		if !strings.Contains(out, want+"\n") {

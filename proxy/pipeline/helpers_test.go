@@ -228,6 +228,8 @@ type setup struct {
 	pipeline    *pipeline.Config
 	proxy       func(*proxy.Config)
 	es          *fakeES
+	shared      resultcache.Shared // fleet generations for the result cache (Redis)
+	kwTier      cache.Tier         // shared tier behind the keyword cache (Redis)
 }
 
 // env is a running proxy with its fake ES and simulator.
@@ -271,6 +273,9 @@ func start(tb testing.TB, s setup) *env {
 	var kwCache rewrite.Cache
 	if !s.noKeywords {
 		e.Keywords = cache.New(cache.Config{Name: "pipeline_test_keywords", MaxBytes: 16 << 20, TTL: time.Minute})
+		if s.kwTier != nil {
+			e.Keywords.SetTier(s.kwTier)
+		}
 		kwCache = e.Keywords
 	}
 	rwCfg := testRewriteConfig()
@@ -306,6 +311,9 @@ func start(tb testing.TB, s setup) *env {
 	if s.resultCache {
 		rc := cache.New(cache.Config{Name: "pipeline_test_results", MaxBytes: 16 << 20, TTL: time.Minute})
 		opts = append(opts, proxy.WithResultCache(rc, resultcache.Config{AssumeConcrete: true}, 0))
+		if s.shared != nil {
+			opts = append(opts, proxy.WithSharedGenerations(s.shared))
+		}
 	}
 
 	if s.pipeline != nil {

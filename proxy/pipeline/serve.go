@@ -10,7 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/valyala/fasthttp"
 
 	"github.com/vlproxy/vlproxy/proxy/experiment"
@@ -174,11 +175,14 @@ const (
 	cacheBypass    = "bypass"    // not cacheable, or the result cache is off
 )
 
-var cacheStates = map[string]*metrics.Counter{}
+var cacheStates = map[string]prometheus.Counter{}
 
 func init() {
+	v := promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_result_cache_requests_total",
+		Help: "Search requests by X-VLProxy-Cache state: hit, miss, collapsed (waited for an identical request's fill) or bypass."},
+		[]string{"state"})
 	for _, st := range []string{cacheHit, cacheMiss, cacheCollapsed, cacheBypass} {
-		cacheStates[st] = metrics.NewCounter(`vlproxy_result_cache_requests_total{state="` + st + `"}`)
+		cacheStates[st] = v.WithLabelValues(st)
 	}
 }
 

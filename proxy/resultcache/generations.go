@@ -166,9 +166,13 @@ func isPattern(name string) bool {
 
 // appendGenerations appends what a search over the index expressions exprs depends on. A nil
 // exprs entry means "no index named" (all indices).
-// *last is raised to the latest bump of every generation appended.
-func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcrete bool, last *int64) []byte {
+// *last is raised to the latest bump of every generation appended. With names non-nil, the
+// shared counters the same search depends on are appended to *names.
+func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcrete bool, last *int64, names *[]string) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, g.epoch.load(last))
+	if names != nil {
+		*names = append(*names, sharedEpoch)
+	}
 	topo := g.topo.Load()
 	// First pass: is the whole reach known?
 	for _, expr := range exprs {
@@ -177,6 +181,9 @@ func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcre
 			name, rest, more = strings.Cut(rest, ",")
 			if _, ok := topo.resolve(name, assumeConcrete); !ok {
 				dst = append(dst, 'A')
+				if names != nil {
+					*names = append(*names, sharedAny)
+				}
 				return binary.LittleEndian.AppendUint64(dst, g.anyWrite.load(last))
 			}
 		}
@@ -190,11 +197,17 @@ func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcre
 			idx, _ := topo.resolve(name, assumeConcrete)
 			if idx == nil {
 				dst = binary.LittleEndian.AppendUint64(dst, g.index(name, last))
+				if names != nil {
+					*names = append(*names, name)
+				}
 				continue
 			}
 			dst = binary.AppendUvarint(dst, uint64(len(idx)))
 			for _, i := range idx {
 				dst = binary.LittleEndian.AppendUint64(dst, g.index(i, last))
+				if names != nil {
+					*names = append(*names, i)
+				}
 			}
 		}
 	}
@@ -203,10 +216,11 @@ func (g *generations) appendGenerations(dst []byte, exprs []string, assumeConcre
 }
 
 // invalidate applies a write: every write bumps anyWrite; a write of known reach bumps the
-// generations of the concrete indices it touches, any other bumps the epoch.
-func (g *generations) invalidate(w Write, assumeConcrete bool) {
+// generations of the concrete indices it touches, any other bumps the epoch. It returns the
+// shared counters to bump the same way (names and whether each bump is visible at once).
+func (g *generations) invalidate(w Write, assumeConcrete bool) (names []string, visible []bool) {
 	if !w.IsWrite() {
-		return
+		return nil, nil
 	}
 	if w.Topology {
 		// Names may now mean other indices: forget them until the next SetTopology, and
@@ -231,16 +245,21 @@ func (g *generations) invalidate(w Write, assumeConcrete bool) {
 	// others' pending writes, so only a refresh of everything clears their time.
 	if all {
 		g.epoch.bump(w.Visible)
+		names, visible = append(names, sharedEpoch), append(visible, w.Visible)
 	} else {
 		for _, name := range w.Indices {
 			idx, _ := topo.resolve(name, assumeConcrete)
 			if idx == nil {
 				g.bumpIndex(name, w.Visible)
+				names, visible = append(names, name), append(visible, w.Visible)
 			}
 			for _, i := range idx {
 				g.bumpIndex(i, w.Visible)
+				names, visible = append(names, i), append(visible, w.Visible)
 			}
 		}
 	}
 	g.anyWrite.bump(w.Visible && all)
+	names, visible = append(names, sharedAny), append(visible, w.Visible && all)
+	return names, visible
 }

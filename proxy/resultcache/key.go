@@ -167,8 +167,9 @@ type KeyInput struct {
 // Keyer builds result-cache keys and applies invalidation by writes. It is safe for
 // concurrent use; create it with New.
 type Keyer struct {
-	cfg  Config
-	gens generations
+	cfg    Config
+	gens   generations
+	shared Shared // nil: this process's writes only
 }
 
 // New returns a Keyer with no topology: until SetTopology is called, a search depends on
@@ -227,11 +228,20 @@ func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time,
 	if !ok {
 		return dst[:start], time.Time{}, false
 	}
+	var names *[]string
+	var nameBuf []string
+	if k.shared != nil {
+		nameBuf = make([]string, 0, 4)
+		names = &nameBuf
+	}
 	if route == RouteMSearch {
-		dst = k.gens.appendGenerations(dst, msearchIndices(pathExpr, in.Body), k.cfg.AssumeConcrete, &last)
+		dst = k.gens.appendGenerations(dst, msearchIndices(pathExpr, in.Body), k.cfg.AssumeConcrete, &last, names)
 	} else {
 		one := [1]string{pathExpr}
-		dst = k.gens.appendGenerations(dst, one[:], k.cfg.AssumeConcrete, &last)
+		dst = k.gens.appendGenerations(dst, one[:], k.cfg.AssumeConcrete, &last, names)
+	}
+	if k.shared != nil {
+		dst = k.appendShared(dst, nameBuf, &last)
 	}
 
 	if route == RouteMSearch {

@@ -31,12 +31,15 @@ func (w Write) IsWrite() bool { return w.All || w.Topology || len(w.Indices) > 0
 // items): searches that started before then may have read the old data, and bumping after
 // the write guarantees their results are stored under keys no later search computes.
 func (k *Keyer) Invalidate(w Write) {
-	k.gens.invalidate(w, k.cfg.AssumeConcrete)
+	names, visible := k.gens.invalidate(w, k.cfg.AssumeConcrete)
+	if k.shared != nil && len(names) > 0 {
+		k.bumpShared(names, visible)
+	}
 }
 
 // InvalidateAll makes every cached result unreachable in O(1).
 func (k *Keyer) InvalidateAll() {
-	k.gens.invalidate(Write{All: true}, k.cfg.AssumeConcrete)
+	k.Invalidate(Write{All: true})
 }
 
 // TopologyVersion returns a token to pass to SetTopology. Take it before fetching `_alias`.

@@ -1,0 +1,33 @@
+// Command redis runs one redis-server on a free loopback port for testenv/with-redis.sh: it
+// prints the server's URL on stdout once it answers PING and stops the server when its stdin
+// closes or on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vlproxy/vlproxy/testenv"
+)
+
+func main() {
+	r, err := testenv.StartRedis(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redis:", err)
+		os.Exit(1)
+	}
+	defer r.Stop()
+	fmt.Println(r.URL)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	eof := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(eof) }()
+	select {
+	case <-sigs:
+	case <-eof:
+	}
+}
