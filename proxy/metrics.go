@@ -23,7 +23,7 @@ var (
 		Help:    "Time from the request's arrival to the end of its handler (a streamed body is not included), by route class.",
 		Buckets: latencyBuckets}, []string{"class"})
 	stageDurationVec = promauto.NewHistogramVec(prometheus.HistogramOpts{Name: "vlproxy_request_stage_duration_seconds",
-		Help:    "Time spent in one stage of a request (the Server-Timing stages: upstream, rewrite, model, search, rerank), by route class.",
+		Help:    "Time spent in one stage of a request (the Server-Timing stages: upstream, rewrite, model, rerank; disjoint), by route class.",
 		Buckets: latencyBuckets}, []string{"class", "stage"})
 	inFlight = promauto.NewGauge(prometheus.GaugeOpts{Name: "vlproxy_requests_in_flight",
 		Help: "Requests being handled."})
@@ -61,7 +61,7 @@ func countRequest(class routeClass, status int) {
 }
 
 // stageNames are the stages with a latency series; serverTiming may carry others, not exported.
-var stageNames = [...]string{"upstream", "rewrite", "model", "search", "rerank"}
+var stageNames = [...]string{"upstream", "rewrite", "model", "rerank"}
 
 var (
 	requestDurations [numClasses]prometheus.Observer
