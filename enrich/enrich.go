@@ -188,6 +188,10 @@ type Stats struct {
 	// Videos counts videos whose moments were written, Moments their segments, VideoFailed
 	// the videos refused or that could not be labelled.
 	Videos, Moments, VideoFailed int
+	// VideoSeconds is the length of the videos sampled; SampleCPU the CPU time ffprobe and
+	// ffmpeg spent on them (model time is the model server's).
+	VideoSeconds float64
+	SampleCPU    time.Duration
 }
 
 // Run walks the index with a point in time and search_after, enriching every
@@ -386,6 +390,7 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 		text    string
 		textErr error
 		moments []video.Segment
+		vinfo   video.Info
 		mdim    int
 		momErr  error
 	}
@@ -408,7 +413,7 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 				results[i].text, results[i].textErr = e.pdfText(ctx, h)
 			}
 			if e.cfg.VideoField != "" {
-				results[i].moments, results[i].mdim, results[i].momErr = e.moments(ctx, h)
+				results[i].moments, results[i].vinfo, results[i].mdim, results[i].momErr = e.moments(ctx, h)
 			} else {
 				results[i].momErr = errNoVideo
 			}
@@ -445,6 +450,7 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 			}
 			doc[e.cfg.PDFTextField] = r.text
 		}
+		st.SampleCPU += r.vinfo.CPU
 		switch {
 		case errors.Is(r.momErr, errNoVideo):
 		case r.momErr != nil:
@@ -457,6 +463,7 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 				}
 			}
 			st.Videos++
+			st.VideoSeconds += r.vinfo.Duration.Seconds()
 			st.Moments += len(r.moments)
 			if doc == nil {
 				doc = map[string]any{}

@@ -59,31 +59,33 @@ func (l frameLabeler) LabelFrame(ctx context.Context, jpg []byte) (video.Label, 
 	return lb, nil
 }
 
-// moments samples a hit's video and returns its segments and the vectors' dimension.
-func (e *enricher) moments(ctx context.Context, h *elastic.SearchHit) ([]video.Segment, int, error) {
+// moments samples a hit's video and returns its segments, what probing found and the
+// vectors' dimension.
+func (e *enricher) moments(ctx context.Context, h *elastic.SearchHit) ([]video.Segment, video.Info, int, error) {
+	var info video.Info
 	var src map[string]any
 	if err := json.Unmarshal(h.Source, &src); err != nil {
-		return nil, 0, fmt.Errorf("cannot read _source: %w", err)
+		return nil, info, 0, fmt.Errorf("cannot read _source: %w", err)
 	}
 	if e.cfg.Resume && lookup(src, e.cfg.MomentsField) != nil {
-		return nil, 0, errNoVideo // done already
+		return nil, info, 0, errNoVideo // done already
 	}
 	v, _ := lookup(src, e.cfg.VideoField).(string)
 	if v = strings.TrimSpace(v); v == "" {
-		return nil, 0, errNoVideo
+		return nil, info, 0, errNoVideo
 	}
 	path, cleanup, err := e.videoFile(ctx, v)
 	if err != nil {
-		return nil, 0, err
+		return nil, info, 0, err
 	}
 	defer cleanup()
 	frames, info, err := video.Sample(ctx, path, e.cfg.Video)
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot sample the video %.60q: %w", v, err)
+		return nil, info, 0, fmt.Errorf("cannot sample the video %.60q: %w", v, err)
 	}
 	labeled, err := video.LabelFrames(ctx, frames, frameLabeler{e})
 	if err != nil {
-		return nil, 0, fmt.Errorf("video %.60q: %w", v, err)
+		return nil, info, 0, fmt.Errorf("video %.60q: %w", v, err)
 	}
 	span := 1.0
 	if len(frames) > 1 {
@@ -94,7 +96,7 @@ func (e *enricher) moments(ctx context.Context, h *elastic.SearchHit) ([]video.S
 	if len(segs) > 0 {
 		dim = len(segs[0].Vector)
 	}
-	return segs, dim, nil
+	return segs, info, dim, nil
 }
 
 // videoFile returns a local path for a video field value: a file path (relative ones under

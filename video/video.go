@@ -110,6 +110,7 @@ type Info struct {
 	Width    int           // frame size
 	Height   int           //
 	Duration time.Duration // of the container
+	CPU      time.Duration // user+system time of ffprobe and ffmpeg for this video
 }
 
 // Frame is one sampled frame.
@@ -162,18 +163,21 @@ func Sample(ctx context.Context, path string, lim Limits) ([]Frame, Info, error)
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("cannot resolve %s: %w", path, err)
 	}
-	info, err := probe(ctx, abs, lim)
+	var cpu time.Duration
+	info, err := probe(ctx, abs, lim, &cpu)
+	info.CPU = cpu
 	if err != nil {
 		return nil, info, err
 	}
-	frames, err := extract(ctx, abs, info, lim)
+	frames, err := extract(ctx, abs, info, lim, &cpu)
+	info.CPU = cpu
 	return frames, info, err
 }
 
 // probe reads the container and the first video stream and checks them against lim.
-func probe(ctx context.Context, abs string, lim Limits) (Info, error) {
+func probe(ctx context.Context, abs string, lim Limits, cpu *time.Duration) (Info, error) {
 	var info Info
-	out, err := run(ctx, lim, "ffprobe", "-v", "error", "-protocol_whitelist", "file",
+	out, err := run(ctx, lim, cpu, "ffprobe", "-v", "error", "-protocol_whitelist", "file",
 		"-probesize", "5000000", "-analyzeduration", "5000000",
 		"-print_format", "json", "-show_format", "-show_streams", "-select_streams", "v", "file:"+abs)
 	if err != nil {
@@ -230,7 +234,7 @@ func probe(ctx context.Context, abs string, lim Limits) (Info, error) {
 }
 
 // extract decodes the frames into a temporary directory and reads them back in order.
-func extract(ctx context.Context, abs string, info Info, lim Limits) ([]Frame, error) {
+func extract(ctx context.Context, abs string, info Info, lim Limits, cpu *time.Duration) ([]Frame, error) {
 	fps := lim.FPS
 	if n := info.Duration.Seconds() * fps; n > float64(lim.MaxFrames) {
 		fps = float64(lim.MaxFrames) / info.Duration.Seconds()
@@ -243,7 +247,7 @@ func extract(ctx context.Context, abs string, info Info, lim Limits) ([]Frame, e
 	side := strconv.Itoa(lim.MaxSide)
 	vf := "fps=" + strconv.FormatFloat(fps, 'f', 6, 64) +
 		",scale=w='min(" + side + ",iw)':h='min(" + side + ",ih)':force_original_aspect_ratio=decrease:force_divisible_by=2"
-	_, err = run(ctx, lim, "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror",
+	_, err = run(ctx, lim, cpu, "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror",
 		"-protocol_whitelist", "file", "-threads", "1", "-filter_threads", "1",
 		"-t", strconv.FormatFloat(lim.MaxDuration.Seconds(), 'f', 3, 64),
 		"-i", "file:"+abs, "-map", "0:v:0", "-an", "-sn", "-dn",
@@ -275,9 +279,9 @@ func extract(ctx context.Context, abs string, info Info, lim Limits) ([]Frame, e
 const maxOutput = 1 << 20
 
 // run starts a tool with explicit arguments (no shell), under the memory cap when prlimit is
-// present, and kills it at ctx's deadline. A non-zero exit is the file's fault (ErrInvalid)
+// present, adds its CPU time to *cpu and kills it at ctx's deadline. A non-zero exit is the file's fault (ErrInvalid)
 // unless ctx ended.
-func run(ctx context.Context, lim Limits, name string, args ...string) ([]byte, error) {
+func run(ctx context.Context, lim Limits, cpu *time.Duration, name string, args ...string) ([]byte, error) {
 	bin, err := exec.LookPath(name)
 	if err != nil {
 		return nil, fmt.Errorf("cannot find %s: %w", name, err)
@@ -293,6 +297,9 @@ func run(ctx context.Context, lim Limits, name string, args ...string) ([]byte, 
 	stdout.max, stderr.max = maxOutput, 4096
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
+	if ps := cmd.ProcessState; ps != nil {
+		*cpu += ps.UserTime() + ps.SystemTime()
+	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("cannot read the video within its time limit (timeout): %s killed: %w", name, ctx.Err())
 	}
