@@ -130,7 +130,7 @@ var allowedFormats = map[string]bool{
 func Tools() error {
 	for _, t := range []string{"ffprobe", "ffmpeg"} {
 		if _, err := exec.LookPath(t); err != nil {
-			return fmt.Errorf("cannot find %s: install Debian's ffmpeg package (testenv/ffmpeg.sh): %w", t, err)
+			return fmt.Errorf("cannot find %s: install Debian's ffmpeg package (testenv/install-deps.sh): %w", t, err)
 		}
 	}
 	return nil
