@@ -190,6 +190,9 @@ func TestVideoMomentsFindTheSecond(t *testing.T) {
 		if p := gjson.GetBytes(body, "ext.vlproxy.rewrite.moments.path").String(); p != "moments" {
 			t.Fatalf("%s: explain has no moments entry: %s", name, gjson.GetBytes(body, "ext.vlproxy"))
 		}
+		if ex := gjson.GetBytes(body, "ext.vlproxy.moments.0"); ex.Get("_id").String() != id || ex.Get("moments.0.start").Float() != s {
+			t.Fatalf("%s: explain lists moments %s, want %s from %.1f", name, ex, id, s)
+		}
 	}
 	f("text red", `{"text":"red","moments":true}`, "red", 3)
 	f("text watch", `{"text":"watch","moments":true}`, "watch", 3)
