@@ -163,6 +163,7 @@ func TestVideoMomentsFindTheSecond(t *testing.T) {
 	rcfg.Profiles = []rewrite.Profile{{Index: idx, Fields: []string{"title"}}}
 	rw, err := rewrite.New(rcfg, chat, cache.New(cache.Config{Name: "it-video-kw"}), quiet)
 	mustf(t, err, "rewriter")
+	rw.SetEmbedder(emb, cache.New(cache.Config{Name: "it-video-emb"}))
 	prox := startProxy(t, node, proxy.WithRewriter(rw))
 
 	// moment asks for clause and returns the top hit's id and its best moment's start and end.
@@ -199,6 +200,12 @@ func TestVideoMomentsFindTheSecond(t *testing.T) {
 	photo, err := os.ReadFile(filepath.Join(cat, "images", watch+".jpg"))
 	mustf(t, err, "watch photo")
 	f("photo of the watch", `{"image":"`+dataURIOf(photo)+`","moments":true}`, "watch", 3)
+	// kNN on the segment vectors, alone and next to the keywords.
+	f("photo of the watch, kNN", `{"image":"`+dataURIOf(photo)+`","moments":true,"mode":"vector"}`, "watch", 3)
+	f("photo of the watch, hybrid", `{"image":"`+dataURIOf(photo)+`","moments":true,"mode":"hybrid"}`, "watch", 3)
+	shirtPhoto, err := os.ReadFile(filepath.Join(cat, "images", shirt+".jpg"))
+	mustf(t, err, "shirt photo")
+	f("photo of the T-shirt, kNN", `{"image":"`+dataURIOf(shirtPhoto)+`","moments":true,"mode":"vector"}`, "watch", 0)
 
 	// Resume: nothing left to do, no frame is labelled again.
 	ecfg.Resume = true

@@ -366,8 +366,8 @@ func (c *clause) check() error {
 	if c.Moments != "" && c.Document != "" {
 		return parsingError("[multimodal] [moments] searches video segments by [text] or [image], not a [document]")
 	}
-	if c.Moments != "" && (c.Mode == hybrid.ModeVector || c.Mode == hybrid.ModeHybrid) {
-		return parsingError("[multimodal] [moments] runs keywords only, not [mode] [%s]", c.Mode)
+	if c.Moments != "" && c.Image == "" && (c.Mode == hybrid.ModeVector || c.Mode == hybrid.ModeHybrid) {
+		return parsingError("[multimodal] [moments] with [mode] [%s] needs an [image] (kNN on the segment vectors)", c.Mode)
 	}
 	if c.GroupByRow && c.Document == "" {
 		return parsingError("[multimodal] [group_by_row] needs a [document]")

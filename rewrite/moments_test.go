@@ -29,6 +29,7 @@ func TestMomentsOption(t *testing.T) {
 	f(`{"text":"a","moments":"a..b"}`, "", "[moments] must be")
 	f(`{"text":"a","moments":"x\"y"}`, "", "[moments] must be")
 	f(`{"text":"a","moments":""}`, "", "[moments] must be")
-	f(`{"text":"a","moments":true,"mode":"vector"}`, "", "[moments] runs keywords only")
+	f(`{"text":"a","moments":true,"mode":"vector"}`, "", "needs an [image]")
+	f(`{"image":"aGk=","moments":true,"mode":"hybrid"}`, "moments", "")
 	f(`{"document":"JVBERi0=","moments":true}`, "", "not a [document]")
 }
