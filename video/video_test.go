@@ -161,3 +161,20 @@ func TestSegments(t *testing.T) {
 		t.Fatal("segments of no frames")
 	}
 }
+
+// The memory cap reaches the tool: with 32 MiB of address space ffmpeg cannot even start, and
+// the video is refused instead of the machine running out of memory.
+func TestSampleMemoryCap(t *testing.T) {
+	needTools(t)
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("no prlimit: the memory cap is not applied")
+	}
+	p := filepath.Join(t.TempDir(), "a.mp4")
+	makeVideo(t, p, 2, 1)
+	if _, _, err := Sample(context.Background(), p, Limits{MaxMemory: 32 << 20}); err == nil || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("32 MiB cap: %v, want a refusal", err)
+	}
+	if _, _, err := Sample(context.Background(), p, Limits{}); err != nil {
+		t.Fatalf("default cap: %v", err)
+	}
+}
