@@ -178,3 +178,26 @@ func TestSampleMemoryCap(t *testing.T) {
 		t.Fatalf("default cap: %v", err)
 	}
 }
+
+// A decoder that hangs is killed at the wall-time limit: a stand-in ffmpeg that sleeps (found
+// first on PATH; ffprobe stays the real one) makes Sample return its timeout error in time.
+func TestSampleKillsAtTimeout(t *testing.T) {
+	needTools(t)
+	p := filepath.Join(t.TempDir(), "a.mp4")
+	makeVideo(t, p, 2, 1)
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "ffmpeg"), []byte("#!/bin/sh\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	start := time.Now()
+	_, _, err := Sample(context.Background(), p, Limits{Timeout: time.Second})
+	took := time.Since(start)
+	if err == nil || errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "time limit") {
+		t.Fatalf("hanging ffmpeg: %v", err)
+	}
+	if took > 4*time.Second {
+		t.Fatalf("hanging ffmpeg: Sample returned after %s, limit 1s", took)
+	}
+	t.Logf("hanging ffmpeg killed after %s: %v", took.Round(time.Millisecond), err)
+}
