@@ -338,6 +338,9 @@ func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (
 	if st.Done == 0 && st.Failed > 0 {
 		return st, fmt.Errorf("cannot enrich %s: all %d documents failed", cfg.Index, st.Failed)
 	}
+	if st.Done == 0 && st.Videos == 0 && st.VideoFailed > 0 {
+		return st, fmt.Errorf("cannot index the videos of %s: all %d failed", cfg.Index, st.VideoFailed)
+	}
 	return st, nil
 }
 
