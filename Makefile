@@ -51,9 +51,10 @@ vet:
 # (VLPROXY_TEST_EFFNET_URL) and one redis-server (VLPROXY_TEST_REDIS_URL) serve the whole run;
 # set those variables yourself to test against external servers instead. The fleet tests start
 # private redis-servers too, since they kill them. Debian's chromium runs the playground's
-# browser test (REQUIRE_BROWSER=1: a missing browser fails instead of skipping).
+# browser test (REQUIRE_BROWSER=1: a missing browser fails instead of skipping). Debian's ffmpeg
+# (from test-deps) samples the video tests' frames (REQUIRE_FFMPEG=1: missing, they fail).
 test: deps test-deps opensearch-jars effnet-install browser vet
-	REQUIRE_BROWSER=1 REQUIRE_REDIS=1 REQUIRE_PROMTOOL=1 bash testenv/with-redis.sh bash testenv/with-effnet.sh \
+	REQUIRE_BROWSER=1 REQUIRE_REDIS=1 REQUIRE_PROMTOOL=1 REQUIRE_FFMPEG=1 bash testenv/with-redis.sh bash testenv/with-effnet.sh \
 	  bash testenv/with-opensearch.sh $(GO) test -count=1 -p 2 -timeout 30m ./...
 	# A fixed number of inputs per fuzz target: a duration-bound run can end with "context deadline
 	# exceeded" while a worker's batch is in flight (a go test artefact, not a finding).

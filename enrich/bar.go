@@ -24,8 +24,12 @@ func (b *bar) line(st Stats) string {
 		filled = min(width, seen*width/b.total)
 	}
 	rate := float64(seen) / max(time.Since(b.start).Seconds(), 1e-3)
-	return fmt.Sprintf("[%s%s] %d/%d docs  %.1f/s  done=%d failed=%d no_image=%d",
+	l := fmt.Sprintf("[%s%s] %d/%d docs  %.1f/s  done=%d failed=%d no_image=%d",
 		strings.Repeat("#", filled), strings.Repeat(" ", width-filled), seen, b.total, rate, st.Done, st.Failed, st.NoImage)
+	if st.Videos+st.VideoFailed > 0 {
+		l += fmt.Sprintf("  videos=%d (%.0fs, %d moments) video_failed=%d", st.Videos, st.VideoSeconds, st.Moments, st.VideoFailed)
+	}
+	return l
 }
 
 func (b *bar) draw(st Stats)   { fmt.Fprint(b.w, "\r"+b.line(st)) }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/rewrite"
+	"github.com/vlproxy/vlproxy/video"
 )
 
 // Chatter is the part of the model client enrichment uses.
@@ -88,22 +89,34 @@ type Config struct {
 	VectorField string `yaml:"vector_field"`
 	// Engine is "opensearch" or "elasticsearch" (the vector mapping differs). Default "opensearch".
 	Engine string `yaml:"engine"`
+	// VideoField, when set, holds each document's video: a file path (relative to ImageDir)
+	// or an http(s) URL whose host is on Image.AllowedHosts. Its frames are sampled, labelled
+	// by the models (keywords and/or vectors) and merged into segments written to
+	// MomentsField. Default "" (off).
+	VideoField string `yaml:"video_field"`
+	// MomentsField receives the segments as a nested field {start, end, description,
+	// keywords, vector}; it is created when the index lacks it. Default "moments".
+	MomentsField string `yaml:"moments_field"`
+	// Video limits sampling (size, duration, rate, frames, resolution, wall time, memory).
+	Video video.Limits `yaml:"video"`
 }
 
 // DefaultConfig returns the defaults of every field.
 func DefaultConfig() Config {
 	return Config{
-		ESURL:       "http://127.0.0.1:9200",
-		ImageField:  "image",
-		TargetField: "vl_keywords",
-		BatchSize:   50,
-		Concurrency: 2,
-		MaxKeywords: 10,
-		Timeout:     30 * time.Second,
-		Image:       media.DefaultConfig(),
-		Document:    document.DefaultLimits(),
-		VectorField: "vl_image_vector",
-		Engine:      "opensearch",
+		ESURL:        "http://127.0.0.1:9200",
+		ImageField:   "image",
+		TargetField:  "vl_keywords",
+		BatchSize:    50,
+		Concurrency:  2,
+		MaxKeywords:  10,
+		Timeout:      30 * time.Second,
+		Image:        media.DefaultConfig(),
+		Document:     document.DefaultLimits(),
+		VectorField:  "vl_image_vector",
+		Engine:       "opensearch",
+		MomentsField: "moments",
+		Video:        video.DefaultLimits(),
 	}
 }
 
@@ -147,6 +160,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Engine == "" {
 		c.Engine = d.Engine
 	}
+	if c.MomentsField == "" {
+		c.MomentsField = d.MomentsField
+	}
+	vl, err := c.Video.WithDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.Video = vl
 	if c.Engine != "opensearch" && c.Engine != "elasticsearch" {
 		return c, fmt.Errorf("cannot use engine %q: want opensearch or elasticsearch", c.Engine)
 	}
@@ -164,6 +185,13 @@ type Stats struct {
 	Total, Done, Failed, NoImage int
 	// PDFText counts attachments whose text was written; PDFFailed those that could not be read.
 	PDFText, PDFFailed int
+	// Videos counts videos whose moments were written, Moments their segments, VideoFailed
+	// the videos refused or that could not be labelled.
+	Videos, Moments, VideoFailed int
+	// VideoSeconds is the length of the videos sampled; SampleCPU the CPU time ffprobe and
+	// ffmpeg spent on them (model time is the model server's).
+	VideoSeconds float64
+	SampleCPU    time.Duration
 }
 
 // Run walks the index with a point in time and search_after, enriching every
@@ -215,6 +243,10 @@ func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (
 		if cfg.PDFField != "" {
 			missing = append(missing, elastic.NewBoolQuery().MustNot(elastic.NewExistsQuery(cfg.PDFTextField)))
 		}
+		if cfg.VideoField != "" {
+			missing = append(missing, elastic.NewBoolQuery().Must(elastic.NewExistsQuery(cfg.VideoField)).
+				MustNot(elastic.NewNestedQuery(cfg.MomentsField, elastic.NewExistsQuery(cfg.MomentsField+".start"))))
+		}
 		q = missing[0]
 		if len(missing) > 1 {
 			q = elastic.NewBoolQuery().Should(missing...).MinimumNumberShouldMatch(1)
@@ -246,8 +278,17 @@ func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (
 	if cfg.PDFField != "" {
 		fetch = append(fetch, cfg.PDFField)
 	}
+	if cfg.VideoField != "" {
+		if ms.Chat == nil && ms.Embed == nil {
+			return st, errors.New("cannot index videos without a model: set the chat or the embed model URL")
+		}
+		fetch = append(fetch, cfg.VideoField)
+	}
 	if cfg.Resume {
 		fetch = append(fetch, cfg.TargetField, cfg.VectorField) // what is already there is not redone
+		if cfg.VideoField != "" {
+			fetch = append(fetch, cfg.MomentsField+".start")
+		}
 	}
 	var after []any
 	for {
@@ -297,18 +338,23 @@ func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (
 	if st.Done == 0 && st.Failed > 0 {
 		return st, fmt.Errorf("cannot enrich %s: all %d documents failed", cfg.Index, st.Failed)
 	}
+	if st.Done == 0 && st.Videos == 0 && st.VideoFailed > 0 {
+		return st, fmt.Errorf("cannot index the videos of %s: all %d failed", cfg.Index, st.VideoFailed)
+	}
 	return st, nil
 }
 
 type enricher struct {
-	cfg      Config
-	m        Chatter
-	docs     *document.Reader // nil without PDFField
-	emb      Embedder
-	client   *elastic.Client
-	mapped   bool // the vector field exists (checked or created)
-	http     *http.Client
-	interval time.Duration
+	cfg    Config
+	m      Chatter
+	docs   *document.Reader // nil without PDFField
+	emb    Embedder
+	client *elastic.Client
+	mapped bool // the vector field exists (checked or created)
+	// momentsMapped: the moments field exists (checked or created).
+	momentsMapped bool
+	http          *http.Client
+	interval      time.Duration
 
 	mu   sync.Mutex
 	next time.Time
@@ -346,6 +392,10 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 		err     error
 		text    string
 		textErr error
+		moments []video.Segment
+		vinfo   video.Info
+		mdim    int
+		momErr  error
 	}
 	results := make([]result, len(hits))
 	sem := make(chan struct{}, e.cfg.Concurrency)
@@ -364,6 +414,11 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 			}
 			if e.docs != nil {
 				results[i].text, results[i].textErr = e.pdfText(ctx, h)
+			}
+			if e.cfg.VideoField != "" {
+				results[i].moments, results[i].vinfo, results[i].mdim, results[i].momErr = e.moments(ctx, h)
+			} else {
+				results[i].momErr = errNoVideo
 			}
 		}()
 	}
@@ -397,6 +452,26 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 				doc = map[string]any{}
 			}
 			doc[e.cfg.PDFTextField] = r.text
+		}
+		st.SampleCPU += r.vinfo.CPU
+		switch {
+		case errors.Is(r.momErr, errNoVideo):
+		case r.momErr != nil:
+			st.VideoFailed++
+			fmt.Fprintf(progress, "\ndoc %s: %v\n", r.hit.Id, r.momErr)
+		default:
+			if !e.momentsMapped {
+				if err := e.ensureMomentsField(ctx, r.hit.Index, r.mdim); err != nil {
+					return nil, err
+				}
+			}
+			st.Videos++
+			st.VideoSeconds += r.vinfo.Duration.Seconds()
+			st.Moments += len(r.moments)
+			if doc == nil {
+				doc = map[string]any{}
+			}
+			doc[e.cfg.MomentsField] = r.moments
 		}
 		if len(doc) > 0 {
 			out = append(out, elastic.NewBulkUpdateRequest().Index(r.hit.Index).Id(r.hit.Id).Doc(doc))

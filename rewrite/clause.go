@@ -27,6 +27,9 @@ type clause struct {
 	Attributes         bool
 	Document           string // as the client sent it: data URI, raw base64 or URL
 	GroupByRow         bool
+	// Moments is the nested path of video segments searched instead of the document
+	// ("moments" for "moments": true), "" when off.
+	Moments string
 
 	// Retrieval options; zero values take the index profile's.
 	Mode          string // "", keywords, vector or hybrid
@@ -245,6 +248,18 @@ func (c *clause) set(key string, val gjson.Result) error {
 			return parsingError("[multimodal] [group_by_row] must be true or false")
 		}
 		c.GroupByRow = val.Bool()
+	case "moments":
+		switch {
+		case val.IsBool():
+			c.Moments = ""
+			if val.Bool() {
+				c.Moments = DefaultMomentsPath
+			}
+		case val.Type == gjson.String && validPath(val.Str):
+			c.Moments = strings.Clone(val.Str)
+		default:
+			return parsingError("[multimodal] [moments] must be true, false or the name of a nested field")
+		}
 	case "attributes":
 		if !val.IsBool() {
 			return parsingError("[multimodal] [attributes] must be true or false")
@@ -348,8 +363,31 @@ func (c *clause) check() error {
 	if c.Document != "" && c.Image != "" {
 		return parsingError("[multimodal] query takes [image] or [document], not both")
 	}
+	if c.Moments != "" && c.Document != "" {
+		return parsingError("[multimodal] [moments] searches video segments by [text] or [image], not a [document]")
+	}
+	if c.Moments != "" && c.Image == "" && (c.Mode == hybrid.ModeVector || c.Mode == hybrid.ModeHybrid) {
+		return parsingError("[multimodal] [moments] with [mode] [%s] needs an [image] (kNN on the segment vectors)", c.Mode)
+	}
 	if c.GroupByRow && c.Document == "" {
 		return parsingError("[multimodal] [group_by_row] needs a [document]")
 	}
 	return nil
+}
+
+// DefaultMomentsPath is the nested field of video segments that `"moments": true` searches
+// (enrich writes it: -moments-field).
+const DefaultMomentsPath = "moments"
+
+// validPath accepts a field path: letters, digits, '_', '-', '@' and inner dots.
+func validPath(s string) bool {
+	if s == "" || len(s) > 255 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r == '-' || r == '.' || r == '@' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

@@ -39,6 +39,9 @@ func FuzzRewriteBody(f *testing.F) {
 	f.Add(`{"size":3,"query":{"bool":{"must":[{"multimodal":{"image":"` + png + `","mode":"hybrid","k":20,"fusion":{"method":"linear","weights":[0.2,0.8]}}}],"filter":{"term":{"a":1}}}}}`)
 	f.Add(`{"query":{"multimodal":{"image":"` + png + `","text":"red","mode":"vector","num_candidates":50,"fusion":"rrf"}}}`)
 	f.Add(`{"query":{"multimodal":{"image":"` + png + `","fusion":{"method":"rrf","rank_constant":0}}}}`)
+	f.Add(`{"query":{"multimodal":{"image":"` + png + `","moments":true,"mode":"hybrid","k":5}}}`)
+	f.Add(`{"query":{"bool":{"should":[{"multimodal":{"text":"turns around","moments":"clip.moments","boost":3}}]}}}`)
+	f.Add(`{"query":{"multimodal":{"text":"x","moments":"a..b"}}}`)
 	cfg := testConfig()
 	cfg.Image.MaxBytes = 256 << 10
 	cfg.Profiles[0].Vector = &VectorProfile{Field: "image_vec", Dims: 3}

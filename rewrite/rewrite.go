@@ -341,9 +341,13 @@ type clauseOutcome struct {
 	doc        *document.Document
 	rows       []document.Row
 	rowQueries [][]byte
+	moments    *momentsExplain // a moments clause: what it searches
 }
 
 func (r *Rewriter) rewriteClause(ctx context.Context, c *clause, prof *Profile, mode Mode, dst []byte, n int, body []byte, keywordsOnly bool) ([]byte, clauseOutcome, error) {
+	if c.Moments != "" {
+		return r.rewriteMoments(ctx, c, prof, mode, dst, n, body, keywordsOnly)
+	}
 	if c.Document != "" {
 		dst, o, err := r.rewriteDocument(ctx, c, prof, mode, dst)
 		o.retrieval = hybrid.ModeKeywords
@@ -650,6 +654,7 @@ type explanation struct {
 	Clauses       int               `json:"clauses,omitempty"`
 	Document      *documentExplain  `json:"document,omitempty"`
 	Rows          []document.Row    `json:"rows,omitempty"`
+	Moments       *momentsExplain   `json:"moments,omitempty"`
 }
 
 func (r *Rewriter) explain(o *clauseOutcome, query []byte, n int) json.RawMessage {
@@ -674,6 +679,9 @@ func (r *Rewriter) explain(o *clauseOutcome, query []byte, n int) json.RawMessag
 			e.Rows = []document.Row{}
 		}
 		e.PromptVersion = DocumentPromptVersion
+	}
+	if o.moments != nil {
+		e.Moments = o.moments
 	}
 	if o.kw != nil {
 		e.Keywords = o.kw.Keywords

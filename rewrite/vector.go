@@ -142,6 +142,9 @@ func (r *Rewriter) embedding(ctx context.Context, c *clause, img *media.Image, p
 	if err != nil {
 		return nil, false, err
 	}
+	if prof.Vector == nil {
+		return vec, hit, nil // a moments clause: the segment vectors' mapping is checked by the engine
+	}
 	if d := prof.Vector.Dims; d > 0 && len(vec) != d {
 		return nil, false, illegalArgument("cannot search vector field [%s]: the embed model [%s] gives %d dimensions, the field has %d (rewrite.profiles[].vector.dims, model.embed.dimensions)",
 			prof.Vector.Field, r.embed.Name(), len(vec), d)

@@ -2,6 +2,7 @@
 # Installs the Debian tools the tests run for real, when they are missing:
 #   redis-server  the shared L2 tier and write generations of fleet mode (testenv/with-redis.sh)
 #   promtool      lints a live /metrics (package prometheus; it brings a server we never start)
+#   ffmpeg        ffprobe/ffmpeg sample product videos into frames (video/, enrich -video-field)
 #   podman, runc  build and run the FROM-scratch image (docker/podman-smoke.sh; runc because
 #                 crun refuses hosts with hybrid cgroups)
 # Idempotent and quiet when everything is there; called by `make test`.
@@ -9,6 +10,7 @@ set -euo pipefail
 want=()
 command -v redis-server >/dev/null || want+=(redis-server)
 command -v promtool >/dev/null || want+=(prometheus)
+{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || want+=(ffmpeg)
 if [ "${VLPROXY_SKIP_PODMAN:-}" = "" ]; then
 	command -v podman >/dev/null || want+=(podman)
 	command -v runc >/dev/null || want+=(runc)

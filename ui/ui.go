@@ -56,11 +56,15 @@ type Config struct {
 	TitleField string `yaml:"title_field"`
 	// Fields are shown on each card under the title. Default: category, colour, price.
 	Fields []string `yaml:"fields"`
+	// VideoField is the _source field holding a product's video URL (http(s) or a path on
+	// this server): a card with moments plays it from the chosen moment. Videos load from
+	// this server and ImageOrigins (CSP media-src). Default "video".
+	VideoField string `yaml:"video_field"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{ImageField: "image", TitleField: "title", Fields: []string{"category", "colour", "price"}}
+	return Config{ImageField: "image", TitleField: "title", Fields: []string{"category", "colour", "price"}, VideoField: "video"}
 }
 
 // Deps is what the playground needs from the rest of vlproxy.
@@ -140,6 +144,10 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	for _, o := range cfg.ImageOrigins {
 		h.csp += " " + o
 	}
+	h.csp += "; media-src 'self'"
+	for _, o := range cfg.ImageOrigins {
+		h.csp += " " + o
+	}
 	h.csp += "; connect-src 'self'; font-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 	if deps.AdminToken != "" {
 		m := hmac.New(sha256.New, []byte(deps.AdminToken))
@@ -178,6 +186,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		"image_url_template": cfg.ImageURLTemplate,
 		"title_field":        cfg.TitleField,
 		"fields":             cfg.Fields,
+		"video_field":        cfg.VideoField,
 		"experiments":        deps.Experiments,
 		"downscale":          deps.Downscale != nil,
 		"max_image_bytes":    deps.MaxImageBytes,

@@ -45,6 +45,14 @@ func runEnrich(args []string) error {
 	fs.IntVar(&ec.Embed.Dimensions, "embed-dimensions", 0, "truncate vectors to this many components before L2 normalisation (0: as served)")
 	fs.StringVar(&cfg.VectorField, "vector-field", cfg.VectorField, "field that receives image vectors (created as knn_vector/dense_vector when missing)")
 	fs.StringVar(&cfg.Engine, "engine", cfg.Engine, "opensearch or elasticsearch (the vector field's mapping)")
+	fs.StringVar(&cfg.VideoField, "video-field", "", "field holding each document's video (file path relative to -image-dir, or http(s) URL on the allow-list): frames sampled with ffmpeg, labelled by the models, merged into time-coded segments in -moments-field")
+	fs.StringVar(&cfg.MomentsField, "moments-field", cfg.MomentsField, "nested field that receives the video segments {start, end, description, keywords, vector} (created when missing)")
+	fs.Float64Var(&cfg.Video.FPS, "video-fps", cfg.Video.FPS, "frames sampled per second of video")
+	fs.IntVar(&cfg.Video.MaxFrames, "video-max-frames", cfg.Video.MaxFrames, "most frames sampled per video (the rate is lowered to fit)")
+	fs.DurationVar(&cfg.Video.MaxDuration, "video-max-duration", cfg.Video.MaxDuration, "longest video accepted (longer ones are refused)")
+	fs.IntVar(&cfg.Video.MaxSide, "video-max-side", cfg.Video.MaxSide, "longest side of a sampled frame in pixels")
+	fs.Int64Var(&cfg.Video.MaxBytes, "video-max-bytes", cfg.Video.MaxBytes, "largest video file accepted")
+	fs.DurationVar(&cfg.Video.Timeout, "video-timeout", cfg.Video.Timeout, "wall time of probing and sampling one video (ffmpeg is killed after it)")
 	keywords := fs.Bool("keywords", true, "write model keywords (needs -model-url); -keywords=false with -embed-url writes vectors only")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,6 +63,9 @@ func runEnrich(args []string) error {
 	// -keywords needs the chat model unless the run only reads PDF attachments.
 	if *keywords && mc.URL == "" && cfg.PDFField == "" {
 		return fmt.Errorf("-model-url is required (or env VLPROXY_MODEL_URL) unless -keywords=false; `vlbench fake-model` runs a simulator")
+	}
+	if cfg.VideoField != "" && mc.URL == "" && ec.URL == "" {
+		return fmt.Errorf("-video-field needs -model-url or -embed-url to label the frames")
 	}
 	if !*keywords && ec.URL == "" && cfg.PDFField == "" {
 		return fmt.Errorf("nothing to do: -keywords=false, no -embed-url and no -pdf-field")

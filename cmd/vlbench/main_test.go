@@ -29,6 +29,10 @@ func TestCommandErrors(t *testing.T) {
 		}
 	}
 	f(runLoad, nil, "no targets")
+	t.Setenv("VLPROXY_MODEL_URL", "")
+	t.Setenv("VLPROXY_EMBED_URL", "")
+	f(runEnrich, []string{"-index", "p", "-keywords=false", "-pdf-field", "spec", "-video-field", "video"}, "-video-field needs -model-url or -embed-url")
+	f(runEnrich, []string{"-index", "p", "-model-url", "http://127.0.0.1:1", "-video-field", "video", "-video-fps", "60"}, "cannot sample 60 frames per second")
 	f(runLoad, []string{"-target", "nginx"}, `target "nginx": cannot parse URL`)
 	f(runLoad, []string{"-target", "es=http://192.0.2.1:9200"}, "not a loopback address (pass -allow-remote")
 	f(runLoad, []string{"-target", "a=http://127.0.0.1:1", "-mix", badMix}, badMix+":2: cannot parse mix entry")

@@ -599,6 +599,9 @@ func (p *Pipeline) finishOne(ctx context.Context, pt *part, body []byte) ([]byte
 	if len(rrExplain) > 0 {
 		ext, _ = sjson.SetRawBytes(ext, "rerank", rrExplain)
 	}
+	if m := explainMoments(pt.rewrite.Explain, body); m != nil {
+		ext, _ = sjson.SetRawBytes(ext, "moments", m)
+	}
 	if pt.hy != nil {
 		if b, err := json.Marshal(pt.hy.explain); err == nil {
 			ext, _ = sjson.SetRawBytes(ext, "hybrid.hits", b)
@@ -672,4 +675,39 @@ func join(parts []*part, f func(*part) string) string {
 		b = append(b, f(pt)...)
 	}
 	return string(b)
+}
+
+// explainMoments lists, for a moments clause, each hit's matching video segments from its
+// inner_hits: [{"_id","moments":[{"start","end","description","score"}]}]; nil otherwise.
+func explainMoments(rewriteExplain, body []byte) []byte {
+	name := gjson.GetBytes(rewriteExplain, "moments.inner_hits").String()
+	if name == "" {
+		return nil
+	}
+	type moment struct {
+		Start       float64 `json:"start"`
+		End         float64 `json:"end"`
+		Description string  `json:"description"`
+		Score       float64 `json:"score"`
+	}
+	type hit struct {
+		ID      string   `json:"_id"`
+		Moments []moment `json:"moments"`
+	}
+	out := []hit{}
+	path := "inner_hits." + gjson.Escape(name) + ".hits.hits"
+	for _, h := range gjson.GetBytes(body, "hits.hits").Array() {
+		e := hit{ID: h.Get("_id").String(), Moments: []moment{}}
+		for _, m := range h.Get(path).Array() {
+			src := m.Get("_source")
+			e.Moments = append(e.Moments, moment{Start: src.Get("start").Float(), End: src.Get("end").Float(),
+				Description: src.Get("description").String(), Score: m.Get("_score").Float()})
+		}
+		out = append(out, e)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil
+	}
+	return b
 }

@@ -148,6 +148,10 @@ function body(spec, base, size, window) {
   const clause = { ...base };
   if (spec.mode) clause.mode = spec.mode;
   const b = { query: { multimodal: clause }, size, ext: { vlproxy: { explain: true } } };
+  if ($('#moments')?.checked) {
+    clause.moments = true;
+    b._source = { excludes: ['moments.vector'] };
+  }
   if (spec.rerank !== 'off') b.ext.vlproxy.rerank = { rank_window_size: window };
   return b;
 }

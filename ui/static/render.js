@@ -79,6 +79,36 @@ export function movement(refRanks, id, rank) {
   return { text: '=', cls: 'same', label: 'same rank as in the first column' };
 }
 
+/** clock formats seconds as m:ss. */
+function clock(s) {
+  const t = Math.max(0, Math.round(Number(s) || 0));
+  return `${Math.floor(t / 60)}:${String(t % 60).padStart(2, '0')}`;
+}
+
+/** videoOf finds a hit's video URL in the video field (http(s) or a path on this server). */
+function videoOf(hit, cfg) {
+  const v = (hit._source || {})[cfg.video_field];
+  return typeof v === 'string' && /^(https?:\/\/|\/)/.test(v) ? v : '';
+}
+
+/** moments renders a hit's matching video segments (inner_hits of a moments clause), each a
+ * button that plays the hit's video from that second when it has one. */
+export function moments(hit, cfg) {
+  const ms = hit.inner_hits?.moments?.hits?.hits || [];
+  if (!ms.length) return null;
+  const url = videoOf(hit, cfg);
+  const player = url ? el('video', { class: 'clip', controls: '', preload: 'none', src: url }) : null;
+  const items = ms.map(m => {
+    const s = m._source || {};
+    const label = `${clock(s.start)}–${clock(s.end)} ${s.description || ''}`;
+    return el('li', {}, player
+      ? el('button', { type: 'button', class: 'link moment', 'aria-label': `Play from ${clock(s.start)}: ${s.description || ''}`,
+        onclick: () => { player.currentTime = Number(s.start) || 0; player.play?.().catch(() => {}); } }, label)
+      : el('span', { class: 'moment' }, label));
+  });
+  return el('div', { class: 'moments' }, el('ol', { class: 'moment-list', 'aria-label': 'Matching moments' }, items), player);
+}
+
 /** card renders one hit. */
 export function card(hit, rank, cfg, move, onOpen) {
   const src = hit._source || {};
@@ -97,7 +127,8 @@ export function card(hit, rank, cfg, move, onOpen) {
     el('span', { class: 'title' }, title),
     el('ul', { class: 'fields' }, facts),
     el('span', { class: 'score' }, hit._score != null ? `score ${Number(hit._score).toFixed(3)}` : ''),
-    ));
+    ),
+    moments(hit, cfg));
 }
 
 /** waterfall draws a request's Server-Timing stages on one time axis, plus the browser's view. */
