@@ -44,6 +44,7 @@ func DefaultFakeESConfig() FakeESConfig {
 //   - …/_count                         count
 //   - …/_msearch                       one search response per header/body pair
 //   - …/_bulk                          drains the body without buffering it, one item per action
+//   - GET/HEAD …/_doc/…                a stored document
 //   - anything else                    {"acknowledged":true}
 //
 // Apart from _msearch and _bulk (whose answers grow with the request), a request allocates nothing.
@@ -55,6 +56,7 @@ type FakeES struct {
 	msItem  []byte
 	count   []byte
 	ack     []byte
+	doc     []byte
 	bulkBeg []byte
 	items   map[string][]byte
 	n       atomic.Uint64
@@ -79,6 +81,9 @@ func NewFakeES(cfg FakeESConfig) (*FakeES, error) {
 	f.health = []byte(`{"cluster_name":"vlbench","status":"green","timed_out":false,"number_of_nodes":1,"number_of_data_nodes":1,"active_primary_shards":1,"active_shards":1,"relocating_shards":0,"initializing_shards":0,"unassigned_shards":0}`)
 	f.count = []byte(`{"count":` + strconv.Itoa(cfg.Hits) + `,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0}}`)
 	f.ack = []byte(`{"acknowledged":true}`)
+	// A small stored document, about the size of a catalogue entry's metadata.
+	f.doc = []byte(`{"_index":"` + cfg.Index + `","_id":"1","_version":1,"_seq_no":0,"_primary_term":1,"found":true,"_source":` +
+		string(FakeSource(1, max(cfg.SourceBytes, 40))) + `}`)
 	inner := f.searchBody()
 	f.search = append(append(append([]byte(nil), `{"took":1,`...), inner...), '}')
 	f.msItem = append(append(append([]byte(nil), `{"took":1,`...), inner...), `,"status":200}`...)
@@ -159,6 +164,7 @@ var (
 	sfxCount     = []byte("/_count")
 	sfxMsearch   = []byte("/_msearch")
 	sfxBulk      = []byte("/_bulk")
+	segDoc       = []byte("/_doc/")
 	pathHealth   = []byte("/_cluster/health")
 	pathVLHealth = []byte("/_vlproxy/health")
 )
@@ -190,6 +196,8 @@ func (f *FakeES) Handler(ctx *fasthttp.RequestCtx) {
 		f.bulk(ctx)
 	case bytes.HasPrefix(p, pathHealth) || bytes.Equal(p, pathVLHealth):
 		ctx.Response.SetBodyRaw(f.health)
+	case (ctx.IsGet() || ctx.IsHead()) && bytes.Contains(p, segDoc):
+		ctx.Response.SetBodyRaw(f.doc)
 	default:
 		ctx.Response.SetBodyRaw(f.ack)
 	}

@@ -88,6 +88,13 @@ func TestFakeESResponses(t *testing.T) {
 	if got := string(do("PUT", "/newindex", `{}`)); got != `{"acknowledged":true}` {
 		t.Fatalf("other = %s", got)
 	}
+	doc := do("GET", "/products/_doc/7", "")
+	if !gjson.GetBytes(doc, "found").Bool() || len(gjson.GetBytes(doc, "_source").Raw) != 120 {
+		t.Fatalf("doc GET = %s", doc)
+	}
+	if got := string(do("PUT", "/products/_doc/7", `{}`)); got != `{"acknowledged":true}` {
+		t.Fatalf("doc PUT = %s", got)
+	}
 }
 
 func TestFakeESBulkItems(t *testing.T) {

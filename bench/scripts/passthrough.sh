@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # make bench-passthrough: vlproxy vs nginx vs direct in front of `vlbench fake-es`, all on loopback.
 # Writes the "passthrough" section of BENCHMARKS.md and bench/results/passthrough.{svg,json}.
-# Tunables (env): PT_CAPACITY (6s), PT_LEVEL (9s), PT_ROUNDS (3): measured time per target, split over the rounds, PT_LEVELS (10,25,50,75),
+# Then Debian's wrk (C, closed loop, much lighter than vlbench's Go client) drives _doc GETs and
+# _search (distinct bodies: result-cache misses; one body: hits) at nginx, the bare fasthttp proxy,
+# vlproxy in its default configuration (result cache on) and vlproxy with the cache off, and the
+# section ends with the targets, met or missed.
+# Tunables (env): PT_WRK (1; 0 skips the wrk part), PT_WRK_DURATION (5s per run), PT_WRK_ROUNDS (3),
+#   PT_CAPACITY (6s), PT_LEVEL (9s), PT_ROUNDS (3): measured time per target, split over the rounds, PT_LEVELS (10,25,50,75),
 #   PT_HITS (5), PT_SOURCE_BYTES (150), PT_OUT (BENCHMARKS.md), VLPROXY_BIN (built from ./cmd/vlproxy),
 #   PT_NICE (default -5 when permitted, 0 = off): niceness of every benchmark process, so that other
 #   work on a shared machine disturbs the measurement less; the report says so.
@@ -17,11 +22,21 @@ HITS=${PT_HITS:-5}
 SRC=${PT_SOURCE_BYTES:-150}
 OUT=${PT_OUT:-BENCHMARKS.md}
 
-if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-  echo "installing nginx from Debian" >&2
+WRK=${PT_WRK:-1}
+WRK_DUR=${PT_WRK_DURATION:-5s}
+WRK_ROUNDS=${PT_WRK_ROUNDS:-3}
+
+need_nginx=; need_wrk=
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_nginx=1
+[ "$WRK" = 0 ] || command -v wrk >/dev/null || need_wrk=1
+if [ -n "$need_nginx$need_wrk" ]; then
+  echo "installing ${need_nginx:+nginx }${need_wrk:+wrk }from Debian" >&2
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx
+  if [ -n "$need_nginx" ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx
+  fi
+  [ -z "$need_wrk" ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
@@ -65,6 +80,13 @@ VP_ARGS=()
 if "$TMP/vlproxy" -help 2>&1 | grep -q -- '-result-cache-size'; then VP_ARGS+=(-result-cache-size 0); fi
 GOMAXPROCS=$PROCS "${NICE[@]}" "$TMP/vlproxy" -listen "127.0.0.1:$VP_PORT" -upstream "http://$ES" "${VP_ARGS[@]}" >"$TMP/vlproxy.log" 2>&1 &
 VP_PID=$!; PIDS+=("$VP_PID")
+
+# vlproxy as users run it: default configuration, result cache on (only for the wrk part).
+VD_PORT=$("$VB" freeport)
+if [ "$WRK" != 0 ]; then
+  GOMAXPROCS=$PROCS "${NICE[@]}" "$TMP/vlproxy" -listen "127.0.0.1:$VD_PORT" -upstream "http://$ES" >"$TMP/vlproxy-default.log" 2>&1 &
+  VD_PID=$!; PIDS+=("$VD_PID")
+fi
 
 NG_PORT=$("$VB" freeport)
 mkdir -p "$TMP/nginx"
@@ -111,17 +133,18 @@ BP_PID=$!; PIDS+=("$BP_PID")
 "$VB" wait -addr "127.0.0.1:$VP_PORT" -timeout 20s || { cat "$TMP/vlproxy.log" >&2; exit 1; }
 "$VB" wait -addr "127.0.0.1:$NG_PORT" -timeout 20s || { cat "$TMP/nginx/error.log" >&2; exit 1; }
 "$VB" wait -addr "127.0.0.1:$BP_PORT" -timeout 20s || { cat "$TMP/bare.log" >&2; exit 1; }
+[ "$WRK" = 0 ] || "$VB" wait -addr "127.0.0.1:$VD_PORT" -timeout 20s || { cat "$TMP/vlproxy-default.log" >&2; exit 1; }
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
 mkdir -p bench/results
-ARGS=(-target "direct=http://$ES" -target "vlproxy=http://127.0.0.1:$VP_PORT" -target "nginx=http://127.0.0.1:$NG_PORT"
+ARGS=(-target "direct=http://$ES" -target "vlproxy-nocache=http://127.0.0.1:$VP_PORT" -target "nginx=http://127.0.0.1:$NG_PORT"
   -target "fasthttp-bare=http://127.0.0.1:$BP_PORT"
-  -pid "vlproxy=$VP_PID" -pid "nginx=$NG_PID" -pid "fasthttp-bare=$BP_PID" -pid "backend=$ES_PID"
+  -pid "vlproxy-nocache=$VP_PID" -pid "nginx=$NG_PID" -pid "fasthttp-bare=$BP_PID" -pid "backend=$ES_PID"
   -capacity-duration "$CAP" -level-duration "$LEVEL" -rounds "$ROUNDS" -levels "$LEVELS" -quiet)
 NOTE="unpinned"
 [ -n "${PT_NICE:-}" ] && NOTE="unpinned, all benchmark processes at niceness $PT_NICE"
 "${NICE[@]}" "$VB" passthrough "${ARGS[@]}" \
-  -out "$OUT" -svg bench/results/passthrough.svg -json bench/results/passthrough.json \
+  -out "" -svg bench/results/passthrough.svg -json bench/results/passthrough.json \
   -machine "$NGINX_VERSION (worker_processes $PROCS, upstream keepalive 128, access_log off)" \
   -machine "vlproxy GOMAXPROCS=$PROCS (commit $REV)" \
   -machine "fake ES: $HITS hits x $SRC B _source per _search" \
@@ -131,5 +154,31 @@ NOTE="unpinned"
   -command "GOMAXPROCS=$PROCS vlproxy -listen 127.0.0.1:P1 -upstream http://FAKE_ES ${VP_ARGS[*]}" \
   -command "nginx -c nginx.conf   # generated: worker_processes $PROCS; upstream keepalive 128; access_log off" \
   -command "GOMAXPROCS=$PROCS vlbench bare-proxy -listen 127.0.0.1:P3 -upstream FAKE_ES   # HostClient.Do only: the fasthttp floor" \
-  -command "vlbench passthrough -target direct=http://FAKE_ES -target vlproxy=http://127.0.0.1:P1 -target nginx=http://127.0.0.1:P2 -target fasthttp-bare=http://127.0.0.1:P3 -pid vlproxy=PID -pid nginx=PID -pid fasthttp-bare=PID -pid backend=PID -capacity-duration $CAP -level-duration $LEVEL -rounds $ROUNDS -levels $LEVELS"
-echo "wrote the passthrough section of $OUT" >&2
+  -command "vlbench passthrough -target direct=http://FAKE_ES -target vlproxy-nocache=http://127.0.0.1:P1 -target nginx=http://127.0.0.1:P2 -target fasthttp-bare=http://127.0.0.1:P3 -pid vlproxy-nocache=PID -pid nginx=PID -pid fasthttp-bare=PID -pid backend=PID -capacity-duration $CAP -level-duration $LEVEL -rounds $ROUNDS -levels $LEVELS" \
+  >"$TMP/section.md"
+
+if [ "$WRK" != 0 ]; then
+  {
+    echo
+    echo "### wrk: \`_doc\` GET and \`_search\` with the default configuration (result cache on) and with the cache off"
+    echo
+    echo "Same processes and machine as above, plus vlproxy in its default configuration (\`vlproxy\`: result cache on; \`vlproxy-nocache\` is the process above, \`-result-cache-size 0\`). The bare fasthttp proxy and nginx have no cache, so every request of theirs is a pass-through."
+    echo
+    echo '```'
+    echo "GOMAXPROCS=$PROCS vlproxy -listen 127.0.0.1:P4 -upstream http://FAKE_ES   # default configuration"
+    echo "vlbench wrk -target nginx=http://127.0.0.1:P2 -target fasthttp-bare=http://127.0.0.1:P3 -target vlproxy=http://127.0.0.1:P4 -target vlproxy-nocache=http://127.0.0.1:P1 -pid NAME=PID… -duration $WRK_DUR -rounds $WRK_ROUNDS"
+    echo '```'
+    echo
+  } >>"$TMP/section.md"
+  "${NICE[@]}" "$VB" wrk -target "nginx=http://127.0.0.1:$NG_PORT" -target "fasthttp-bare=http://127.0.0.1:$BP_PORT" \
+    -target "vlproxy=http://127.0.0.1:$VD_PORT" -target "vlproxy-nocache=http://127.0.0.1:$VP_PORT" \
+    -pid "nginx=$NG_PID" -pid "fasthttp-bare=$BP_PID" -pid "vlproxy=$VD_PID" -pid "vlproxy-nocache=$VP_PID" \
+    -duration "$WRK_DUR" -rounds "$WRK_ROUNDS" -json bench/results/passthrough-wrk.json -markdown "$TMP/wrk.md"
+  cat "$TMP/wrk.md" >>"$TMP/section.md"
+fi
+if [ -n "$OUT" ]; then
+  "$VB" section -out "$OUT" -name passthrough -file "$TMP/section.md"
+  echo "wrote the passthrough section of $OUT" >&2
+else
+  cat "$TMP/section.md"
+fi

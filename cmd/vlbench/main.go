@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"bare-proxy":      {"the smallest fasthttp reverse proxy: the floor vlproxy is compared with", runBareProxy},
 	"wait":            {"wait until -addr host:port accepts connections", runWait},
 	"hostile":         {"gzip bombs, 16-bit PNGs and 1000-clause bodies beside normal searches; peak RSS of vlproxy", runHostile},
+	"wrk":             {"drive Debian's wrk (C, closed loop) at every target: _doc GET, _search miss and hit, CPU/req from /proc", runWrk},
 }
 
 func usage() {
