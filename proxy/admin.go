@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/vlproxy/vlproxy/cache"
 	"github.com/vlproxy/vlproxy/internal/promexp"
@@ -22,6 +23,7 @@ import (
 //	                       and the proxy is not draining, 503 otherwise (for load-balancer readiness)
 //	GET /_vlproxy/metrics  Prometheus text format (also at Config.MetricsPath, default /metrics)
 //	/_vlproxy/ui/…         the playground, when WithUI mounted it (package ui)
+//	GET /debug/pprof/…     Go's profiler, with Config.Pprof only (loopback or admin token)
 func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 	path := ctx.Path()
 	switch {
@@ -31,6 +33,8 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, rq *request) {
 		s.serveCacheStats(ctx)
 	case string(path) == "/_vlproxy/cache/_clear" && ctx.IsPost():
 		s.serveCacheClear(ctx, rq)
+	case s.cfg.Pprof && isPprofPath(path):
+		s.servePprof(ctx, rq)
 	case (string(path) == "/_vlproxy/metrics" || string(path) == s.cfg.MetricsPath) && (ctx.IsGet() || ctx.IsHead()):
 		ctx.Response.Header.SetContentType(promexp.ContentType)
 		if err := promexp.Write(ctx); err != nil {
@@ -158,4 +162,31 @@ func (s *Server) serveCacheClear(ctx *fasthttp.RequestCtx, rq *request) {
 	}
 	ctx.Response.Header.SetContentType("application/json; charset=UTF-8")
 	ctx.SetBodyString(`{"acknowledged":true,"cleared":` + strconv.Itoa(len(s.caches)) + `}`)
+}
+
+// isPprofPath reports whether a path (or request URI) is under /debug/pprof.
+func isPprofPath(uri []byte) bool {
+	return bytes.HasPrefix(uri, []byte("/debug/pprof/")) || string(uri) == "/debug/pprof" ||
+		bytes.HasPrefix(uri, []byte("/debug/pprof?"))
+}
+
+// servePprof answers /debug/pprof/ (Config.Pprof): to a loopback client, or to one that sends the
+// admin token, since profiles show code paths, goroutine stacks and request data in memory.
+func (s *Server) servePprof(ctx *fasthttp.RequestCtx, rq *request) {
+	if !ctx.RemoteIP().IsLoopback() && !s.adminAuthorized(ctx) {
+		s.fail(ctx, rq, &eserr.Error{Status: fasthttp.StatusForbidden, Type: "security_exception",
+			Reason: "/debug/pprof is open to loopback clients and to the admin token (-admin-token) as Authorization: Bearer <token>"})
+		return
+	}
+	if string(ctx.Path()) == "/debug/pprof" {
+		ctx.URI().SetPath("/debug/pprof/")
+	}
+	pprofhandler.PprofHandler(ctx)
+}
+
+// adminAuthorized reports whether the request carries "Authorization: Bearer <admin token>"; it
+// is false while no token is configured.
+func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
+	want := "Bearer " + s.adminToken
+	return s.adminToken != "" && subtle.ConstantTimeCompare(ctx.Request.Header.Peek("Authorization"), []byte(want)) == 1
 }

@@ -83,6 +83,10 @@ type Config struct {
 	// MetricsPath serves Prometheus metrics besides /_vlproxy/metrics. It shadows an index of the same
 	// name for GET; set it to "" to forward that path to ES. Default "/metrics".
 	MetricsPath string `yaml:"metrics_path"`
+	// Pprof serves Go's profiler (net/http/pprof) at /debug/pprof/ on the listen address, to
+	// loopback clients and to requests with "Authorization: Bearer <admin token>"; it shadows an
+	// index named "debug". Default false.
+	Pprof bool `yaml:"pprof"`
 	// LogLevel is debug, info, warn or error. Default "info". Used by cmd/vlproxy to build the logger.
 	LogLevel string `yaml:"log_level"`
 }

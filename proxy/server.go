@@ -156,6 +156,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rq := request{start: time.Now()}
 	rq.deadline = rq.start.Add(s.cfg.RequestTimeout)
 	rq.route = classifyRoute(ctx.Method(), ctx.Request.Header.RequestURI(), s.cfg.MetricsPath)
+	if s.cfg.Pprof && isPprofPath(ctx.Request.Header.RequestURI()) {
+		rq.route = route{class: classAdmin}
+	}
 	inFlight.Inc()
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > int64(s.cfg.MaxBodySize) {
 		s.fail(ctx, &rq, errBodyTooLarge(s.cfg.MaxBodySize))

@@ -201,6 +201,7 @@ var options = []option{
 	durationOpt("health-check-timeout", "time for one health check", func(c *Config) *time.Duration { return &c.Proxy.HealthCheckTimeout }),
 	durationOpt("eject-duration", "a node that refused a connection is skipped this long (or until a check passes)", func(c *Config) *time.Duration { return &c.Proxy.EjectDuration }),
 	stringOpt("metrics-path", `extra path serving Prometheus metrics besides /_vlproxy/metrics; "" forwards it to ES`, func(c *Config) *string { return &c.Proxy.MetricsPath }),
+	boolOpt("pprof", "serve Go's profiler at /debug/pprof/ (CPU, heap, allocs, goroutines) to loopback clients and to Authorization: Bearer <admin token>; off by default", func(c *Config) *bool { return &c.Proxy.Pprof }),
 	stringOpt("log-level", "debug, info, warn or error (JSON logs on stderr)", func(c *Config) *string { return &c.Proxy.LogLevel }),
 
 	{name: "max-decoded-body-size", usage: "largest gzip/deflate search body once decompressed, checked while decompressing (413 above); accepts KiB/MiB/GiB",
