@@ -31,7 +31,7 @@ const entryOverhead = 128
 
 type entry struct {
 	full    []byte // keyVersion, generation, caller key
-	val     []byte // shares full's allocation; never modified after Set
+	val     []byte // shares full's allocation (or is a fill's own slice); never modified after Set
 	expires int64  // unix nanoseconds; 0 = never
 	size    int64
 }
@@ -55,6 +55,7 @@ type Cache struct {
 	flightMu sync.Mutex
 	flights  map[string]*flight
 	tier     Tier // nil: in-process only
+	fills    fillWorkers
 
 	hits, misses, evictions, expirations, refused, collapsed atomic.Uint64
 
@@ -82,6 +83,7 @@ func newWithHash(cfg Config, hash func([]byte) uint64) *Cache {
 		hash:    hash,
 		lru:     lru,
 		flights: make(map[string]*flight),
+		fills:   fillWorkers{work: make(chan func()), quit: make(chan struct{})},
 		m:       metricsFor(cfg.Name),
 	}
 	c.m.maxBytes.Set(float64(cfg.MaxBytes))
@@ -163,6 +165,12 @@ func (c *Cache) SetWithTTL(key, val []byte, ttl time.Duration) bool {
 }
 
 func (c *Cache) set(gen uint64, key, val []byte, ttl time.Duration) bool {
+	return c.store(gen, key, val, ttl, false)
+}
+
+// store adds an entry. With owned, val is kept as it is (Do's fill gave it up) instead of being
+// copied next to the key.
+func (c *Cache) store(gen uint64, key, val []byte, ttl time.Duration, owned bool) bool {
 	n := int64(len(key)) + int64(len(val))
 	size := n + prefixLen + entryOverhead
 	if n > c.cfg.MaxEntryBytes || size > c.cfg.MaxBytes {
@@ -174,13 +182,22 @@ func (c *Cache) set(gen uint64, key, val []byte, ttl time.Duration) bool {
 		// Computed before a Flush: storing it could only waste memory.
 		return false
 	}
-	buf := make([]byte, prefixLen+len(key)+len(val))
+	kEnd := prefixLen + len(key)
+	vLen := len(val)
+	if owned {
+		vLen = 0
+	}
+	buf := make([]byte, kEnd+vLen)
 	buf[0] = keyVersion
 	binary.LittleEndian.PutUint64(buf[1:prefixLen], gen)
 	copy(buf[prefixLen:], key)
-	kEnd := prefixLen + len(key)
-	copy(buf[kEnd:], val)
-	e := &entry{full: buf[:kEnd:kEnd], val: buf[kEnd:], size: size}
+	e := &entry{full: buf[:kEnd:kEnd], size: size}
+	if owned {
+		e.val = val[:len(val):len(val)]
+	} else {
+		copy(buf[kEnd:], val)
+		e.val = buf[kEnd:]
+	}
 	if ttl > 0 {
 		e.expires = time.Now().Add(ttl).UnixNano()
 	}

@@ -125,6 +125,7 @@ func TestRefusal(t *testing.T) {
 func TestTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := New(Config{Name: "test", MaxBytes: 1 << 20, MaxEntryBytes: 1 << 10, TTL: time.Minute})
+		defer c.fills.stop()
 		c.Set([]byte("default"), []byte("1"))
 		c.SetWithTTL([]byte("short"), []byte("2"), time.Second)
 		c.SetWithTTL([]byte("forever"), []byte("3"), 0)

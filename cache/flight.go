@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 type flight struct {
@@ -50,7 +51,8 @@ func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context)
 		fillCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
 		f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
 		c.flights[string(fk)] = f
-		go c.fill(fillCtx, f, string(fk), gen, fk[8:], fn)
+		key := fk[8:]
+		c.fills.run(func() { c.fill(fillCtx, f, string(fk), gen, key, fn) })
 	}
 	c.flightMu.Unlock()
 
@@ -75,7 +77,7 @@ func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, key 
 	defer f.cancel()
 	val, err := c.fillThrough(ctx, key, fn)
 	if err == nil {
-		c.set(gen, key, val, c.cfg.TTL)
+		c.store(gen, key, val, c.cfg.TTL, true) // Do owns val: no copy
 	}
 	f.val, f.err = val, err
 	// Store first, then leave the table: a caller that no longer finds the flight finds the
@@ -97,4 +99,44 @@ func call(ctx context.Context, fn func(context.Context) ([]byte, error)) (val []
 		}
 	}()
 	return fn(ctx)
+}
+
+// fillIdle is how long a fill goroutine waits for the next fill before it exits.
+const fillIdle = 10 * time.Second
+
+// fillWorkers runs a cache's fills. A fill goes to a goroutine that is already waiting for work
+// when there is one: a fresh goroutine starts on a small stack that grows (and is copied) again
+// on every fill through an HTTP client, several percent of a result-cache miss.
+type fillWorkers struct {
+	work chan func()
+	quit chan struct{} // closed by stop: idle workers exit
+}
+
+// stop makes idle fill workers exit now rather than after fillIdle (tests inside a synctest
+// bubble must end with no goroutine left).
+func (w *fillWorkers) stop() { close(w.quit) }
+
+func (w *fillWorkers) run(f func()) {
+	select {
+	case w.work <- f: // an idle worker took it
+	default:
+		go w.loop(f)
+	}
+}
+
+func (w *fillWorkers) loop(f func()) {
+	f()
+	t := time.NewTimer(fillIdle)
+	defer t.Stop()
+	for {
+		select {
+		case f = <-w.work:
+			f()
+			t.Reset(fillIdle)
+		case <-t.C:
+			return
+		case <-w.quit:
+			return
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 func TestDoSingleFlight1000(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := New(testConfig(1 << 20))
+		defer c.fills.stop()
 		var calls atomic.Int32
 		release := make(chan struct{})
 		fn := func(ctx context.Context) ([]byte, error) {
@@ -53,6 +54,7 @@ func TestDoSingleFlight1000(t *testing.T) {
 func TestDoWaiterDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := New(testConfig(1 << 20))
+		defer c.fills.stop()
 		release := make(chan struct{})
 		fn := func(ctx context.Context) ([]byte, error) { <-release; return []byte("v"), nil }
 		var leaderVal []byte
@@ -84,6 +86,7 @@ func TestDoWaiterDeadline(t *testing.T) {
 func TestDoLeaderCancelDoesNotFailWaiters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := New(testConfig(1 << 20))
+		defer c.fills.stop()
 		release := make(chan struct{})
 		var fillErr error
 		fn := func(ctx context.Context) ([]byte, error) {
@@ -133,6 +136,7 @@ func TestDoFillTimeout(t *testing.T) {
 		cfg := testConfig(1 << 20)
 		cfg.FillTimeout = 5 * time.Second
 		c := New(cfg)
+		defer c.fills.stop()
 		fn := func(ctx context.Context) ([]byte, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()
@@ -176,6 +180,7 @@ func TestDoPanicBecomesError(t *testing.T) {
 func TestDoAfterFlushDoesNotJoinOldFill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := New(testConfig(1 << 20))
+		defer c.fills.stop()
 		release := make(chan struct{})
 		go c.Do(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
 			<-release

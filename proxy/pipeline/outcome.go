@@ -21,10 +21,11 @@ func (p *Pipeline) resultKey(rc *fasthttp.RequestCtx, in *input) (key []byte, st
 	if in.variant != nil {
 		variant = in.variant.Name
 	}
+	path, query := pathQuery(rc)
 	key, last, ok := p.keys.KeyAt(nil, resultcache.KeyInput{
 		Method:  rc.Method(),
-		Path:    rc.URI().PathOriginal(),
-		Query:   rc.URI().QueryString(),
+		Path:    path,
+		Query:   query,
 		Body:    in.body,
 		Header:  &rc.Request.Header,
 		Variant: variant,

@@ -25,7 +25,7 @@ func (p *Pipeline) Plain(rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
 	if len(h.ContentEncoding()) > 0 || searchbody.MaybeIntercepted(body) {
 		return false
 	}
-	if kind != Count && p.rr != nil && p.rr.EnabledFor(indexOf(rc.URI().PathOriginal())) {
+	if kind != Count && p.rr != nil && p.rr.EnabledFor(indexOf(pathOrig(rc))) {
 		return false
 	}
 	r := &rc.Response.Header
@@ -38,4 +38,9 @@ func (p *Pipeline) Plain(rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
 	r.Set("X-VLProxy-Cache", cacheBypass)
 	cacheStates[cacheBypass].Inc()
 	return true
+}
+
+func pathOrig(rc *fasthttp.RequestCtx) []byte {
+	p, _ := pathQuery(rc)
+	return p
 }

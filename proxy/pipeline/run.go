@@ -179,7 +179,7 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 
 	out := &outcome{status: resp.StatusCode()}
 	out.header = outcomeHeaders(nil, &resp.Header)
-	out.body = append([]byte(nil), resp.Body()...)
+	out.body = resp.SwapBody(nil) // the response is released below: take its body instead of copying it
 	if anyHybrid(parts) && out.status >= 200 && out.status <= 299 {
 		var err error
 		if in.kind == Msearch {

@@ -64,7 +64,8 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 	if err != nil {
 		return Timings{}, err
 	}
-	in := &input{kind: kind, index: indexOf(rc.URI().PathOriginal()), sw: sw, rawBody: body}
+	path, _ := pathQuery(rc)
+	in := &input{kind: kind, index: indexOf(path), sw: sw, rawBody: body}
 	v, ok, err := p.exp.Pick(get, sw.Variant)
 	if err != nil {
 		return Timings{}, err
@@ -208,8 +209,25 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 		c.Inc()
 	}
 	if !rc.IsHead() {
-		r.SetBody(out.body)
+		// out.body is never written again (a cache entry, or this request's own response), so
+		// the client response takes it without a copy.
+		r.SetBodyRaw(out.body)
 	}
+}
+
+// pathQuery returns the raw path and query string of the request without making fasthttp parse
+// the whole URI (which costs more than the rest of a result-cache hit's key). Absolute-form
+// request targets and fragments go through the parser.
+func pathQuery(rc *fasthttp.RequestCtx) (path, query []byte) {
+	uri := rc.Request.Header.RequestURI()
+	if len(uri) == 0 || uri[0] != '/' || bytes.IndexByte(uri, '#') >= 0 {
+		u := rc.URI()
+		return u.PathOriginal(), u.QueryString()
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i], uri[i+1:]
+	}
+	return uri, nil
 }
 
 // indexOf returns the index expression of a search path ("/a,b/_search" → "a,b"), decoded,
