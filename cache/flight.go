@@ -28,6 +28,20 @@ type flight struct {
 //
 // Do takes ownership of the slice fn returns: neither fn nor any caller may modify it.
 func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context) ([]byte, error)) (val []byte, hit bool, err error) {
+	return c.do(ctx, key, fn, false)
+}
+
+// DoInline is Do, except that the caller which starts a fill runs it itself, in its own
+// goroutine, instead of handing it to another and waiting: that saves a goroutine switch each
+// way on every miss. That caller therefore waits for its fill (bounded by Config.FillTimeout)
+// even after its own ctx is done; callers that join the fill wait as in Do, and the fill still
+// runs detached from ctx's cancellation. Use it where the leader has nothing better to do than
+// wait, as a request handler whose response is the fill.
+func (c *Cache) DoInline(ctx context.Context, key []byte, fn func(ctx context.Context) ([]byte, error)) (val []byte, hit bool, err error) {
+	return c.do(ctx, key, fn, true)
+}
+
+func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context) ([]byte, error), inline bool) (val []byte, hit bool, err error) {
 	gen := c.gen.Load()
 	if v, ok := c.Get(key); ok {
 		return v, true, nil
@@ -51,6 +65,11 @@ func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context)
 		fillCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
 		f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
 		c.flights[string(fk)] = f
+		if inline {
+			c.flightMu.Unlock()
+			c.fill(fillCtx, f, string(fk), gen, fk[8:], fn)
+			return f.val, false, f.err
+		}
 		key := fk[8:]
 		c.fills.run(func() { c.fill(fillCtx, f, string(fk), gen, key, fn) })
 	}

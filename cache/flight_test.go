@@ -207,6 +207,7 @@ func TestDoAfterFlushDoesNotJoinOldFill(t *testing.T) {
 func TestDoFillStopsWhenNobodyWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := New(testConfig(1 << 20))
+		defer c.fills.stop()
 		var canceled atomic.Int32
 		fn := func(ctx context.Context) ([]byte, error) {
 			select {
@@ -243,4 +244,54 @@ func TestDoFillStopsWhenNobodyWaits(t *testing.T) {
 			t.Fatalf("a caller after the cancelled fill: %q, %v", v, err)
 		}
 	})
+}
+
+// DoInline runs the leader's fill in the leader's goroutine: the leader waits for it even
+// after its ctx is cancelled, joiners share it, and the value is cached.
+func TestDoInlineLeaderRunsFill(t *testing.T) {
+	c := New(testConfig(1 << 20))
+	defer c.fills.stop()
+	started, release := make(chan struct{}), make(chan struct{})
+	calls := 0
+	fn := func(ctx context.Context) ([]byte, error) {
+		calls++
+		close(started)
+		select {
+		case <-release:
+			return []byte("v"), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	leaderCtx, cancel := context.WithCancel(context.Background())
+	type res struct {
+		v   []byte
+		hit bool
+		err error
+	}
+	leader := make(chan res, 1)
+	go func() {
+		v, hit, err := c.DoInline(leaderCtx, []byte("k"), fn)
+		leader <- res{v, hit, err}
+	}()
+	<-started
+	waiter := make(chan res, 1)
+	go func() {
+		v, hit, err := c.DoInline(context.Background(), []byte("k"), fn)
+		waiter <- res{v, hit, err}
+	}()
+	for c.Stats().Collapsed == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	close(release)
+	if r := <-leader; r.err != nil || string(r.v) != "v" || r.hit {
+		t.Fatalf("leader: %+v", r)
+	}
+	if r := <-waiter; r.err != nil || string(r.v) != "v" {
+		t.Fatalf("waiter: %+v", r)
+	}
+	if v, ok := c.Get([]byte("k")); !ok || string(v) != "v" || calls != 1 {
+		t.Fatalf("cached %q %v after %d fills", v, ok, calls)
+	}
 }

@@ -117,7 +117,9 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 	// this handler, hence atomics.
 	var led atomic.Pointer[Timings]
 	var ran atomic.Bool
-	entry, hit, err := p.results.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
+	// DoInline: this handler runs a fill it starts itself (no goroutine hand-off per miss); it
+	// waits for it at most the cache's FillTimeout, and callers joining it wait as with Do.
+	entry, hit, err := p.results.DoInline(ctx, key, func(ctx context.Context) ([]byte, error) {
 		ran.Store(true)
 		out, err := p.run(ctx, in)
 		if err != nil {
