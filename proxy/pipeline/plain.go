@@ -29,13 +29,11 @@ func (p *Pipeline) Plain(rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
 		return false
 	}
 	r := &rc.Response.Header
-	r.Set(httphdr.Rewrite, "skipped")
 	if kind == Count {
-		r.Set(httphdr.Rerank, "skipped:count")
+		setStatus(r, "skipped", "skipped:count", cacheBypass)
 	} else {
-		r.Set(httphdr.Rerank, "off")
+		setStatus(r, "skipped", "off", cacheBypass)
 	}
-	r.Set("X-VLProxy-Cache", cacheBypass)
 	cacheStates[cacheBypass].Inc()
 	return true
 }

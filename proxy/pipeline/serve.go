@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -86,7 +87,7 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 		// The hit path: no upstream header, no copies, no deadline.
 		if entry, ok := p.results.Get(key); ok {
 			if out, err := decodeOutcome(entry); err == nil {
-				rc.Response.Header.Set("Age", strconv.Itoa(out.age(time.Now())))
+				setAge(&rc.Response.Header, out)
 				p.write(rc, out, cacheHit)
 				return Timings{}, nil
 			}
@@ -165,7 +166,7 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 		p.write(rc, out, cacheCollapsed)
 		return Timings{}, nil
 	}
-	rc.Response.Header.Set("Age", strconv.Itoa(out.age(time.Now())))
+	setAge(&rc.Response.Header, out)
 	p.write(rc, out, cacheHit)
 	return Timings{}, nil
 }
@@ -201,12 +202,10 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 	for _, h := range out.header {
 		r.Header.AddBytesKV(h.Name, h.Value)
 	}
-	r.Header.Set(httphdr.Rewrite, out.rewrite)
-	r.Header.Set(httphdr.Rerank, out.rerank)
+	setStatus(&r.Header, out.rewrite, out.rerank, cacheState)
 	if out.retrieval != "" {
 		r.Header.Set(httphdr.Retrieval, out.retrieval)
 	}
-	r.Header.Set("X-VLProxy-Cache", cacheState)
 	if c := cacheStates[cacheState]; c != nil {
 		c.Inc()
 	}
@@ -216,6 +215,31 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 		r.SetBodyRaw(out.body)
 	}
 }
+
+// Header names in the form fasthttp writes them (it normalizes "X-VLProxy-Cache" to
+// "X-Vlproxy-Cache" on Set), so that SetCanonical skips the normalization and the bytes on the
+// wire stay the same.
+var (
+	hdrAge     = []byte("Age")
+	hdrRewrite = []byte("X-Vlproxy-Rewrite")
+	hdrRerank  = []byte("X-Vlproxy-Rerank")
+	hdrCache   = []byte("X-Vlproxy-Cache")
+)
+
+func setAge(h *fasthttp.ResponseHeader, out *outcome) {
+	var buf [20]byte
+	h.SetCanonical(hdrAge, strconv.AppendInt(buf[:0], int64(out.age(time.Now())), 10))
+}
+
+// setStatus sets the X-VLProxy-Rewrite, -Rerank and -Cache response headers.
+func setStatus(h *fasthttp.ResponseHeader, rewrite, rerank, cache string) {
+	h.SetCanonical(hdrRewrite, bytesconvS(rewrite))
+	h.SetCanonical(hdrRerank, bytesconvS(rerank))
+	h.SetCanonical(hdrCache, bytesconvS(cache))
+}
+
+// bytesconvS views s as bytes without copying; SetCanonical only reads (copies) its value.
+func bytesconvS(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // pathQuery returns the raw path and query string of the request without making fasthttp parse
 // the whole URI (which costs more than the rest of a result-cache hit's key). Absolute-form
