@@ -4,17 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/valyala/fasthttp"
 
+	"github.com/vlproxy/vlproxy/internal/bytesconv"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 	"github.com/vlproxy/vlproxy/proxy/searchbody"
@@ -233,13 +233,10 @@ func setAge(h *fasthttp.ResponseHeader, out *outcome) {
 
 // setStatus sets the X-VLProxy-Rewrite, -Rerank and -Cache response headers.
 func setStatus(h *fasthttp.ResponseHeader, rewrite, rerank, cache string) {
-	h.SetCanonical(hdrRewrite, bytesconvS(rewrite))
-	h.SetCanonical(hdrRerank, bytesconvS(rerank))
-	h.SetCanonical(hdrCache, bytesconvS(cache))
+	h.SetCanonical(hdrRewrite, bytesconv.Bytes(rewrite))
+	h.SetCanonical(hdrRerank, bytesconv.Bytes(rerank))
+	h.SetCanonical(hdrCache, bytesconv.Bytes(cache))
 }
-
-// bytesconvS views s as bytes without copying; SetCanonical only reads (copies) its value.
-func bytesconvS(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // pathQuery returns the raw path and query string of the request without making fasthttp parse
 // the whole URI (which costs more than the rest of a result-cache hit's key). Absolute-form
