@@ -145,7 +145,8 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 		}
 		fasthttp.ReleaseResponse(resp)
 	case complete:
-		ctx.Response.SetBody(prefix.B)
+		// Hand the buffer over instead of copying it; the client response's old buffer goes to the pool.
+		prefix.B = ctx.Response.SwapBody(prefix.B)
 		bytebufferpool.Put(prefix)
 		resp.CloseBodyStream() //nolint:errcheck
 		fasthttp.ReleaseResponse(resp)

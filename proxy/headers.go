@@ -46,18 +46,23 @@ func prepareUpstreamRequest(dst *fasthttp.RequestHeader, ctx *fasthttp.RequestCt
 	src.CopyTo(dst)
 	// Most requests carry no hop-by-hop field: look once, and only then pay for Del, which
 	// normalizes and scans per name.
-	var tokBuf [4][]byte
-	toks := connectionTokens(tokBuf[:0], dst.All())
-	strip := len(toks) > 0
-	if !strip {
-		for k := range dst.All() {
-			if isHopByHop(k) || bytes.EqualFold(k, []byte("Expect")) {
-				strip = true
+	// One pass finds out; Connection's tokens are parsed only when there is a Connection field.
+	strip, conn := false, false
+	for k := range dst.All() {
+		if isHopByHop(k) || bytes.EqualFold(k, []byte("Expect")) {
+			strip = true
+			if bytes.EqualFold(k, []byte("Connection")) {
+				conn = true
 				break
 			}
 		}
 	}
 	if strip {
+		var tokBuf [4][]byte
+		var toks [][]byte
+		if conn {
+			toks = connectionTokens(tokBuf[:0], dst.All())
+		}
 		for _, tok := range toks {
 			dst.DelBytes(tok)
 		}
@@ -111,13 +116,23 @@ func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
 		dst.SetStatusMessage(msg)
 	}
 	src.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
-	var tokBuf [4][]byte
-	toks := connectionTokens(tokBuf[:0], src.All())
+	// One pass copies; the fields a Connection header names (rare from ES) are removed after it.
+	conn := false
 	for k, v := range src.All() {
-		if isHopByHop(k) || bytes.EqualFold(k, []byte("Content-Length")) || inTokens(k, toks) {
+		if isHopByHop(k) {
+			conn = conn || bytes.EqualFold(k, []byte("Connection"))
+			continue
+		}
+		if bytes.EqualFold(k, []byte("Content-Length")) {
 			continue
 		}
 		dst.AddBytesKV(k, v)
+	}
+	if conn {
+		var tokBuf [4][]byte
+		for _, tok := range connectionTokens(tokBuf[:0], src.All()) {
+			dst.DelBytes(tok)
+		}
 	}
 	dst.ResetConnectionClose()
 	dst.SetNoDefaultContentType(true)

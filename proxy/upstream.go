@@ -65,7 +65,12 @@ func newNode(rawURL string, cfg *Config) (*node, error) {
 // Available reports whether the node may take a request now: healthy, not ejected, pool not full.
 // Balancing and health meet only here.
 func (n *node) Available() bool {
-	return n.healthy.Load() && time.Now().UnixNano() >= n.ejectedUntil.Load() && n.inFlight.Load() < n.maxConns
+	if !n.healthy.Load() || n.inFlight.Load() >= n.maxConns {
+		return false
+	}
+	// Most of the time no node is ejected: read the clock only when one is.
+	eu := n.ejectedUntil.Load()
+	return eu == 0 || time.Now().UnixNano() >= eu
 }
 
 // eject takes the node out of rotation for d after a refused connection.
