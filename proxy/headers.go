@@ -155,3 +155,29 @@ func inTokens(k []byte, toks [][]byte) bool {
 	}
 	return false
 }
+
+// stripResponseHopByHop removes hop-by-hop fields (and those Connection names) from an upstream
+// response header in place, for the pipeline, which copies the rest into its outcome; most
+// responses have none, and then nothing is copied or deleted.
+func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
+	h.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
+	strip, conn := false, false
+	for k := range h.All() {
+		if isHopByHop(k) {
+			strip = true
+			conn = conn || bytes.EqualFold(k, []byte("Connection"))
+		}
+	}
+	if strip {
+		if conn {
+			var tokBuf [4][]byte
+			for _, tok := range connectionTokens(tokBuf[:0], h.All()) {
+				h.DelBytes(tok)
+			}
+		}
+		for _, name := range httphdr.HopByHop {
+			h.Del(name)
+		}
+	}
+	h.ResetConnectionClose()
+}

@@ -81,9 +81,7 @@ func (f searchForwarder) Forward(ctx context.Context, req *fasthttp.Request, res
 	if err := f.s.roundTrip(&rq, req, resp); err != nil {
 		return err
 	}
-	var h fasthttp.ResponseHeader
-	copyUpstreamResponseHeader(&h, &resp.Header)
-	h.CopyTo(&resp.Header)
+	stripResponseHopByHop(&resp.Header)
 	return nil
 }
 
