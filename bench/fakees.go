@@ -196,6 +196,8 @@ func (f *FakeES) Handler(ctx *fasthttp.RequestCtx) {
 		f.bulk(ctx)
 	case bytes.HasPrefix(p, pathHealth) || bytes.Equal(p, pathVLHealth):
 		ctx.Response.SetBodyRaw(f.health)
+	case ctx.IsGet() && string(p) == "/_alias":
+		ctx.Response.SetBodyString("{}") // no aliases (vlproxy's result cache asks for its topology)
 	case (ctx.IsGet() || ctx.IsHead()) && bytes.Contains(p, segDoc):
 		ctx.Response.SetBodyRaw(f.doc)
 	default:
