@@ -6,6 +6,8 @@
 # vlproxy in its default configuration (result cache on) and vlproxy with the cache off, and the
 # section ends with the targets, met or missed.
 # Tunables (env): PT_WRK (1; 0 skips the wrk part), PT_WRK_DURATION (5s per run), PT_WRK_ROUNDS (3),
+#   PT_COMPARE_BIN (another vlproxy binary, e.g. built from main: the wrk part also runs it in its
+#   default configuration as target "vlproxy-before", for a before/after ratio from one run),
 #   PT_CAPACITY (6s), PT_LEVEL (9s), PT_ROUNDS (3): measured time per target, split over the rounds, PT_LEVELS (10,25,50,75),
 #   PT_HITS (5), PT_SOURCE_BYTES (150), PT_OUT (BENCHMARKS.md), VLPROXY_BIN (built from ./cmd/vlproxy),
 #   PT_NICE (default -5 when permitted, 0 = off): niceness of every benchmark process, so that other
@@ -134,6 +136,15 @@ BP_PID=$!; PIDS+=("$BP_PID")
 "$VB" wait -addr "127.0.0.1:$NG_PORT" -timeout 20s || { cat "$TMP/nginx/error.log" >&2; exit 1; }
 "$VB" wait -addr "127.0.0.1:$BP_PORT" -timeout 20s || { cat "$TMP/bare.log" >&2; exit 1; }
 [ "$WRK" = 0 ] || "$VB" wait -addr "127.0.0.1:$VD_PORT" -timeout 20s || { cat "$TMP/vlproxy-default.log" >&2; exit 1; }
+CMP_ARGS=()
+if [ "$WRK" != 0 ] && [ -n "${PT_COMPARE_BIN:-}" ]; then
+  VC_PORT=$("$VB" freeport)
+  cp "$PT_COMPARE_BIN" "$TMP/vlproxy-before"
+  GOMAXPROCS=$PROCS "${NICE[@]}" "$TMP/vlproxy-before" -listen "127.0.0.1:$VC_PORT" -upstream "http://$ES" >"$TMP/vlproxy-before.log" 2>&1 &
+  VC_PID=$!; PIDS+=("$VC_PID")
+  "$VB" wait -addr "127.0.0.1:$VC_PORT" -timeout 20s || { cat "$TMP/vlproxy-before.log" >&2; exit 1; }
+  CMP_ARGS=(-target "vlproxy-before=http://127.0.0.1:$VC_PORT" -pid "vlproxy-before=$VC_PID" -baselines nginx,fasthttp-bare,vlproxy-before)
+fi
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
 mkdir -p bench/results
@@ -168,12 +179,16 @@ if [ "$WRK" != 0 ]; then
     echo "GOMAXPROCS=$PROCS vlproxy -listen 127.0.0.1:P4 -upstream http://FAKE_ES   # default configuration"
     echo "vlbench wrk -target nginx=http://127.0.0.1:P2 -target fasthttp-bare=http://127.0.0.1:P3 -target vlproxy=http://127.0.0.1:P4 -target vlproxy-nocache=http://127.0.0.1:P1 -pid NAME=PID… -duration $WRK_DUR -rounds $WRK_ROUNDS"
     echo '```'
+    if [ ${#CMP_ARGS[@]} -gt 0 ]; then
+      echo
+      echo "\`vlproxy-before\` is ${PT_COMPARE_REV:-$PT_COMPARE_BIN} in its default configuration, run in the same rounds for a before/after ratio (CPU ÷ vlproxy-before in the last column)."
+    fi
     echo
   } >>"$TMP/section.md"
   "${NICE[@]}" "$VB" wrk -target "nginx=http://127.0.0.1:$NG_PORT" -target "fasthttp-bare=http://127.0.0.1:$BP_PORT" \
     -target "vlproxy=http://127.0.0.1:$VD_PORT" -target "vlproxy-nocache=http://127.0.0.1:$VP_PORT" \
     -pid "nginx=$NG_PID" -pid "fasthttp-bare=$BP_PID" -pid "vlproxy=$VD_PID" -pid "vlproxy-nocache=$VP_PID" \
-    -duration "$WRK_DUR" -rounds "$WRK_ROUNDS" -json bench/results/passthrough-wrk.json -markdown "$TMP/wrk.md"
+    "${CMP_ARGS[@]}" -duration "$WRK_DUR" -rounds "$WRK_ROUNDS" -json bench/results/passthrough-wrk.json -markdown "$TMP/wrk.md"
   cat "$TMP/wrk.md" >>"$TMP/section.md"
 fi
 if [ -n "$OUT" ]; then
