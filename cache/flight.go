@@ -67,7 +67,11 @@ func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context)
 		c.flights[string(fk)] = f
 		if inline {
 			c.flightMu.Unlock()
+			// The leader counts as a waiter: when its ctx ends and nobody else waits, the fill
+			// is cancelled as in Do (the leader then returns as soon as fn sees it).
+			stop := context.AfterFunc(ctx, func() { c.leave(f, string(fk)) })
 			c.fill(fillCtx, f, string(fk), gen, fk[8:], fn)
+			stop()
 			return f.val, false, f.err
 		}
 		key := fk[8:]
@@ -79,16 +83,21 @@ func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context)
 	case <-f.done:
 		return f.val, false, f.err
 	case <-ctx.Done():
-		c.flightMu.Lock()
-		if f.waiters--; f.waiters == 0 {
-			f.cancel()
-			// A later caller starts a fill of its own instead of joining this cancelled one.
-			if c.flights[string(fk)] == f {
-				delete(c.flights, string(fk))
-			}
-		}
-		c.flightMu.Unlock()
+		c.leave(f, string(fk))
 		return nil, false, fmt.Errorf("cannot wait for the %s cache to be filled: %w", c.cfg.Name, ctx.Err())
+	}
+}
+
+// leave is a waiter of f giving up; the last one to leave cancels the fill.
+func (c *Cache) leave(f *flight, fk string) {
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	if f.waiters--; f.waiters == 0 {
+		f.cancel()
+		// A later caller starts a fill of its own instead of joining this cancelled one.
+		if c.flights[fk] == f {
+			delete(c.flights, fk)
+		}
 	}
 }
 

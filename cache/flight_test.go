@@ -295,3 +295,35 @@ func TestDoInlineLeaderRunsFill(t *testing.T) {
 		t.Fatalf("cached %q %v after %d fills", v, ok, calls)
 	}
 }
+
+// A leader whose ctx ends while nobody else waits cancels its inline fill, as in Do: work that
+// nobody waits for stops (a model call in flight, say).
+func TestDoInlineAloneLeaderCancelsFill(t *testing.T) {
+	c := New(testConfig(1 << 20))
+	defer c.fills.stop()
+	started := make(chan struct{})
+	fn := func(ctx context.Context) ([]byte, error) {
+		close(started)
+		<-ctx.Done() // runs until cancelled
+		return nil, ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.DoInline(ctx, []byte("k"), fn)
+		done <- err
+	}()
+	<-started
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second): // FillTimeout is far longer; this only catches a hang
+		t.Fatal("the fill kept running after its only caller left")
+	}
+	if _, ok := c.Get([]byte("k")); ok {
+		t.Fatal("a cancelled fill was cached")
+	}
+}
