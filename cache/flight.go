@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -67,9 +68,15 @@ func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context)
 		c.flights[string(fk)] = f
 		if inline {
 			c.flightMu.Unlock()
-			// The leader counts as a waiter: when its ctx ends and nobody else waits, the fill
-			// is cancelled as in Do (the leader then returns as soon as fn sees it).
-			stop := context.AfterFunc(ctx, func() { c.leave(f, string(fk)) })
+			// The leader counts as a waiter: when its ctx is cancelled (its client went away)
+			// and nobody else waits, the fill is cancelled as in Do, and the leader returns as
+			// soon as fn sees it. A passed deadline is left to the fill's own deadline
+			// (FillTimeout, or the one fn sets), so that fn reports it as a deadline.
+			stop := context.AfterFunc(ctx, func() {
+				if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					c.leave(f, string(fk))
+				}
+			})
 			c.fill(fillCtx, f, string(fk), gen, fk[8:], fn)
 			stop()
 			return f.val, false, f.err
