@@ -11,8 +11,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -42,21 +40,13 @@ func run(port int, urlFile string, stdinEOF bool, dir string, extra []string) in
 	}
 	defer e.Stop()
 	slog.Info("effnet model server is up", "url", e.URL)
-	fmt.Println(e.URL)
-	if urlFile != "" {
-		if err := os.WriteFile(urlFile, []byte(e.URL+"\n"), 0o644); err != nil {
-			slog.Error("cannot write -urlfile", "err", err)
-			return 1
-		}
-		defer os.Remove(urlFile)
+	remove, err := testenv.Announce(e.URL, urlFile)
+	if err != nil {
+		slog.Error("cannot announce the URL", "err", err)
+		return 1
 	}
-	eof := make(chan struct{})
-	if stdinEOF {
-		go func() {
-			io.Copy(io.Discard, os.Stdin)
-			close(eof)
-		}()
-	}
+	defer remove()
+	eof := testenv.StdinClosed(stdinEOF)
 	select {
 	case <-sigs:
 		slog.Info("signal received: stopping the effnet server")

@@ -12,8 +12,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -55,22 +53,13 @@ func run(port int, profile testenv.Profile, urlFile, logPath string, noKNN, stdi
 	}
 	defer n.Stop()
 	slog.Info("OpenSearch is up", "url", n.URL, "pid", n.PID(), "startup", n.StartupTime, "log", n.LogPath, "profile", profile)
-	fmt.Println(n.URL)
-	if urlFile != "" {
-		if err := os.WriteFile(urlFile, []byte(n.URL+"\n"), 0o644); err != nil {
-			slog.Error("cannot write -urlfile", "err", err)
-			return 1
-		}
-		defer os.Remove(urlFile)
+	remove, err := testenv.Announce(n.URL, urlFile)
+	if err != nil {
+		slog.Error("cannot announce the URL", "err", err)
+		return 1
 	}
-
-	eof := make(chan struct{})
-	if stdinEOF {
-		go func() {
-			io.Copy(io.Discard, os.Stdin)
-			close(eof)
-		}()
-	}
+	defer remove()
+	eof := testenv.StdinClosed(stdinEOF)
 	select {
 	case <-ctx.Done():
 		slog.Info("signal received: stopping OpenSearch")
