@@ -127,12 +127,27 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(ln)
 }
 
-// Shutdown stops accepting connections, lets in-flight requests finish (responses carry
+// drainGrace is how long Shutdown keeps serving, with Connection: close on every response,
+// before it closes connections.
+const drainGrace = 500 * time.Millisecond
+
+// Shutdown marks the server draining and serves on for drainGrace, then stops accepting
+// connections, lets in-flight requests finish (responses carry
 // Connection: close) and returns when all connections are closed or ctx is done. Health checks stop and
 // idle upstream connections close.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.log.Info("vlproxy draining")
+	// A grace period before connections close: every response now carries Connection: close
+	// and health answers draining, so clients move their keep-alive connections elsewhere
+	// instead of sending on one at the instant it is closed (a request lost to that race
+	// cannot be retried when it has a body).
+	grace := time.NewTimer(drainGrace)
+	select {
+	case <-grace.C:
+	case <-ctx.Done():
+		grace.Stop()
+	}
 	err := s.srv.ShutdownWithContext(ctx)
 	s.stopOnce.Do(func() {
 		if s.stopHealth != nil {
@@ -160,6 +175,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		rq.route = route{class: classAdmin}
 	}
 	inFlight.Inc()
+	if s.draining.Load() {
+		ctx.SetConnectionClose()
+	}
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > int64(s.cfg.MaxBodySize) {
 		s.fail(ctx, &rq, errBodyTooLarge(s.cfg.MaxBodySize))
 	} else {
