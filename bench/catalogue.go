@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,7 +141,8 @@ type IndexConfig struct {
 	Workers int `yaml:"workers"`
 	// BulkActions is the number of documents per bulk request. Default: 1000.
 	BulkActions int `yaml:"bulk_actions"`
-	// Progress, if set, is called as documents are acknowledged.
+	// Progress, if set, is called as documents are acknowledged, one call at a time and with
+	// done never going down (the bulk workers acknowledge concurrently).
 	Progress func(done, total int64) `yaml:"-"`
 }
 
@@ -198,6 +200,8 @@ func LoadCatalogue(ctx context.Context, cfg IndexConfig, docs []Doc) (IndexStats
 		}
 	}
 	var done, failed atomic.Int64
+	var progressMu sync.Mutex
+	var reported int64
 	var firstErr atomic.Value
 	total := int64(len(docs))
 	bp, err := client.BulkProcessor().Name("vlbench-index").Workers(cfg.Workers).BulkActions(cfg.BulkActions).
@@ -216,7 +220,12 @@ func LoadCatalogue(ctx context.Context, cfg IndexConfig, docs []Doc) (IndexStats
 			}
 			n := done.Add(int64(len(reqs)))
 			if cfg.Progress != nil {
-				cfg.Progress(n, total)
+				progressMu.Lock()
+				if n > reported {
+					reported = n
+					cfg.Progress(n, total)
+				}
+				progressMu.Unlock()
 			}
 		}).Do(ctx)
 	if err != nil {

@@ -445,13 +445,20 @@ func (r *runner) segment(ctx context.Context, round int) {
 		sh := shards[id%numShards]
 		resp := &fasthttp.Response{}
 		scratch := make([]byte, 0, 128)
+		// A fasthttp.Request is not safe for concurrent use: Write rebuilds its URI in place.
+		// Each worker sends its own copies.
+		reqs := make([]*fasthttp.Request, len(r.reqs))
+		for i, src := range r.reqs {
+			reqs[i] = &fasthttp.Request{}
+			src.CopyTo(reqs[i])
+		}
 		for {
 			sched, ok := next()
 			if !ok {
 				return
 			}
 			sent := since()
-			req := r.reqs[cfg.Mix.pick(rng.Float64())]
+			req := reqs[cfg.Mix.pick(rng.Float64())]
 			deadline := time.Now().Add(cfg.Timeout)
 			if deadline.After(hardEnd) {
 				deadline = hardEnd

@@ -23,8 +23,11 @@ func TestOpenLoopAchievesRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rep.Targets[0]
-	if r.Achieved < 0.99*cfg.Rate || r.Achieved > 1.01*cfg.Rate || r.Invalid {
-		t.Fatalf("achieved %.1f req/s for a target of %g (invalid=%v)", r.Achieved, cfg.Rate, r.Invalid)
+	// The measured span ends at the last answer, so one scheduler stall of a few tens of ms on
+	// a shared machine (or under -race) costs about 1 %; a generator that falls behind its
+	// schedule drops requests or loses far more.
+	if r.Achieved < 0.97*cfg.Rate || r.Achieved > 1.01*cfg.Rate || r.Dropped != 0 {
+		t.Fatalf("achieved %.1f req/s for a target of %g (dropped %d)", r.Achieved, cfg.Rate, r.Dropped)
 	}
 	if r.Requests != 4000 || r.OK != r.Requests {
 		t.Fatalf("requests=%d ok=%d, want 4000 all ok (errors %v)", r.Requests, r.OK, r.Errors)
