@@ -224,7 +224,16 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 // stopped returns the error of a request whose context is done: 504 when its deadline passed,
 // 499 (client closed request, as nginx logs it) when its client went away.
 func stopped(ctx context.Context) error {
-	switch err := ctx.Err(); {
+	err := ctx.Err()
+	if err == nil {
+		// The context's timer may not have fired yet on a busy machine although its deadline
+		// has passed; the forwarder would then report an upstream timeout for a request that
+		// never reached the upstream.
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			err = context.DeadlineExceeded
+		}
+	}
+	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, context.DeadlineExceeded):
