@@ -39,6 +39,8 @@ var (
 		Help: "1 while the node passes its health checks, 0 otherwise."}, []string{"upstream"})
 	upstreamErrorsVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_upstream_errors_total",
 		Help: "Attempts to a node that failed at the transport level."}, []string{"upstream"})
+	failOpenTotal = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_upstream_fail_open_total",
+		Help: "Attempts sent to a node marked down because no node was available (-health-fail-open)."})
 	upstreamEjectionsVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_upstream_ejections_total",
 		Help: "Times a node was taken out of rotation after failures."}, []string{"upstream"})
 )
