@@ -59,7 +59,9 @@ type ModelConfig struct {
 	Embed model.Config `yaml:"embed"`
 }
 
-// CacheConfig sizes the caches.
+// CacheConfig sizes the caches. In every cache section a max_bytes, max_entry_bytes or ttl of
+// 0 turns that cache off (a negative ttl keeps entries until they are evicted); the defaults
+// below apply only to what the file, env and flags leave unset.
 type CacheConfig struct {
 	// Results caches whole search responses (short TTL). MaxBytes 0 turns it off. Default 64 MiB, 30s.
 	Results cache.Config `yaml:"results"`
@@ -80,6 +82,23 @@ type CacheConfig struct {
 	Embeddings cache.Config `yaml:"embeddings"`
 	// Scores caches rerank scores per (model, query, document version). Default 32 MiB, 1h.
 	Scores cache.Config `yaml:"scores"`
+}
+
+// validate refuses negative cache sizes (a size of 0 turns a cache off; see newCache).
+func (c *CacheConfig) validate() error {
+	var errs []string
+	for _, sec := range []struct {
+		name string
+		cfg  cache.Config
+	}{{"results", c.Results}, {"keywords", c.Keywords}, {"embeddings", c.Embeddings}, {"scores", c.Scores}} {
+		if sec.cfg.MaxBytes < 0 || sec.cfg.MaxEntryBytes < 0 {
+			errs = append(errs, "cache."+sec.name+": max_bytes and max_entry_bytes must not be negative (0 turns the cache off)")
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid cache config: %s", strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 func defaultConfig() Config {
@@ -267,25 +286,25 @@ var options = []option{
 		set: func(c *Config, v string) error { c.Rerank.Indices = splitList(v); return nil }},
 	intOpt("rerank-window", "default rank_window_size: how many top hits are scored", func(c *Config) *int { return &c.Rerank.WindowSize }),
 	durationOpt("rerank-timeout", "rerank budget per search; hits not scored by then keep ES order (X-VLProxy-Rerank: partial)", func(c *Config) *time.Duration { return &c.Rerank.Timeout }),
-	{name: "result-cache-size", usage: "bytes of search responses kept in the result cache; 0 turns it off; accepts KiB/MiB/GiB",
+	{name: "result-cache-size", usage: "bytes of search responses kept in the result cache; 0 turns it off (as does 0 for -result-cache-ttl or -result-cache-max-entry); accepts KiB/MiB/GiB",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Results.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Results.MaxBytes, v) }},
-	durationOpt("result-cache-ttl", "how long a cached search response is served; writes that bypass vlproxy are visible after at most this long", func(c *Config) *time.Duration { return &c.Cache.Results.TTL }),
-	{name: "result-cache-max-entry", usage: "largest response the result cache keeps (larger ones are refused and counted)",
+	durationOpt("result-cache-ttl", "how long a cached search response is served; writes that bypass vlproxy are visible after at most this long; 0 turns the result cache off", func(c *Config) *time.Duration { return &c.Cache.Results.TTL }),
+	{name: "result-cache-max-entry", usage: "largest response the result cache keeps (larger ones are refused and counted); 0 turns the result cache off",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Results.MaxEntryBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Results.MaxEntryBytes, v) }},
 	{name: "result-cache-identity-headers", usage: "comma-separated request headers that identify the caller besides Authorization, X-Api-Key, es-security-runas-user, opendistro_security_impersonate_as, X-Proxy-User, X-Proxy-Roles and Cookie; a request with any other credential-like header (auth, token, key, session, cookie, user, role ...) bypasses the result cache",
 		get: func(c *Config) string { return strings.Join(c.Cache.Keys.IdentityHeaders, ",") },
 		set: func(c *Config, v string) error { c.Cache.Keys.IdentityHeaders = splitList(v); return nil }},
-	{name: "keyword-cache-size", usage: "bytes of model keywords kept (per model, prompt version, text and image hash)",
+	{name: "keyword-cache-size", usage: "bytes of the rewriter's model outputs kept: keywords (per model, prompt version, text and image hash), downscaled query images and document table rows; 0 turns it off (in fleet mode its Redis tier too): every clause calls the model",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Keywords.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Keywords.MaxBytes, v) }},
-	{name: "embedding-cache-size", usage: "bytes of query embeddings kept (per model, dimensions, image hash or text)",
+	{name: "embedding-cache-size", usage: "bytes of query embeddings kept (per model, dimensions, image hash or text); 0 turns it off (in fleet mode its Redis tier too)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Embeddings.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Embeddings.MaxBytes, v) }},
 	stringOpt("redis-url", "fleet mode: redis://[user:pass@]host:port/db (rediss:// for TLS; several host:port separated by commas for Redis Cluster) shared by every replica: L2 for model keywords, query embeddings and rerank scores, one model call fleet-wide per identical cold query, and write generations so a write through one replica invalidates every replica's cached results; \"\" = each replica on its own. Redis down means L1-only and per-instance invalidation, never a failed request", func(c *Config) *string { return &c.Redis.URL }),
 	durationOpt("redis-timeout", "deadline of one Redis operation; a slower answer is a cache miss (fleet mode)", func(c *Config) *time.Duration { return &c.Redis.Timeout }),
-	{name: "score-cache-size", usage: "bytes of rerank scores kept (per model, query and document version)",
+	{name: "score-cache-size", usage: "bytes of rerank scores kept (per model, query and document version); 0 turns it off (in fleet mode its Redis tier too)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Scores.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Scores.MaxBytes, v) }},
 	boolOpt("ui", "serve the playground page at /_vlproxy/ui (loopback clients, or others with VLPROXY_ADMIN_TOKEN); config section ui: sets the card fields", func(c *Config) *bool { return &c.UI.Enabled }),
@@ -386,6 +405,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if err := cfg.Proxy.Validate(); err != nil {
 		return Config{}, err
 	}
+	if err := cfg.Cache.validate(); err != nil {
+		return Config{}, err
+	}
 	cfg.AdminToken = getenv("VLPROXY_ADMIN_TOKEN")
 	cfg.Model.Chat.APIKey = getenv(cfg.Model.Chat.APIKeyEnv)
 	cfg.Model.Rerank.APIKey = getenv(cfg.Model.Rerank.APIKeyEnv)
@@ -422,7 +444,8 @@ Usage: vlproxy -upstream http://127.0.0.1:9200 [flags]
 Every flag can also be set by the environment variable shown, or in the YAML file given by -config
 (section "proxy:", key in snake_case: -max-body-size is proxy.max_body_size).
 Precedence: flag > environment > file > default. Durations read like 500ms, 30s, 2m; sizes like
-65536, 64KiB, 100MiB, 1GiB.
+65536, 64KiB, 100MiB, 1GiB. A cache size (or TTL) of 0 turns that cache off; its default applies
+only when nothing sets it.
 
 Searches (_search, _msearch, _count) that carry a "multimodal" clause are rewritten into standard
 queries from keywords the chat model generates; top hits can be reranked by a model; responses are
