@@ -16,6 +16,7 @@ import (
 
 	"github.com/vlproxy/vlproxy/cache"
 	"github.com/vlproxy/vlproxy/cache/l2"
+	"github.com/vlproxy/vlproxy/internal/memlimit"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
@@ -46,6 +47,9 @@ type Config struct {
 	// single-flight of model calls, and write generations shared by every replica. Off without
 	// a URL.
 	Redis l2.Config `yaml:"redis"`
+	// MemoryLimit is the Go soft memory limit: "N%" of the cgroup's memory limit (none when the
+	// cgroup has none), a byte size, or 0 for none. GOMEMLIMIT, when set, wins. Default "90%".
+	MemoryLimit string `yaml:"memory_limit"`
 	// AdminToken allows POST /_vlproxy/cache/_clear (Authorization: Bearer <token>). Default none:
 	// clearing is refused.
 	AdminToken string `yaml:"-"`
@@ -112,6 +116,7 @@ func defaultConfig() Config {
 		Experiments: experiment.DefaultConfig(),
 		UI:          ui.DefaultConfig(),
 		Redis:       l2.DefaultConfig(),
+		MemoryLimit: "90%",
 	}
 	c.Cache = CacheConfig{
 		Results:         cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: 30 * time.Second, FillTimeout: 60 * time.Second},
@@ -225,6 +230,15 @@ var options = []option{
 	stringOpt("metrics-path", `extra path serving Prometheus metrics besides /_vlproxy/metrics; "" forwards it to ES`, func(c *Config) *string { return &c.Proxy.MetricsPath }),
 	boolOpt("pprof", "serve Go's profiler at /debug/pprof/ (CPU, heap, allocs, goroutines) to loopback clients and to Authorization: Bearer <admin token>; off by default", func(c *Config) *bool { return &c.Proxy.Pprof }),
 	stringOpt("log-level", "debug, info, warn or error (JSON logs on stderr)", func(c *Config) *string { return &c.Proxy.LogLevel }),
+	{name: "memory-limit", usage: "Go soft memory limit, so the garbage collector works harder before the kernel's OOM killer acts: N% of the cgroup's memory limit (cgroup v2 memory.max, v1 memory.limit_in_bytes; none when the cgroup is unlimited), a byte size such as 2GiB, or 0 for none; GOMEMLIMIT, when set, wins. Logged at start-up, shown in /_vlproxy/health (components.memory) and as go_gc_gomemlimit_bytes (file key memory_limit)",
+		get: func(c *Config) string { return c.MemoryLimit },
+		set: func(c *Config, v string) error {
+			if _, _, err := memlimit.ParseSpec(v, parseBytes); err != nil {
+				return err
+			}
+			c.MemoryLimit = v
+			return nil
+		}},
 
 	{name: "max-decoded-body-size", usage: "largest gzip/deflate search body once decompressed, checked while decompressing (413 above); accepts KiB/MiB/GiB",
 		get: func(c *Config) string { return proxy.ByteSize(c.Pipeline.MaxDecodedBodySize).String() },
@@ -308,6 +322,11 @@ var options = []option{
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Scores.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Scores.MaxBytes, v) }},
 	boolOpt("ui", "serve the playground page at /_vlproxy/ui (loopback clients, or others with VLPROXY_ADMIN_TOKEN); config section ui: sets the card fields", func(c *Config) *bool { return &c.UI.Enabled }),
+}
+
+func parseBytes(v string) (int64, error) {
+	b, err := proxy.ParseByteSize(v)
+	return int64(b), err
 }
 
 func setBytes(dst *int64, v string) error {
@@ -407,6 +426,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if err := cfg.Cache.validate(); err != nil {
 		return Config{}, err
+	}
+	if _, _, err := memlimit.ParseSpec(cfg.MemoryLimit, parseBytes); err != nil {
+		return Config{}, fmt.Errorf("memory_limit: %w", err)
 	}
 	cfg.AdminToken = getenv("VLPROXY_ADMIN_TOKEN")
 	cfg.Model.Chat.APIKey = getenv(cfg.Model.Chat.APIKeyEnv)
