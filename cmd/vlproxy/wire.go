@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -124,7 +125,7 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	opts = append(opts, proxy.WithExperiments(exps))
 
 	if cfg.UI.Enabled {
-		h, err := playground(cfg)
+		h, err := playground(cfg, rw.Decodes())
 		if err != nil {
 			return nil, close, err
 		}
@@ -211,12 +212,19 @@ func buildScorers(cfg Config, chat *model.Client, log *slog.Logger) (map[string]
 }
 
 // playground builds the page at /_vlproxy/ui: it downscales with the rewrite's own image
-// pipeline and limits, and shows the configured experiments with their metrics.
-func playground(cfg Config) (*ui.Handler, error) {
-	imgCfg := cfg.Rewrite.Image
+// pipeline, limits and decode bound (decodes), and shows the configured experiments with their
+// metrics.
+func playground(cfg Config, decodes *media.Gate) (*ui.Handler, error) {
+	imgCfg, err := cfg.Rewrite.Image.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("cannot set up the playground (config section rewrite.image:): %w", err)
+	}
 	deps := ui.Deps{
-		AdminToken:    cfg.AdminToken,
-		Downscale:     func(raw []byte) ([]byte, error) { return media.Prepare(raw, imgCfg) },
+		AdminToken: cfg.AdminToken,
+		Downscale: func(raw []byte) ([]byte, error) {
+			q, err := decodes.Process(context.Background(), raw, &imgCfg)
+			return q.JPEG, err
+		},
 		MaxImageBytes: imgCfg.MaxBytes,
 		Metrics:       func(w io.Writer) { promexp.Write(w) },
 	}
