@@ -177,8 +177,18 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the node kill never happened")
 	}
-	t.Logf("health checker: killed node marked down %v, a serving node missed a check %v",
-		strings.Contains(p.log.String(), "failed its health checks"), strings.Contains(p.log.String(), "missed a health check"))
+	logs := strings.Split(p.log.String(), "\n")
+	count := func(msg, url string) (n int) {
+		for _, l := range logs {
+			if strings.Contains(l, msg) && strings.Contains(l, `"upstream":"`+url+`"`) {
+				n++
+			}
+		}
+		return n
+	}
+	t.Logf("health checker: killed node marked down %d time(s); survivor missed %d check(s), marked down %d time(s)",
+		count("failed its health checks", victim.URL), count("missed a health check", cl.Nodes[0].URL),
+		count("failed its health checks", cl.Nodes[0].URL))
 
 	// Figures and read failures. A read that vlproxy failed (its own error, or no answer) is
 	// a failure; a read the cluster itself answered with a node-departure error during the
