@@ -36,7 +36,7 @@ var (
 		Help:    "Time to the upstream's response header, per attempt and node.",
 		Buckets: latencyBuckets}, []string{"upstream"})
 	upstreamHealthyVec = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "vlproxy_upstream_healthy",
-		Help: "1 while the node passes its health checks, 0 otherwise."}, []string{"upstream"})
+		Help: "1 while the node is in rotation (fewer than -health-check-fails failed checks in a row, or back after -health-check-passes) and not ejected, 0 otherwise."}, []string{"upstream"})
 	upstreamErrorsVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_upstream_errors_total",
 		Help: "Attempts to a node that failed at the transport level."}, []string{"upstream"})
 	failOpenTotal = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_upstream_fail_open_total",
