@@ -6,6 +6,7 @@ package enrich
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,7 +73,9 @@ type Config struct {
 	MaxKeywords int `yaml:"max_keywords"`
 	// Timeout of one model call. Default 30s.
 	Timeout time.Duration `yaml:"timeout"`
-	// Image limits and downscaling, as for query images.
+	// Image limits and downscaling, as for query images. Image.MaxDecodes bounds the images
+	// decoded at once (default: the number of CPUs), whatever Concurrency is, since a decoded
+	// image is the run's largest allocation (up to Image.MaxDecodedBytes each).
 	Image media.Config `yaml:"image"`
 	// PDFField, when set, holds each document's PDF attachment (a spec sheet): a file path
 	// (relative to ImageDir), an http(s) URL or base64. Its text is written to PDFTextField,
@@ -143,9 +146,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Timeout <= 0 {
 		c.Timeout = d.Timeout
 	}
-	if c.Image.MaxBytes == 0 {
-		c.Image.MaxBytes = d.Image.MaxBytes
+	img, err := c.Image.WithDefaults()
+	if err != nil {
+		return c, err
 	}
+	c.Image = img
 	if c.PDFTextField == "" {
 		c.PDFTextField = "pdf_text"
 	}
@@ -264,7 +269,8 @@ func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (
 	}
 	defer p.close(client)
 
-	e := &enricher{cfg: cfg, m: m, emb: ms.Embed, http: &http.Client{Timeout: cfg.Image.FetchTimeout}, client: client}
+	e := &enricher{cfg: cfg, m: m, emb: ms.Embed, http: &http.Client{Timeout: cfg.Image.FetchTimeout}, client: client,
+		decodes: newDecodeGate(cfg)}
 	if cfg.PDFField != "" {
 		if e.docs, err = document.NewReader(cfg.Document); err != nil {
 			return st, err
@@ -355,6 +361,7 @@ type enricher struct {
 	momentsMapped bool
 	http          *http.Client
 	interval      time.Duration
+	decodes       *media.Gate // image decodes in flight, across the run's workers
 
 	mu   sync.Mutex
 	next time.Time
@@ -527,13 +534,20 @@ func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) (map[stri
 	}
 	doc := map[string]any{}
 	dim := 0
-	if e.emb != nil && !(e.cfg.Resume && lookup(src, e.cfg.VectorField) != nil) {
-		// The query side embeds the photo as the client sent it when it is within the pixel
-		// budget (rewrite forwards such a JPEG untouched), so the document side does the same.
-		uri, err := e.embedImage(raw)
-		if err != nil {
-			return nil, 0, err
-		}
+	wantVector := e.emb != nil && !(e.cfg.Resume && lookup(src, e.cfg.VectorField) != nil)
+	wantKeywords := e.m != nil && !(e.cfg.Resume && lookup(src, e.cfg.TargetField) != nil)
+	if !wantVector && !wantKeywords {
+		return doc, 0, nil
+	}
+	// Both models get the photo as a query with it would: as sent when it is a JPEG within the
+	// pixel budget (rewrite forwards such a JPEG untouched), else decoded and downscaled, the
+	// decode under the run's gate.
+	img, err := e.decodes.Process(ctx, raw, &e.cfg.Image)
+	if err != nil {
+		return nil, 0, err
+	}
+	if wantVector {
+		uri := "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(img.JPEG)
 		if err := e.wait(ctx); err != nil {
 			return nil, 0, err
 		}
@@ -546,17 +560,13 @@ func (e *enricher) document(ctx context.Context, h *elastic.SearchHit) (map[stri
 		doc[e.cfg.VectorField] = vec
 		dim = len(vec)
 	}
-	if e.m != nil && !(e.cfg.Resume && lookup(src, e.cfg.TargetField) != nil) {
-		jpg, err := media.Prepare(raw, e.cfg.Image)
-		if err != nil {
-			return nil, 0, err
-		}
+	if wantKeywords {
 		if err := e.wait(ctx); err != nil {
 			return nil, 0, err
 		}
 		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 		defer cancel()
-		resp, err := e.m.Chat(cctx, chatRequest(jpg, e.cfg.MaxKeywords))
+		resp, err := e.m.Chat(cctx, chatRequest(img.JPEG, e.cfg.MaxKeywords))
 		if err != nil {
 			return nil, 0, fmt.Errorf("cannot get keywords: %w", err)
 		}
@@ -650,4 +660,10 @@ func (e *enricher) loadBytes(ctx context.Context, v string, maxBytes int, what s
 		return b, nil
 	}
 	return nil, fmt.Errorf("cannot load %s %.60q: not a URL, base64 or readable file", what, v)
+}
+
+// newDecodeGate bounds the run's image decodes to Image.MaxDecodes. Its queue holds every
+// worker, so a decode waits for a slot instead of being refused as a query's would be.
+func newDecodeGate(cfg Config) *media.Gate {
+	return media.NewGate(&media.Config{MaxDecodes: cfg.Image.MaxDecodes, MaxDecodeQueue: cfg.Concurrency})
 }

@@ -2,37 +2,14 @@ package enrich
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/olivere/elastic/v7"
 
 	"github.com/tidwall/gjson"
-
-	"github.com/vlproxy/vlproxy/media"
 )
-
-// embedImage returns the image as the embed model gets it: a JPEG within the pixel budget as
-// it is (byte for byte what a query with the same photo sends), anything else prepared as for
-// keywords (decoded, downscaled, re-encoded).
-func (e *enricher) embedImage(raw []byte) (string, error) {
-	if http.DetectContentType(raw) == "image/jpeg" {
-		if _, err := media.Prepare(raw, e.cfg.Image); err != nil {
-			return "", err // validated like every image
-		}
-		if w, h, ok := jpegSize(raw); ok && w*h <= e.cfg.Image.PixelBudget {
-			return "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(raw), nil
-		}
-	}
-	jpg, err := media.Prepare(raw, e.cfg.Image)
-	if err != nil {
-		return "", err
-	}
-	return "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(jpg), nil
-}
 
 // ensureVectorField creates the vector field of dimension dim unless the index has it; an
 // existing field of another dimension is an error (vectors of two sizes cannot be searched
@@ -93,25 +70,4 @@ func lastPart(path string) string {
 		}
 	}
 	return path
-}
-
-// jpegSize reads a JPEG's dimensions from its SOF marker.
-func jpegSize(b []byte) (w, h int, ok bool) {
-	i := 2
-	for i+9 < len(b) {
-		if b[i] != 0xFF {
-			return 0, 0, false
-		}
-		m := b[i+1]
-		if m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01 {
-			i += 2
-			continue
-		}
-		n := int(b[i+2])<<8 | int(b[i+3])
-		if m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC {
-			return int(b[i+7])<<8 | int(b[i+8]), int(b[i+5])<<8 | int(b[i+6]), true
-		}
-		i += 2 + n
-	}
-	return 0, 0, false
 }

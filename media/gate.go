@@ -63,6 +63,9 @@ func (g *Gate) Acquire(ctx context.Context) error {
 	}
 }
 
+// Waiting reports the decodes waiting for a slot now.
+func (g *Gate) Waiting() int { return int(g.waiting.Load()) }
+
 // Release gives back the slot Acquire took.
 func (g *Gate) Release() {
 	decodesInFlight.Add(-1)

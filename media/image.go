@@ -360,6 +360,16 @@ func CheckJPEG(raw []byte) error {
 // The header is read before any pixel is decoded, so a bomb costs nothing; a
 // JPEG within the budget is only walked (CheckJPEG), never decoded.
 func Process(raw []byte, cfg *Config) (Image, error) {
+	return process(context.Background(), nil, raw, cfg)
+}
+
+// Process is media.Process with the decode, when one is needed, under the gate: a JPEG within
+// the pixel budget takes no slot; any other image waits for one while ctx allows.
+func (g *Gate) Process(ctx context.Context, raw []byte, cfg *Config) (Image, error) {
+	return process(ctx, g, raw, cfg)
+}
+
+func process(ctx context.Context, g *Gate, raw []byte, cfg *Config) (Image, error) {
 	q := Image{Sum: sha256.Sum256(raw)}
 	hdr, err := Inspect(raw, cfg)
 	if err != nil {
@@ -371,6 +381,12 @@ func Process(raw []byte, cfg *Config) (Image, error) {
 		}
 		q.JPEG = raw
 		return q, nil
+	}
+	if g != nil {
+		if err := g.Acquire(ctx); err != nil {
+			return q, err
+		}
+		defer g.Release()
 	}
 	q.JPEG, err = Shrink(raw, hdr, cfg)
 	return q, err

@@ -20,7 +20,8 @@ import (
 // serveAdmin answers the proxy's own endpoints:
 //
 //	GET /_vlproxy/health   proxy and per-node state as JSON; 200 while at least one node is available
-//	                       and the proxy is not draining, 503 otherwise (for load-balancer readiness)
+//	                       and the proxy is not draining, 503 otherwise (for load-balancer readiness,
+//	                       also while requests fail open to nodes marked down)
 //	GET /_vlproxy/metrics  Prometheus text format (also at Config.MetricsPath, default /metrics)
 //	/_vlproxy/ui/…         the playground, when WithUI mounted it (package ui)
 //	GET /debug/pprof/…     Go's profiler, with Config.Pprof only (loopback or admin token)
@@ -71,6 +72,9 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 	b = strconv.AppendBool(b, draining)
 	b = append(b, `,"available_upstreams":`...)
 	b = strconv.AppendInt(b, int64(available), 10)
+	// With no node available, requests still go to the nodes when the proxy fails open.
+	b = append(b, `,"fail_open":`...)
+	b = strconv.AppendBool(b, available == 0 && s.cfg.HealthFailOpen)
 	b = append(b, `,"upstreams":[`...)
 	now := time.Now().UnixNano()
 	for i, n := range s.nodes {
@@ -85,6 +89,8 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 		b = strconv.AppendBool(b, n.healthy.Load())
 		b = append(b, `,"ejected":`...)
 		b = strconv.AppendBool(b, now < n.ejectedUntil.Load())
+		b = append(b, `,"failed_checks":`...)
+		b = strconv.AppendInt(b, int64(n.fails.Load()), 10)
 		b = append(b, `,"in_flight":`...)
 		b = strconv.AppendInt(b, n.inFlight.Load(), 10)
 		b = append(b, `,"last_check":`...)

@@ -76,6 +76,18 @@ type Config struct {
 	HealthCheckPath string `yaml:"health_check_path"`
 	// HealthCheckTimeout bounds one health check. Default 2s.
 	HealthCheckTimeout time.Duration `yaml:"health_check_timeout"`
+	// HealthCheckFails is how many consecutive failed checks take a node out of rotation, so a
+	// serving node that misses one check on a loaded machine stays in (HAProxy's "fall").
+	// Default 3.
+	HealthCheckFails int `yaml:"health_check_fails"`
+	// HealthCheckPasses is how many consecutive passed checks bring a node that was out back
+	// (HAProxy's "rise"). Default 2.
+	HealthCheckPasses int `yaml:"health_check_passes"`
+	// HealthFailOpen: while no node is available (every one failed its checks or was ejected),
+	// requests go to the nodes anyway instead of being answered 503, as Envoy does below its
+	// panic threshold. A node that is really down then answers with its own error (a refused
+	// connection is a 502); /_vlproxy/health still says red with a 503. Default true.
+	HealthFailOpen bool `yaml:"health_fail_open"`
 	// EjectDuration: a node that refused a connection is skipped for this long, or until an active check
 	// passes. Default 10s.
 	EjectDuration time.Duration `yaml:"eject_duration"`
@@ -114,6 +126,9 @@ func DefaultConfig() Config {
 		HealthCheckInterval:     5 * time.Second,
 		HealthCheckPath:         "/",
 		HealthCheckTimeout:      2 * time.Second,
+		HealthCheckFails:        3,
+		HealthCheckPasses:       2,
+		HealthFailOpen:          true,
 		EjectDuration:           10 * time.Second,
 		MetricsPath:             "/metrics",
 		LogLevel:                "info",
@@ -143,6 +158,8 @@ func (c *Config) Validate() error {
 		{"max_buffered_response_size", int64(c.MaxBufferedResponseSize)},
 		{"max_conns_per_upstream", int64(c.MaxConnsPerUpstream)},
 		{"max_conns", int64(c.MaxConns)},
+		{"health_check_fails", int64(c.HealthCheckFails)},
+		{"health_check_passes", int64(c.HealthCheckPasses)},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {

@@ -226,7 +226,7 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 	var tried uint64
 	var lastErr error
 	for attempt := 0; attempt <= s.cfg.MaxRetries; attempt++ {
-		idx := s.sel.Select(s.nodes, tried)
+		idx := s.pick(tried)
 		if idx < 0 && lastErr != nil {
 			// Every available node failed once: wait a little (never past the deadline) and go around.
 			wait := s.cfg.RetryWait
@@ -235,7 +235,7 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 			}
 			time.Sleep(wait)
 			tried = 0
-			idx = s.sel.Select(s.nodes, tried)
+			idx = s.pick(tried)
 		}
 		if idx < 0 {
 			if lastErr != nil {

@@ -8,8 +8,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// healthLoop runs active checks on every node each interval until stop is closed. Passive ejection
-// (a refused connection during a request) is in the retry loop; both meet in node.Available.
+// healthLoop runs active checks on every node each interval until stop is closed. A node goes
+// down after HealthCheckFails failed checks in a row and up after HealthCheckPasses passed
+// ones (node.recordCheck). Passive ejection (a refused connection during a request) is in the
+// retry loop; both meet in node.Available.
 func (s *Server) healthLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(s.cfg.HealthCheckInterval)
@@ -31,12 +33,18 @@ func (s *Server) checkAll() {
 		go func() {
 			defer wg.Done()
 			ok, reason := s.checkNode(n)
-			if n.setHealth(ok, reason) {
+			if n.recordCheck(ok, reason, s.cfg.HealthCheckFails, s.cfg.HealthCheckPasses) {
 				if ok {
-					s.log.Info("upstream node is healthy again", "upstream", n.url)
+					s.log.Info("upstream node is healthy again", "upstream", n.url,
+						"passed_checks", s.cfg.HealthCheckPasses)
 				} else {
-					s.log.Warn("upstream node failed its health check", "upstream", n.url, "reason", reason)
+					s.log.Warn("upstream node failed its health checks", "upstream", n.url,
+						"failed_checks", s.cfg.HealthCheckFails, "reason", reason)
 				}
+			} else if !ok && n.healthy.Load() {
+				// Still in rotation: at most fails-1 of these per episode.
+				s.log.Info("upstream node missed a health check", "upstream", n.url,
+					"failed_checks", n.fails.Load(), "of", s.cfg.HealthCheckFails, "reason", reason)
 			}
 		}()
 	}

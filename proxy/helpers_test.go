@@ -24,9 +24,12 @@ type fakeNode struct {
 	// HealthStatus is the status answered to the proxy's health checks (which are not counted in Hits
 	// nor passed to the handler); 0 means 200.
 	HealthStatus atomic.Int32
-	ln           *trackingListener
-	srv          *fasthttp.Server
-	close        sync.Once
+	// HealthPlan, when set, answers the nth check (from 1) instead.
+	HealthPlan atomic.Pointer[func(n int64) int]
+	Checks     atomic.Int64
+	ln         *trackingListener
+	srv        *fasthttp.Server
+	close      sync.Once
 }
 
 type trackingListener struct {
@@ -73,7 +76,10 @@ func startFake(t testing.TB, h fasthttp.RequestHandler) *fakeNode {
 	f.srv = &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			if string(ctx.UserAgent()) == "vlproxy-health-check" {
-				if st := f.HealthStatus.Load(); st != 0 {
+				n := f.Checks.Add(1)
+				if plan := f.HealthPlan.Load(); plan != nil {
+					ctx.SetStatusCode((*plan)(n))
+				} else if st := f.HealthStatus.Load(); st != 0 {
 					ctx.SetStatusCode(int(st))
 				}
 				return
@@ -156,6 +162,12 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	b.lines = append(b.lines, strings.TrimSpace(string(p)))
 	b.mu.Unlock()
 	return len(p), nil
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.lines, "\n")
 }
 
 func (b *logBuffer) contains(s string) bool {

@@ -36,9 +36,11 @@ var (
 		Help:    "Time to the upstream's response header, per attempt and node.",
 		Buckets: latencyBuckets}, []string{"upstream"})
 	upstreamHealthyVec = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "vlproxy_upstream_healthy",
-		Help: "1 while the node passes its health checks, 0 otherwise."}, []string{"upstream"})
+		Help: "1 while the node is in rotation (fewer than -health-check-fails failed checks in a row, or back after -health-check-passes) and not ejected, 0 otherwise."}, []string{"upstream"})
 	upstreamErrorsVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_upstream_errors_total",
 		Help: "Attempts to a node that failed at the transport level."}, []string{"upstream"})
+	failOpenTotal = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_upstream_fail_open_total",
+		Help: "Attempts sent to a node marked down because no node was available (-health-fail-open)."})
 	upstreamEjectionsVec = promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_upstream_ejections_total",
 		Help: "Times a node was taken out of rotation after failures."}, []string{"upstream"})
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/internal/promexp"
 )
 
 func TestRoundRobin(t *testing.T) {
@@ -151,26 +154,36 @@ func TestDialErrorRetriedForWrites(t *testing.T) {
 	}
 }
 
-func TestNoHealthyNode503(t *testing.T) {
-	a := startFake(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") })
-	a.HealthStatus.Store(503)
-	p := startProxy(t, []string{a.URL}, nil)
-	deadline := time.Now().Add(5 * time.Second)
+// waitRed polls /_vlproxy/health until it says red, which must come with a 503, and returns the body.
+func waitRed(t *testing.T, p *testProxy, deadline time.Time) string {
+	t.Helper()
 	for {
 		resp := p.do(t, "GET", "/_vlproxy/health", nil)
-		red := strings.Contains(string(resp.Body()), `"status":"red"`)
+		body := string(resp.Body())
 		st := resp.StatusCode()
 		fasthttp.ReleaseResponse(resp)
-		if red {
+		if strings.Contains(body, `"status":"red"`) {
 			if st != 503 {
 				t.Fatalf("health is red with status %d", st)
 			}
-			break
+			return body
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("node never marked unhealthy")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestNoHealthyNode503 pins the behaviour with -health-fail-open=false: no node available is
+// a 503 and nothing reaches the node.
+func TestNoHealthyNode503(t *testing.T) {
+	a := startFake(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") })
+	a.HealthStatus.Store(503)
+	p := startProxy(t, []string{a.URL}, func(c *Config) { c.HealthFailOpen = false })
+	deadline := time.Now().Add(5 * time.Second)
+	if body := waitRed(t, p, deadline); !strings.Contains(body, `"fail_open":false`) {
+		t.Fatalf("health: %s", body)
 	}
 	resp := p.do(t, "GET", "/idx/_search", nil)
 	checkESError(t, resp.StatusCode(), resp.Body(), 503, typeNoHealthy)
@@ -190,6 +203,92 @@ func TestNoHealthyNode503(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("node never came back after its health check passed")
+}
+
+// TestAllNodesDownFailOpen pins the default: with every node marked down by its checks,
+// requests still go to the nodes (a node the checks got wrong keeps serving) and health says
+// red, 503, fail_open. A node that is down for real answers with its own error: 502.
+func TestAllNodesDownFailOpen(t *testing.T) {
+	a := startFake(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(`{"found":true}`) })
+	a.HealthStatus.Store(503)
+	p := startProxy(t, []string{a.URL, deadURL(t)}, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	if body := waitRed(t, p, deadline); !strings.Contains(body, `"fail_open":true`) {
+		t.Fatalf("health: %s", body)
+	}
+	before := failOpenCount(t)
+	for i := 0; i < 10; i++ {
+		resp := p.do(t, "GET", "/idx/_doc/1", nil)
+		if resp.StatusCode() != 200 || string(resp.Body()) != `{"found":true}` {
+			t.Fatalf("request %d while every node is marked down: %d %s", i, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if a.Hits.Load() != 10 {
+		t.Fatalf("the node marked down got %d of 10 requests", a.Hits.Load())
+	}
+	if got := failOpenCount(t) - before; got < 10 {
+		t.Fatalf("vlproxy_upstream_fail_open_total grew by %v, want at least 10", got)
+	}
+
+	// Nothing answers at all: the client gets the node's error, not a 503.
+	a.kill()
+	resp := p.do(t, "GET", "/idx/_doc/1", nil)
+	checkESError(t, resp.StatusCode(), resp.Body(), 502, typeUpstreamRefused)
+	fasthttp.ReleaseResponse(resp)
+}
+
+func failOpenCount(t *testing.T) float64 {
+	t.Helper()
+	var b strings.Builder
+	if err := promexp.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, "vlproxy_upstream_fail_open_total "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatal("no vlproxy_upstream_fail_open_total in the metrics")
+	return 0
+}
+
+// TestOneMissedCheckKeepsNode: a serving node that misses fewer checks in a row than
+// HealthCheckFails stays in rotation; one more and it is out, until HealthCheckPasses pass.
+func TestOneMissedCheckKeepsNode(t *testing.T) {
+	a := startFake(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") })
+	// Checks 1, 3, 4 fail: never three in a row. From check 10 on, three fail, then all pass.
+	plan := func(n int64) int {
+		if n == 1 || n == 3 || n == 4 || (n >= 10 && n <= 12) {
+			return 503
+		}
+		return 200
+	}
+	a.HealthPlan.Store(&plan)
+	p := startProxy(t, []string{a.URL}, func(c *Config) { c.HealthCheckInterval = 10 * time.Millisecond })
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Checks.Load() < 9 {
+		if time.Now().After(deadline) {
+			t.Fatal("the checks did not run")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Logs.contains("failed its health checks") || !p.Logs.contains("missed a health check") {
+		t.Fatalf("after checks 1, 3 and 4 failed the node was marked down (or no miss was logged):\n%s", p.Logs)
+	}
+	for !p.Logs.contains("healthy again") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node never came back after checks 10-12 failed:\n%s", p.Logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !p.Logs.contains("failed its health checks") {
+		t.Fatal("three failed checks in a row did not mark the node down")
+	}
 }
 
 func TestUpstreamMisbehaves502(t *testing.T) {

@@ -211,3 +211,52 @@ func FuzzESError(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordCheckFailsPasses: x is a failed check, . a passed one; want is the node's health
+// after each (U up, D down).
+func TestRecordCheckFailsPasses(t *testing.T) {
+	f := func(seq string, fails, passes int, want string) {
+		t.Helper()
+		n := &node{m: newNodeMetrics("record-check-test")}
+		n.healthy.Store(true)
+		var got []byte
+		for _, c := range seq {
+			n.recordCheck(c == '.', "check failed", fails, passes)
+			if n.healthy.Load() {
+				got = append(got, 'U')
+			} else {
+				got = append(got, 'D')
+			}
+		}
+		if string(got) != want {
+			t.Fatalf("%q with fails %d, passes %d: %s, want %s", seq, fails, passes, got, want)
+		}
+	}
+	f("x.xx.xxx..", 3, 2, "UUUUUUUDDU")
+	f("xxx.x..", 3, 2, "UUDDDDU") // a failure between passes starts the rise again
+	f("x.x", 1, 1, "DUD")
+	f("xxxx....", 2, 3, "UDDDDDUU")
+}
+
+// TestPassingCheckEndsEjection: an ejected node is back at the next passed check, even while
+// its health still needs more passes it already has; an ejection that ran out is cleared.
+func TestPassingCheckEndsEjection(t *testing.T) {
+	n := &node{maxConns: 1, m: newNodeMetrics("ejection-test")}
+	n.healthy.Store(true)
+	if !n.eject(time.Hour, "refused") || n.Available() {
+		t.Fatal("an ejected node is available")
+	}
+	n.recordCheck(true, "", 3, 2)
+	if !n.Available() {
+		t.Fatal("a passed check did not end the ejection")
+	}
+	n.eject(time.Nanosecond, "refused")
+	time.Sleep(time.Millisecond)
+	if !n.Available() || n.ejectedUntil.Load() != 0 {
+		t.Fatal("an ejection that ran out was not cleared")
+	}
+	n.inFlight.Store(1)
+	if n.Available() || n.hasRoom() {
+		t.Fatal("a node with a full pool takes requests")
+	}
+}

@@ -16,11 +16,13 @@ type node struct {
 	m      nodeMetrics
 
 	maxConns     int64
-	healthy      atomic.Bool  // result of the last active check; true until a check fails
+	healthy      atomic.Bool  // the active checks' verdict (fails/passes in a row); true at start
 	ejectedUntil atomic.Int64 // unix nanoseconds; passive ejection after a refused connection
 	inFlight     atomic.Int64
 	lastCheck    atomic.Int64 // unix nanoseconds of the last active check
 	lastErr      atomic.Pointer[string]
+	// Consecutive failed and passed active checks; only the node's check goroutine writes them.
+	fails, passes atomic.Int32
 }
 
 func newNode(rawURL string, cfg *Config) (*node, error) {
@@ -63,15 +65,29 @@ func newNode(rawURL string, cfg *Config) (*node, error) {
 }
 
 // Available reports whether the node may take a request now: healthy, not ejected, pool not full.
-// Balancing and health meet only here.
+// Balancing and health meet only here (and in hasRoom, when the proxy fails open).
 func (n *node) Available() bool {
 	if !n.healthy.Load() || n.inFlight.Load() >= n.maxConns {
 		return false
 	}
-	// Most of the time no node is ejected: read the clock only when one is.
+	// Most of the time no node is ejected: read the clock only when one is, and clear an
+	// ejection that has run out so the clock is not read again for it.
 	eu := n.ejectedUntil.Load()
-	return eu == 0 || time.Now().UnixNano() >= eu
+	if eu == 0 {
+		return true
+	}
+	if time.Now().UnixNano() < eu {
+		return false
+	}
+	if n.ejectedUntil.CompareAndSwap(eu, 0) {
+		n.m.healthy.Set(1)
+	}
+	return true
 }
+
+// hasRoom reports whether the node's connection pool can take one more request, whatever its
+// health: the choice left when no node is Available and the proxy fails open.
+func (n *node) hasRoom() bool { return n.inFlight.Load() < n.maxConns }
 
 // eject takes the node out of rotation for d after a refused connection.
 func (n *node) eject(d time.Duration, reason string) bool {
@@ -89,16 +105,36 @@ func (n *node) eject(d time.Duration, reason string) bool {
 	return true
 }
 
-// setHealth records an active check result; a passing check also ends a passive ejection.
-func (n *node) setHealth(ok bool, reason string) (changed bool) {
+// recordCheck counts one active check result. A healthy node is marked down after fails
+// failures in a row, an unhealthy one up after passes passes in a row, so one missed check
+// does not flap the node. A passing check also ends a passive ejection at once: the node has
+// just accepted a connection and answered.
+func (n *node) recordCheck(ok bool, reason string, fails, passes int) (changed bool) {
 	n.lastCheck.Store(time.Now().UnixNano())
+	healthy := n.healthy.Load()
 	if ok {
+		n.fails.Store(0)
+		p := n.passes.Add(1)
 		n.ejectedUntil.Store(0)
-		n.lastErr.Store(nil)
+		if !healthy && int(p) >= passes {
+			healthy, changed = true, true
+		}
+		if healthy {
+			n.lastErr.Store(nil)
+		}
+	} else {
+		n.passes.Store(0)
+		f := n.fails.Add(1)
+		n.lastErr.Store(&reason)
+		if healthy && int(f) >= fails {
+			healthy, changed = false, true
+		}
+	}
+	n.healthy.Store(healthy)
+	if healthy && n.ejectedUntil.Load() == 0 {
 		n.m.healthy.Set(1)
 	} else {
-		n.lastErr.Store(&reason)
 		n.m.healthy.Set(0)
 	}
-	return n.healthy.Swap(ok) != ok
+	return changed
 }

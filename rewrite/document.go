@@ -279,7 +279,7 @@ func (r *Rewriter) extractRows(ctx context.Context, doc *document.Document) ([]d
 			}
 			part = model.TextPart(b.String())
 		case len(p.Images) > 0:
-			q, err := media.Process(p.Images[0].Data, &r.cfg.Image)
+			q, err := r.decodes.Process(ctx, p.Images[0].Data, &r.cfg.Image) // under the query images' decode bound
 			if err != nil {
 				return nil, err
 			}

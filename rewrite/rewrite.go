@@ -169,6 +169,10 @@ func New(cfg Config, m Chatter, c Cache, log *slog.Logger) (*Rewriter, error) {
 	return r, nil
 }
 
+// Decodes is the process-wide bound on image decodes (image.max_decodes, image.max_decode_queue)
+// that the rewriter's images go through, for other paths of the process that decode images.
+func (r *Rewriter) Decodes() *media.Gate { return r.decodes }
+
 var (
 	rewriteDuration = promauto.NewHistogram(prometheus.HistogramOpts{Name: "vlproxy_rewrite_duration_seconds",
 		Help:    "Time to rewrite the multimodal clauses of one body, model calls included.",

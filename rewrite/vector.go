@@ -25,15 +25,12 @@ type Embedder interface {
 	Name() string
 }
 
-// SetEmbedder gives the rewriter an embed model and the cache of its vectors (nil: the
-// keyword cache): clauses may then run vector and hybrid retrieval. Call it before the first
+// SetEmbedder gives the rewriter an embed model and the cache of its vectors (nil: vectors are
+// not cached): clauses may then run vector and hybrid retrieval. Call it before the first
 // Rewrite.
 func (r *Rewriter) SetEmbedder(e Embedder, c Cache) {
 	r.embed = e
 	r.embedCache = c
-	if c == nil {
-		r.embedCache = r.cache
-	}
 }
 
 var embedCalls = promauto.NewCounter(prometheus.CounterOpts{Name: "vlproxy_rewrite_embed_calls_total",

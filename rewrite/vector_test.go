@@ -55,7 +55,7 @@ func vectorConfig() Config {
 func vecRewriter(t testing.TB, emb *fakeEmbedder, c Cache) *Rewriter {
 	r := newTestRewriter(t, vectorConfig(), newFake(), c)
 	if emb != nil {
-		r.SetEmbedder(emb, nil)
+		r.SetEmbedder(emb, c)
 	}
 	return r
 }

@@ -28,6 +28,7 @@ func runEnrich(args []string) error {
 	fs.IntVar(&cfg.BatchSize, "batch", cfg.BatchSize, "page size of the walk and of each bulk update")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "most model calls per second (0: no cap)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "model calls in flight")
+	fs.IntVar(&cfg.Image.MaxDecodes, "image-decodes", cfg.Image.MaxDecodes, "images decoded at once (PNG, WebP, GIF, JPEGs over the pixel budget), whatever -concurrency is; the other workers wait")
 	fs.BoolVar(&cfg.Resume, "resume", false, "skip documents whose target field exists (continue a stopped run)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "time for one model call")
 	fs.StringVar(&cfg.PDFField, "pdf-field", "", "field holding a PDF attachment (spec sheet: file path, URL or base64) whose text goes to -pdf-text-field, without a model")

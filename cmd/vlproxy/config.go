@@ -16,6 +16,7 @@ import (
 
 	"github.com/vlproxy/vlproxy/cache"
 	"github.com/vlproxy/vlproxy/cache/l2"
+	"github.com/vlproxy/vlproxy/internal/memlimit"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
@@ -46,6 +47,9 @@ type Config struct {
 	// single-flight of model calls, and write generations shared by every replica. Off without
 	// a URL.
 	Redis l2.Config `yaml:"redis"`
+	// MemoryLimit is the Go soft memory limit: "N%" of the cgroup's memory limit (none when the
+	// cgroup has none), a byte size, or 0 for none. GOMEMLIMIT, when set, wins. Default "90%".
+	MemoryLimit string `yaml:"memory_limit"`
 	// AdminToken allows POST /_vlproxy/cache/_clear (Authorization: Bearer <token>). Default none:
 	// clearing is refused.
 	AdminToken string `yaml:"-"`
@@ -59,7 +63,9 @@ type ModelConfig struct {
 	Embed model.Config `yaml:"embed"`
 }
 
-// CacheConfig sizes the caches.
+// CacheConfig sizes the caches. In every cache section a max_bytes, max_entry_bytes or ttl of
+// 0 turns that cache off (a negative ttl keeps entries until they are evicted); the defaults
+// below apply only to what the file, env and flags leave unset.
 type CacheConfig struct {
 	// Results caches whole search responses (short TTL). MaxBytes 0 turns it off. Default 64 MiB, 30s.
 	Results cache.Config `yaml:"results"`
@@ -82,6 +88,23 @@ type CacheConfig struct {
 	Scores cache.Config `yaml:"scores"`
 }
 
+// validate refuses negative cache sizes (a size of 0 turns a cache off; see newCache).
+func (c *CacheConfig) validate() error {
+	var errs []string
+	for _, sec := range []struct {
+		name string
+		cfg  cache.Config
+	}{{"results", c.Results}, {"keywords", c.Keywords}, {"embeddings", c.Embeddings}, {"scores", c.Scores}} {
+		if sec.cfg.MaxBytes < 0 || sec.cfg.MaxEntryBytes < 0 {
+			errs = append(errs, "cache."+sec.name+": max_bytes and max_entry_bytes must not be negative (0 turns the cache off)")
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid cache config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
 func defaultConfig() Config {
 	c := Config{
 		Proxy:       proxy.DefaultConfig(),
@@ -93,6 +116,7 @@ func defaultConfig() Config {
 		Experiments: experiment.DefaultConfig(),
 		UI:          ui.DefaultConfig(),
 		Redis:       l2.DefaultConfig(),
+		MemoryLimit: "90%",
 	}
 	c.Cache = CacheConfig{
 		Results:         cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: 30 * time.Second, FillTimeout: 60 * time.Second},
@@ -199,10 +223,22 @@ var options = []option{
 	durationOpt("health-check-interval", "period of active health checks; 0 turns them off", func(c *Config) *time.Duration { return &c.Proxy.HealthCheckInterval }),
 	stringOpt("health-check-path", "path requested with GET on each node; status < 500 is healthy", func(c *Config) *string { return &c.Proxy.HealthCheckPath }),
 	durationOpt("health-check-timeout", "time for one health check", func(c *Config) *time.Duration { return &c.Proxy.HealthCheckTimeout }),
+	intOpt("health-check-fails", "failed health checks in a row that take a node out of rotation (HAProxy's fall), so a busy node that misses one check keeps serving", func(c *Config) *int { return &c.Proxy.HealthCheckFails }),
+	intOpt("health-check-passes", "passed health checks in a row that bring a node that was out back (HAProxy's rise)", func(c *Config) *int { return &c.Proxy.HealthCheckPasses }),
+	boolOpt("health-fail-open", "while no node is available (all failed their checks or were ejected), send requests to them anyway, as Envoy's panic mode does: a node the checks got wrong keeps serving, one that is really down answers with its own error (502/504); /_vlproxy/health stays red with a 503. -health-fail-open=false answers 503 no_healthy_upstream instead", func(c *Config) *bool { return &c.Proxy.HealthFailOpen }),
 	durationOpt("eject-duration", "a node that refused a connection is skipped this long (or until a check passes)", func(c *Config) *time.Duration { return &c.Proxy.EjectDuration }),
 	stringOpt("metrics-path", `extra path serving Prometheus metrics besides /_vlproxy/metrics; "" forwards it to ES`, func(c *Config) *string { return &c.Proxy.MetricsPath }),
 	boolOpt("pprof", "serve Go's profiler at /debug/pprof/ (CPU, heap, allocs, goroutines) to loopback clients and to Authorization: Bearer <admin token>; off by default", func(c *Config) *bool { return &c.Proxy.Pprof }),
 	stringOpt("log-level", "debug, info, warn or error (JSON logs on stderr)", func(c *Config) *string { return &c.Proxy.LogLevel }),
+	{name: "memory-limit", usage: "Go soft memory limit, so the garbage collector works harder before the kernel's OOM killer acts: N% of the cgroup's memory limit (cgroup v2 memory.max, v1 memory.limit_in_bytes; none when the cgroup is unlimited), a byte size such as 2GiB, or 0 for none; GOMEMLIMIT, when set, wins. Logged at start-up, shown in /_vlproxy/health (components.memory) and as go_gc_gomemlimit_bytes (file key memory_limit)",
+		get: func(c *Config) string { return c.MemoryLimit },
+		set: func(c *Config, v string) error {
+			if _, _, err := memlimit.ParseSpec(v, parseBytes); err != nil {
+				return err
+			}
+			c.MemoryLimit = v
+			return nil
+		}},
 
 	{name: "max-decoded-body-size", usage: "largest gzip/deflate search body once decompressed, checked while decompressing (413 above); accepts KiB/MiB/GiB",
 		get: func(c *Config) string { return proxy.ByteSize(c.Pipeline.MaxDecodedBodySize).String() },
@@ -264,28 +300,33 @@ var options = []option{
 		set: func(c *Config, v string) error { c.Rerank.Indices = splitList(v); return nil }},
 	intOpt("rerank-window", "default rank_window_size: how many top hits are scored", func(c *Config) *int { return &c.Rerank.WindowSize }),
 	durationOpt("rerank-timeout", "rerank budget per search; hits not scored by then keep ES order (X-VLProxy-Rerank: partial)", func(c *Config) *time.Duration { return &c.Rerank.Timeout }),
-	{name: "result-cache-size", usage: "bytes of search responses kept in the result cache; 0 turns it off; accepts KiB/MiB/GiB",
+	{name: "result-cache-size", usage: "bytes of search responses kept in the result cache; 0 turns it off (as does 0 for -result-cache-ttl or -result-cache-max-entry); accepts KiB/MiB/GiB",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Results.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Results.MaxBytes, v) }},
-	durationOpt("result-cache-ttl", "how long a cached search response is served; writes that bypass vlproxy are visible after at most this long", func(c *Config) *time.Duration { return &c.Cache.Results.TTL }),
-	{name: "result-cache-max-entry", usage: "largest response the result cache keeps (larger ones are refused and counted)",
+	durationOpt("result-cache-ttl", "how long a cached search response is served; writes that bypass vlproxy are visible after at most this long; 0 turns the result cache off", func(c *Config) *time.Duration { return &c.Cache.Results.TTL }),
+	{name: "result-cache-max-entry", usage: "largest response the result cache keeps (larger ones are refused and counted); 0 turns the result cache off",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Results.MaxEntryBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Results.MaxEntryBytes, v) }},
 	{name: "result-cache-identity-headers", usage: "comma-separated request headers that identify the caller besides Authorization, X-Api-Key, es-security-runas-user, opendistro_security_impersonate_as, X-Proxy-User, X-Proxy-Roles and Cookie; a request with any other credential-like header (auth, token, key, session, cookie, user, role ...) bypasses the result cache",
 		get: func(c *Config) string { return strings.Join(c.Cache.Keys.IdentityHeaders, ",") },
 		set: func(c *Config, v string) error { c.Cache.Keys.IdentityHeaders = splitList(v); return nil }},
-	{name: "keyword-cache-size", usage: "bytes of model keywords kept (per model, prompt version, text and image hash)",
+	{name: "keyword-cache-size", usage: "bytes of the rewriter's model outputs kept: keywords (per model, prompt version, text and image hash), downscaled query images and document table rows; 0 turns it off (in fleet mode its Redis tier too): every clause calls the model",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Keywords.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Keywords.MaxBytes, v) }},
-	{name: "embedding-cache-size", usage: "bytes of query embeddings kept (per model, dimensions, image hash or text)",
+	{name: "embedding-cache-size", usage: "bytes of query embeddings kept (per model, dimensions, image hash or text); 0 turns it off (in fleet mode its Redis tier too)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Embeddings.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Embeddings.MaxBytes, v) }},
 	stringOpt("redis-url", "fleet mode: redis://[user:pass@]host:port/db (rediss:// for TLS; several host:port separated by commas for Redis Cluster) shared by every replica: L2 for model keywords, query embeddings and rerank scores, one model call fleet-wide per identical cold query, and write generations so a write through one replica invalidates every replica's cached results; \"\" = each replica on its own. Redis down means L1-only and per-instance invalidation, never a failed request", func(c *Config) *string { return &c.Redis.URL }),
 	durationOpt("redis-timeout", "deadline of one Redis operation; a slower answer is a cache miss (fleet mode)", func(c *Config) *time.Duration { return &c.Redis.Timeout }),
-	{name: "score-cache-size", usage: "bytes of rerank scores kept (per model, query and document version)",
+	{name: "score-cache-size", usage: "bytes of rerank scores kept (per model, query and document version); 0 turns it off (in fleet mode its Redis tier too)",
 		get: func(c *Config) string { return proxy.ByteSize(c.Cache.Scores.MaxBytes).String() },
 		set: func(c *Config, v string) error { return setBytes(&c.Cache.Scores.MaxBytes, v) }},
 	boolOpt("ui", "serve the playground page at /_vlproxy/ui (loopback clients, or others with VLPROXY_ADMIN_TOKEN); config section ui: sets the card fields", func(c *Config) *bool { return &c.UI.Enabled }),
+}
+
+func parseBytes(v string) (int64, error) {
+	b, err := proxy.ParseByteSize(v)
+	return int64(b), err
 }
 
 func setBytes(dst *int64, v string) error {
@@ -383,6 +424,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if err := cfg.Proxy.Validate(); err != nil {
 		return Config{}, err
 	}
+	if err := cfg.Cache.validate(); err != nil {
+		return Config{}, err
+	}
+	if _, _, err := memlimit.ParseSpec(cfg.MemoryLimit, parseBytes); err != nil {
+		return Config{}, fmt.Errorf("memory_limit: %w", err)
+	}
 	cfg.AdminToken = getenv("VLPROXY_ADMIN_TOKEN")
 	cfg.Model.Chat.APIKey = getenv(cfg.Model.Chat.APIKeyEnv)
 	cfg.Model.Rerank.APIKey = getenv(cfg.Model.Rerank.APIKeyEnv)
@@ -419,7 +466,8 @@ Usage: vlproxy -upstream http://127.0.0.1:9200 [flags]
 Every flag can also be set by the environment variable shown, or in the YAML file given by -config
 (section "proxy:", key in snake_case: -max-body-size is proxy.max_body_size).
 Precedence: flag > environment > file > default. Durations read like 500ms, 30s, 2m; sizes like
-65536, 64KiB, 100MiB, 1GiB.
+65536, 64KiB, 100MiB, 1GiB. A cache size (or TTL) of 0 turns that cache off; its default applies
+only when nothing sets it.
 
 Searches (_search, _msearch, _count) that carry a "multimodal" clause are rewritten into standard
 queries from keywords the chat model generates; top hits can be reranked by a model; responses are

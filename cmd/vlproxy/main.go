@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vlproxy/vlproxy/internal/memlimit"
 	"github.com/vlproxy/vlproxy/proxy"
 )
 
@@ -31,12 +32,21 @@ func run(args []string) int {
 	level, _ := proxy.ParseLogLevel(cfg.Proxy.LogLevel) // validated by loadConfig
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	mem, err := memlimit.Apply(cfg.MemoryLimit, os.Getenv, os.DirFS("/"), parseBytes)
+	if err != nil {
+		log.Error("cannot start", "error", err.Error())
+		return 2
+	}
+	logMemoryLimit(log, mem)
+
 	opts, closeModels, err := wire(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
 		return 1
 	}
 	defer closeModels()
+	opts = append(opts, proxy.WithComponent(proxy.Component{Name: "memory",
+		Health: func() (any, bool) { return mem, true }}))
 	srv, err := proxy.New(cfg.Proxy, log, opts...)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
@@ -63,4 +73,19 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// logMemoryLimit says at start-up which soft memory limit the process runs under and why.
+func logMemoryLimit(log *slog.Logger, d memlimit.Decision) {
+	attrs := []any{"limit_bytes", d.Limit, "source", d.Source, "cgroup_limit_bytes", d.Cgroup}
+	if d.CgroupFile != "" {
+		attrs = append(attrs, "cgroup_file", d.CgroupFile)
+	}
+	if d.Note != "" {
+		attrs = append(attrs, "note", d.Note)
+	}
+	if d.Limit > 0 {
+		attrs = append(attrs, "limit", proxy.ByteSize(d.Limit).String())
+	}
+	log.Info("memory limit", attrs...)
 }

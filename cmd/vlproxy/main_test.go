@@ -2,6 +2,8 @@ package main
 
 import (
 	"net"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,9 +23,12 @@ func TestSIGTERMDrains(t *testing.T) {
 	t.Setenv("VLPROXY_UPSTREAM", "http://127.0.0.1:1")
 	t.Setenv("VLPROXY_LOG_LEVEL", "error")
 	exit := make(chan int, 1)
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
 	// No result cache: its alias refresh would contact the dead upstream and eject it.
 	go func() {
-		exit <- run([]string{"-listen", addr, "-drain-timeout", "5s", "-health-check-interval", "0", "-result-cache-size", "0"})
+		exit <- run([]string{"-listen", addr, "-drain-timeout", "5s", "-health-check-interval", "0", "-result-cache-size", "0",
+			"-memory-limit", "3GiB"})
 	}()
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -32,6 +37,11 @@ func TestSIGTERMDrains(t *testing.T) {
 		if err == nil {
 			if status != 200 {
 				t.Fatalf("health status %d: %s", status, body)
+			}
+			// The soft memory limit is set, and health shows it with its source.
+			if !strings.Contains(string(body), `"memory":{"up":true,"state":{"limit_bytes":3221225472,"source":"flag"`) ||
+				debug.SetMemoryLimit(-1) != 3<<30 {
+				t.Fatalf("memory limit: runtime %d, health %s", debug.SetMemoryLimit(-1), body)
 			}
 			break
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,15 +47,15 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 		opts = append(opts, proxy.WithComponent(modelComponent("model.chat", chat)))
 	}
 
-	keywords := cache.New(cfg.Cache.Keywords)
-	scores := cache.New(cfg.Cache.Scores)
-	opts = append(opts, proxy.WithCaches(keywords, scores))
+	keywords := newCache(cfg.Cache.Keywords)
+	scores := newCache(cfg.Cache.Scores)
+	opts = append(opts, proxy.WithCaches(present(keywords, scores)...))
 	if cfg.Redis.URL != "" {
 		if shared, err = l2.New(cfg.Redis, log); err != nil {
 			return nil, close, fmt.Errorf("cannot set up fleet mode (-redis-url): %w", err)
 		}
-		keywords.SetTier(shared.Tier("keywords"))
-		scores.SetTier(shared.Tier("scores"))
+		setTier(keywords, shared, "keywords")
+		setTier(scores, shared, "scores")
 		opts = append(opts, proxy.WithSharedGenerations(shared.Counters()),
 			proxy.WithComponent(proxy.Component{Name: "redis", Health: func() (any, bool) {
 				h := shared.Health()
@@ -63,11 +64,11 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	}
 
 	var rw *rewrite.Rewriter
+	var chatter rewrite.Chatter
 	if chat != nil {
-		rw, err = rewrite.New(cfg.Rewrite, chat, keywords, log)
-	} else {
-		rw, err = rewrite.New(cfg.Rewrite, nil, keywords, log)
+		chatter = chat
 	}
+	rw, err = rewrite.New(cfg.Rewrite, chatter, rewriteCache(keywords), log)
 	if err != nil {
 		return nil, close, fmt.Errorf("cannot set up rewrite (config section rewrite:): %w", err)
 	}
@@ -78,11 +79,10 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 		}
 		clients = append(clients, emb)
 		opts = append(opts, proxy.WithComponent(modelComponent("model.embed", emb)))
-		embeddings := cache.New(cfg.Cache.Embeddings)
-		if shared != nil {
-			embeddings.SetTier(shared.Tier("embeddings"))
-		}
-		rw.SetEmbedder(emb, embeddings)
+		embeddings := newCache(cfg.Cache.Embeddings)
+		setTier(embeddings, shared, "embeddings")
+		opts = append(opts, proxy.WithCaches(present(embeddings)...))
+		rw.SetEmbedder(emb, rewriteCache(embeddings))
 	}
 	opts = append(opts, proxy.WithRewriter(rw))
 
@@ -100,7 +100,7 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	for name, sc := range scorers {
 		rcfg := cfg.Rerank
 		rcfg.Scorer = name
-		rr, err := rerank.New(rcfg, sc, scores, log)
+		rr, err := rerank.New(rcfg, sc, rerankCache(scores), log)
 		if err != nil {
 			return nil, close, fmt.Errorf("cannot set up rerank (config section rerank:): %w", err)
 		}
@@ -125,7 +125,7 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 	opts = append(opts, proxy.WithExperiments(exps))
 
 	if cfg.UI.Enabled {
-		h, err := playground(cfg)
+		h, err := playground(cfg, rw.Decodes())
 		if err != nil {
 			return nil, close, err
 		}
@@ -136,11 +136,60 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 		}
 	}
 
-	if cfg.Cache.Results.MaxBytes > 0 {
-		opts = append(opts, proxy.WithResultCache(cache.New(cfg.Cache.Results), cfg.Cache.Keys, cfg.Cache.TopologyRefresh),
+	if results := newCache(cfg.Cache.Results); results != nil {
+		opts = append(opts, proxy.WithResultCache(results, cfg.Cache.Keys, cfg.Cache.TopologyRefresh),
 			proxy.WithRefreshLag(cfg.Cache.RefreshLag))
 	}
 	return opts, close, nil
+}
+
+// newCache builds the cache of one config section, or returns nil when the section turns it
+// off: a size, largest entry or TTL of 0 (cache.New would read a 0 as its own default). The
+// defaults apply only to what the flags, env and file leave unset (defaultConfig).
+func newCache(cfg cache.Config) *cache.Cache {
+	if cacheOff(cfg) {
+		return nil
+	}
+	return cache.New(cfg)
+}
+
+func cacheOff(cfg cache.Config) bool {
+	return cfg.MaxBytes == 0 || cfg.MaxEntryBytes == 0 || cfg.TTL == 0
+}
+
+// rewriteCache hands c to the rewriter as its interface, nil staying nil (a typed nil pointer
+// in the interface would be called).
+func rewriteCache(c *cache.Cache) rewrite.Cache {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+// rerankCache is rewriteCache for the reranker.
+func rerankCache(c *cache.Cache) rerank.Cache {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+// setTier gives c its Redis tier in fleet mode; a cache that is off has none.
+func setTier(c *cache.Cache, shared *l2.Client, name string) {
+	if c != nil && shared != nil {
+		c.SetTier(shared.Tier(name))
+	}
+}
+
+// present drops the caches that are off.
+func present(cs ...*cache.Cache) []*cache.Cache {
+	var out []*cache.Cache
+	for _, c := range cs {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // buildScorers builds every rerank scorer the configured models allow: "api" with a rerank
@@ -163,12 +212,19 @@ func buildScorers(cfg Config, chat *model.Client, log *slog.Logger) (map[string]
 }
 
 // playground builds the page at /_vlproxy/ui: it downscales with the rewrite's own image
-// pipeline and limits, and shows the configured experiments with their metrics.
-func playground(cfg Config) (*ui.Handler, error) {
-	imgCfg := cfg.Rewrite.Image
+// pipeline, limits and decode bound (decodes), and shows the configured experiments with their
+// metrics.
+func playground(cfg Config, decodes *media.Gate) (*ui.Handler, error) {
+	imgCfg, err := cfg.Rewrite.Image.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("cannot set up the playground (config section rewrite.image:): %w", err)
+	}
 	deps := ui.Deps{
-		AdminToken:    cfg.AdminToken,
-		Downscale:     func(raw []byte) ([]byte, error) { return media.Prepare(raw, imgCfg) },
+		AdminToken: cfg.AdminToken,
+		Downscale: func(raw []byte) ([]byte, error) {
+			q, err := decodes.Process(context.Background(), raw, &imgCfg)
+			return q.JPEG, err
+		},
 		MaxImageBytes: imgCfg.MaxBytes,
 		Metrics:       func(w io.Writer) { promexp.Write(w) },
 	}

@@ -67,12 +67,12 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 	shards := must(t, c, "GET", direct+"/_cat/shards/"+index+"?h=shard,prirep,state,node", nil)
 	t.Logf("shards before the kill:\n%s", shards.Body)
 
-	// No active health checks: on a starved machine the survivor has been seen to miss even a
-	// 5s GET / while serving, and vlproxy then takes every node out of rotation and answers
-	// 503 no_healthy_upstream (it does not fail open; reported). The dead node is found by the
-	// refused connections instead (passive ejection), which is what this test is about.
+	// Active checks every second, so they run during the load: the dead node is found at once
+	// by its refused connections (passive ejection) and three checks later by the checker. On a
+	// starved machine the survivor has been seen to miss a check while serving; one miss no
+	// longer takes it out, and were both out, requests would still go to them (fail open).
 	p := startVLProxy(t, "-upstream", strings.Join(cl.URLs(), ","),
-		"-health-check-interval", "0", "-result-cache-size", "0",
+		"-health-check-interval", "1s", "-result-cache-size", "0",
 		"-request-timeout", "30s", "-upstream-timeout", "20s", "-max-retries", "2")
 	base := p.URL + "/" + index
 
@@ -177,6 +177,18 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the node kill never happened")
 	}
+	logs := strings.Split(p.log.String(), "\n")
+	count := func(msg, url string) (n int) {
+		for _, l := range logs {
+			if strings.Contains(l, msg) && strings.Contains(l, `"upstream":"`+url+`"`) {
+				n++
+			}
+		}
+		return n
+	}
+	t.Logf("health checker: killed node marked down %d time(s); survivor missed %d check(s), marked down %d time(s)",
+		count("failed its health checks", victim.URL), count("missed a health check", cl.Nodes[0].URL),
+		count("failed its health checks", cl.Nodes[0].URL))
 
 	// Figures and read failures. A read that vlproxy failed (its own error, or no answer) is
 	// a failure; a read the cluster itself answered with a node-departure error during the

@@ -113,12 +113,10 @@ func (l *lockedBuffer) String() string {
 func startVLProxy(t testing.TB, args ...string) *vlproxyProc {
 	t.Helper()
 	bin := vlproxyBinary(t)
-	// No active health checks unless a test asks: on this loaded 2-core machine the node has
-	// been seen to miss the 2s GET / check while serving, and vlproxy then takes its only
-	// node out of rotation and answers 503 no_healthy_upstream to everything (it does not
-	// fail open). That is a finding of its own, not what these tests are about. A later flag
-	// in args wins.
-	all := append([]string{"-listen", "127.0.0.1:0", "-log-level", "info", "-health-check-interval", "0"}, args...)
+	// Active health checks run as configured by default: a node is out only after three failed
+	// checks in a row, and with every node out requests still go to them (-health-fail-open),
+	// so a loaded machine where a serving node misses a check no longer turns into 503s.
+	all := append([]string{"-listen", "127.0.0.1:0", "-log-level", "info"}, args...)
 	cmd := exec.Command(bin, all...)
 	// Only the flags given here configure it: no VLPROXY_* from the test's environment.
 	for _, kv := range os.Environ() {

@@ -99,7 +99,7 @@ func TestUpstreamHangsOrAnswersGarbage(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
 			up := startBadUpstream(t, k.answer)
-			p := startVLProxy(t, "-upstream", up, "-health-check-interval", "0", "-result-cache-size", "0",
+			p := startVLProxy(t, "-upstream", up, "-result-cache-size", "0",
 				"-upstream-timeout", attempt.String(), "-request-timeout", deadline.String(), "-eject-duration", "0s")
 			for _, rq := range requests {
 				var body []byte
