@@ -28,6 +28,17 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 // clients have already sent their requests (the fault suite's SIGTERM test saw dozens of
 // "connection reset by peer" per drain on a loaded machine before).
 func TestShutdownServesTheBacklog(t *testing.T) {
+	t.Run("accept loop resumes within the drain window", func(t *testing.T) {
+		testShutdownServesTheBacklog(t, drainGrace+drainWindow/2)
+	})
+	// The accept loop is starved until the listener's deadline has passed: the connections
+	// still queued are taken in the closing burst instead of being reset.
+	t.Run("accept loop resumes after the drain window", func(t *testing.T) {
+		testShutdownServesTheBacklog(t, drainGrace+drainWindow+200*time.Millisecond)
+	})
+}
+
+func testShutdownServesTheBacklog(t *testing.T, stall time.Duration) {
 	up := startFake(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(`{"ok":true}`) })
 	cfg := DefaultConfig()
 	cfg.Upstreams = []string{up.URL}
@@ -63,7 +74,7 @@ func TestShutdownServesTheBacklog(t *testing.T) {
 		defer cancel()
 		done <- s.Shutdown(ctx)
 	}()
-	time.Sleep(50 * time.Millisecond) // Shutdown has closed (or, now, begun closing) the listener
+	time.Sleep(stall) // Shutdown has begun closing the listener (its deadline may have passed)
 	close(gl.release)
 
 	ok := 0
