@@ -55,7 +55,7 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 		}
 		keywords.SetTier(shared.Tier("keywords"))
 		scores.SetTier(shared.Tier("scores"))
-		opts = append(opts, proxy.WithSharedGenerations(shared.Counters()),
+		opts = append(opts, proxy.WithSharedGenerations(shared.Counters()), proxy.WithFleet(shared),
 			proxy.WithComponent(proxy.Component{Name: "redis", Health: func() (any, bool) {
 				h := shared.Health()
 				return h, h.State == "up"
@@ -82,6 +82,7 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 		if shared != nil {
 			embeddings.SetTier(shared.Tier("embeddings"))
 		}
+		opts = append(opts, proxy.WithCaches(embeddings)) // in the stats, and cleared with the others
 		rw.SetEmbedder(emb, embeddings)
 	}
 	opts = append(opts, proxy.WithRewriter(rw))
