@@ -110,7 +110,7 @@ func (c *Cache) leave(f *flight, fk string) {
 
 func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) {
 	defer f.cancel()
-	val, err := c.fillThrough(ctx, key, fn)
+	val, err := c.fillThrough(ctx, gen, key, fn)
 	if err == nil {
 		c.store(gen, key, val, c.cfg.TTL, true) // Do owns val: no copy
 	}

@@ -30,8 +30,9 @@ func (c *Cache) SetTier(t Tier) { c.tier = t }
 
 // fillThrough is what a Do fill runs: with a tier, the shared value if there is one, else one
 // computation fleet-wide (the other processes wait for its value, then fall back to computing
-// themselves), stored in both levels by the caller and here.
-func (c *Cache) fillThrough(ctx context.Context, key []byte, fn func(context.Context) ([]byte, error)) ([]byte, error) {
+// themselves), stored in both levels by the caller and here. gen is the cache generation the
+// fill started in.
+func (c *Cache) fillThrough(ctx context.Context, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) ([]byte, error) {
 	t := c.tier
 	if t == nil {
 		return call(ctx, fn)
@@ -49,7 +50,9 @@ func (c *Cache) fillThrough(ctx context.Context, key []byte, fn func(context.Con
 	}
 	defer release()
 	val, err := call(ctx, fn)
-	if err == nil {
+	// A value computed across a Flush (a fleet-wide clear seen meanwhile) may predate the
+	// clear: it is not published under the fleet's new namespace, as it is not kept in L1.
+	if err == nil && c.gen.Load() == gen {
 		t.Set(ctx, key, val, c.cfg.TTL)
 	}
 	return val, err

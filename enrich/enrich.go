@@ -93,7 +93,8 @@ type Config struct {
 	// Engine is "opensearch" or "elasticsearch" (the vector mapping differs). Default "opensearch".
 	Engine string `yaml:"engine"`
 	// VideoField, when set, holds each document's video: a file path (relative to ImageDir)
-	// or an http(s) URL whose host is on Image.AllowedHosts. Its frames are sampled, labelled
+	// or an http(s) URL whose host is on Image.AllowedHosts, downloaded under media's address
+	// checks (after DNS resolution and on every redirect). Its frames are sampled, labelled
 	// by the models (keywords and/or vectors) and merged into segments written to
 	// MomentsField. Default "" (off).
 	VideoField string `yaml:"video_field"`
@@ -276,6 +277,11 @@ func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (
 			return st, err
 		}
 	}
+	if cfg.VideoField != "" {
+		if e.videos, err = newVideoFetcher(cfg.Image); err != nil {
+			return st, err
+		}
+	}
 	if cfg.Rate > 0 {
 		e.interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
@@ -360,6 +366,7 @@ type enricher struct {
 	// momentsMapped: the moments field exists (checked or created).
 	momentsMapped bool
 	http          *http.Client
+	videos        *media.Fetcher // video URLs: media's allow list, redirects and post-DNS address check
 	interval      time.Duration
 	decodes       *media.Gate // image decodes in flight, across the run's workers
 

@@ -14,6 +14,7 @@ import (
 	"github.com/olivere/elastic/v7"
 	"github.com/tidwall/gjson"
 
+	"github.com/vlproxy/vlproxy/media"
 	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/rewrite"
 	"github.com/vlproxy/vlproxy/video"
@@ -99,26 +100,30 @@ func (e *enricher) moments(ctx context.Context, h *elastic.SearchHit) ([]video.S
 	return segs, info, dim, nil
 }
 
+// newVideoFetcher downloads video URLs under the image settings: allowed_hosts, fetch_timeout
+// and max_redirects, with media's address check after DNS resolution and on every redirect.
+func newVideoFetcher(img media.Config) (*media.Fetcher, error) {
+	img, err := img.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return media.NewFetcher(&img), nil
+}
+
 // videoFile returns a local path for a video field value: a file path (relative ones under
 // ImageDir), or an http(s) URL on the image allow-list, downloaded to a temporary file.
 func (e *enricher) videoFile(ctx context.Context, v string) (string, func(), error) {
 	nop := func() {}
 	lower := strings.ToLower(v[:min(len(v), 8)])
 	if strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") {
-		u, err := url.Parse(v)
-		if err != nil {
-			return "", nop, fmt.Errorf("cannot parse video URL %.60q: %w", v, err)
-		}
-		if !hostAllowed(e.cfg.Image.AllowedHosts, strings.ToLower(u.Hostname())) {
-			return "", nop, fmt.Errorf("cannot fetch video %.60q: host %q is not on the allow-list (image.allowed_hosts)", v, u.Hostname())
-		}
 		lim, err := e.cfg.Video.WithDefaults()
 		if err != nil {
 			return "", nop, err
 		}
-		b, err := e.loadBytes(ctx, v, int(lim.MaxBytes), "video")
+		b, err := e.videos.Get(ctx, v, media.Resource{Name: "video", MaxBytes: int(lim.MaxBytes),
+			Limit: "video.max_bytes (-video-max-bytes)", Accept: "video/*"})
 		if err != nil {
-			return "", nop, err
+			return "", nop, fmt.Errorf("video %.60q: %w", v, err)
 		}
 		f, err := os.CreateTemp("", "vlproxy-video-")
 		if err != nil {
@@ -140,19 +145,6 @@ func (e *enricher) videoFile(ctx context.Context, v string) (string, func(), err
 		p = filepath.Join(e.cfg.ImageDir, p)
 	}
 	return p, nop, nil
-}
-
-func hostAllowed(allowed []string, host string) bool {
-	for _, h := range allowed {
-		h = strings.ToLower(h)
-		if h == host {
-			return true
-		}
-		if suffix, ok := strings.CutPrefix(h, "*."); ok && strings.HasSuffix(host, "."+suffix) {
-			return true
-		}
-	}
-	return false
 }
 
 // MomentsMapping is the nested mapping of video segments: start/end seconds, description and

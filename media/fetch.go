@@ -14,21 +14,37 @@ import (
 	"time"
 )
 
-// fetcher downloads images from operator-allowed hosts. The host name is checked
-// against the allow list on the first request and on every redirect; the address
-// actually dialled is checked after DNS resolution, so a public name resolving to
-// 127.0.0.1 or the metadata address is refused too.
-type fetcher struct {
+// Fetcher downloads from operator-allowed hosts: images here (Loader), product videos in the
+// enrich job. The host name is checked against the allow list on the first request and on
+// every redirect; the address actually dialled is checked after DNS resolution, so a public
+// name resolving to 127.0.0.1 or the metadata address is refused too. Create it with
+// NewFetcher; it is safe for concurrent use.
+type Fetcher struct {
 	cfg    *Config
 	client *http.Client
 	// deniedIP reports addresses that are never dialled; tests replace it.
 	deniedIP func(netip.Addr) bool
 }
 
+// Resource says what a download is for: its name and size limit in errors, its Accept header.
+type Resource struct {
+	// Name is what errors call it, e.g. "[multimodal] [image]" or "video".
+	Name string
+	// MaxBytes is the largest body accepted; a larger one is a 413.
+	MaxBytes int
+	// Limit names the setting behind MaxBytes in that 413, e.g. "image.max_bytes".
+	Limit string
+	// Accept is the request's Accept header.
+	Accept string
+}
+
 var errDeniedAddress = errors.New("address not allowed")
 
-func newFetcher(cfg *Config) *fetcher {
-	f := &fetcher{cfg: cfg, deniedIP: deniedIP}
+// NewFetcher returns a Fetcher under cfg's allow list (AllowedHosts), FetchTimeout and
+// MaxRedirects, all read from cfg with its defaults applied; AllowedHosts and MaxRedirects are
+// read again on every download.
+func NewFetcher(cfg *Config) *Fetcher {
+	f := &Fetcher{cfg: cfg, deniedIP: deniedIP}
 	dialer := &net.Dialer{
 		Timeout: cfg.FetchTimeout,
 		Control: func(network, address string, _ syscall.RawConn) error {
@@ -77,7 +93,10 @@ var (
 	metadataV4 = netip.MustParseAddr("169.254.169.254")
 )
 
-func (f *fetcher) checkURL(u *url.URL) error {
+// SetDeniedIP replaces the test of addresses never dialled (tests let loopback through).
+func (f *Fetcher) SetDeniedIP(denied func(netip.Addr) bool) { f.deniedIP = denied }
+
+func (f *Fetcher) checkURL(u *url.URL) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("cannot fetch scheme %q", u.Scheme)
 	}
@@ -91,7 +110,7 @@ func (f *fetcher) checkURL(u *url.URL) error {
 	return nil
 }
 
-func (f *fetcher) hostAllowed(host string) bool {
+func (f *Fetcher) hostAllowed(host string) bool {
 	for _, h := range f.cfg.AllowedHosts {
 		h = strings.ToLower(h)
 		if h == host {
@@ -104,37 +123,38 @@ func (f *fetcher) hostAllowed(host string) bool {
 	return false
 }
 
-// get downloads the image at raw, at most cfg.MaxBytes bytes.
-func (f *fetcher) get(ctx context.Context, raw string) ([]byte, error) {
+// Get downloads what raw (an http(s) URL) names, at most r.MaxBytes bytes. Errors are
+// *eserr.Error: 400 for a refused or failed download, 413 past the size limit.
+func (f *Fetcher) Get(ctx context.Context, raw string, r Resource) ([]byte, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, imageError(err, "cannot parse [multimodal] [image] URL")
+		return nil, imageError(err, "cannot parse %s URL", r.Name)
 	}
 	if err := f.checkURL(u); err != nil {
-		return nil, imageError(err, "cannot fetch [multimodal] [image]")
+		return nil, imageError(err, "cannot fetch %s", r.Name)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, imageError(err, "cannot fetch [multimodal] [image]")
+		return nil, imageError(err, "cannot fetch %s", r.Name)
 	}
-	req.Header.Set("Accept", "image/jpeg, image/png, image/webp, image/gif")
+	req.Header.Set("Accept", r.Accept)
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, imageError(err, "cannot fetch [multimodal] [image]")
+		return nil, imageError(err, "cannot fetch %s", r.Name)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, imageError(nil, "cannot fetch [multimodal] [image]: status %d", resp.StatusCode)
+		return nil, imageError(nil, "cannot fetch %s: status %d", r.Name, resp.StatusCode)
 	}
-	if resp.ContentLength > int64(f.cfg.MaxBytes) {
-		return nil, tooLarge("cannot accept [multimodal] [image]: %d bytes is larger than image.max_bytes (%d bytes)", resp.ContentLength, f.cfg.MaxBytes)
+	if resp.ContentLength > int64(r.MaxBytes) {
+		return nil, tooLarge("cannot accept %s: %d bytes is larger than %s (%d bytes)", r.Name, resp.ContentLength, r.Limit, r.MaxBytes)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(f.cfg.MaxBytes)+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(r.MaxBytes)+1))
 	if err != nil {
-		return nil, imageError(err, "cannot read [multimodal] [image] from its URL")
+		return nil, imageError(err, "cannot read %s from its URL", r.Name)
 	}
-	if len(b) > f.cfg.MaxBytes {
-		return nil, tooLarge("cannot accept [multimodal] [image]: larger than image.max_bytes (%d bytes)", f.cfg.MaxBytes)
+	if len(b) > r.MaxBytes {
+		return nil, tooLarge("cannot accept %s: larger than %s (%d bytes)", r.Name, r.Limit, r.MaxBytes)
 	}
 	return b, nil
 }

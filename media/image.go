@@ -73,15 +73,15 @@ var rawPool = sync.Pool{New: func() any { return new([]byte) }}
 // Loader turns image strings into bytes under one Config. It is safe for concurrent use.
 type Loader struct {
 	cfg   *Config
-	fetch *fetcher // nil: URLs are refused
+	fetch *Fetcher // nil: URLs are refused
 }
 
 // NewLoader returns a Loader reading cfg (with defaults applied) on every call; it fetches
 // http(s) URLs of cfg.AllowedHosts.
-func NewLoader(cfg *Config) *Loader { return &Loader{cfg: cfg, fetch: newFetcher(cfg)} }
+func NewLoader(cfg *Config) *Loader { return &Loader{cfg: cfg, fetch: NewFetcher(cfg)} }
 
 // SetDeniedIP replaces the test of addresses never dialled (tests let loopback through).
-func (l *Loader) SetDeniedIP(denied func(netip.Addr) bool) { l.fetch.deniedIP = denied }
+func (l *Loader) SetDeniedIP(denied func(netip.Addr) bool) { l.fetch.SetDeniedIP(denied) }
 
 // Load turns an image string into raw bytes: a data URI, raw base64, or (through the
 // fetcher) an http(s) URL of an allowed host.
@@ -92,7 +92,8 @@ func (l *Loader) Load(ctx context.Context, s string) (Input, error) {
 		if l.fetch == nil {
 			return Input{}, imageError(nil, "cannot fetch image URLs here")
 		}
-		raw, err := l.fetch.get(ctx, s)
+		raw, err := l.fetch.Get(ctx, s, Resource{Name: "[multimodal] [image]", MaxBytes: l.cfg.MaxBytes,
+			Limit: "image.max_bytes", Accept: "image/jpeg, image/png, image/webp, image/gif"})
 		return Input{Raw: raw}, err
 	case strings.HasPrefix(lower, "data:"):
 		meta, payload, ok := strings.Cut(s[len("data:"):], ",")

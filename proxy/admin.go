@@ -5,6 +5,7 @@ import (
 	"github.com/vlproxy/vlproxy/internal/esjson"
 
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"strconv"
@@ -147,8 +148,9 @@ func (s *Server) serveCacheStats(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(b)
 }
 
-// serveCacheClear answers POST /_vlproxy/cache/_clear: every cache is flushed in O(1). It
-// needs "Authorization: Bearer <admin token>"; without a configured token it is refused.
+// serveCacheClear answers POST /_vlproxy/cache/_clear: every cache is flushed in O(1), on every
+// replica of the fleet with WithFleet (the answer's "fleet" says how far it reached). It needs
+// "Authorization: Bearer <admin token>"; without a configured token it is refused.
 func (s *Server) serveCacheClear(ctx *fasthttp.RequestCtx, rq *request) {
 	auth := ctx.Request.Header.Peek("Authorization")
 	want := "Bearer " + s.adminToken
@@ -160,14 +162,44 @@ func (s *Server) serveCacheClear(ctx *fasthttp.RequestCtx, rq *request) {
 		s.fail(ctx, rq, &eserr.Error{Status: fasthttp.StatusForbidden, Type: "security_exception", Reason: reason})
 		return
 	}
+	b := []byte(`{"acknowledged":true,"cleared":`)
+	b = strconv.AppendInt(b, int64(len(s.caches)), 10)
+	if s.keys != nil {
+		// Bumps the fleet's epoch too: every replica's cached results are unreachable at once.
+		s.keys.InvalidateAll()
+	}
+	if s.fleet == nil {
+		s.flushCaches()
+		b = append(b, `,"fleet":false}`...)
+	} else {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		gen, told, err := s.fleet.Clear(cctx) // flushes this replica's caches first
+		cancel()
+		b = appendFleetClear(b, gen, told, err)
+	}
+	ctx.Response.Header.SetContentType("application/json; charset=UTF-8")
+	ctx.SetBody(b)
+}
+
+// appendFleetClear ends a clear's answer with what reached the fleet.
+func appendFleetClear(b []byte, gen uint64, told int64, err error) []byte {
+	if err != nil {
+		b = append(b, `,"fleet":{"cleared":false,"reason":`...)
+		b = esjson.AppendString(b, "cannot reach redis ("+err.Error()+"): this replica is cleared; the other replicas will be when redis takes writes again")
+		return append(b, `}}`...)
+	}
+	b = append(b, `,"fleet":{"cleared":true,"generation":`...)
+	b = strconv.AppendUint(b, gen, 10)
+	b = append(b, `,"replicas_told":`...)
+	b = strconv.AppendInt(b, told, 10)
+	return append(b, `}}`...)
+}
+
+// flushCaches empties every cache of this replica in O(1).
+func (s *Server) flushCaches() {
 	for _, c := range s.caches {
 		c.Flush()
 	}
-	if s.keys != nil {
-		s.keys.InvalidateAll()
-	}
-	ctx.Response.Header.SetContentType("application/json; charset=UTF-8")
-	ctx.SetBodyString(`{"acknowledged":true,"cleared":` + strconv.Itoa(len(s.caches)) + `}`)
 }
 
 // isPprofPath reports whether a path (or request URI) is under /debug/pprof.

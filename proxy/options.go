@@ -1,8 +1,10 @@
 package proxy
 
 import (
-	"github.com/vlproxy/vlproxy/internal/eserr"
+	"context"
 	"time"
+
+	"github.com/vlproxy/vlproxy/internal/eserr"
 
 	"github.com/valyala/fasthttp"
 
@@ -27,6 +29,7 @@ type options struct {
 	topology    time.Duration
 	refreshLag  time.Duration
 	shared      resultcache.Shared
+	fleet       Fleet
 	caches      []*cache.Cache
 	components  []Component
 	adminToken  string
@@ -89,6 +92,20 @@ func WithSharedGenerations(sh resultcache.Shared) Option {
 	return func(o *options) { o.shared = sh }
 }
 
+// Fleet is how a clear reaches every replica (cache/l2.Client implements it over Redis).
+type Fleet interface {
+	// OnClear registers fn to run whenever this replica learns of a fleet-wide clear.
+	OnClear(fn func())
+	// Clear runs the OnClear callbacks here and makes every replica run theirs (before their
+	// next cached search); it returns the fleet's clear generation and how many replicas were
+	// told at once.
+	Clear(ctx context.Context) (generation uint64, told int64, err error)
+}
+
+// WithFleet makes POST /_vlproxy/cache/_clear fleet-wide: a clear through any replica flushes
+// the caches of every replica, and what the fleet shared before it becomes unreachable.
+func WithFleet(f Fleet) Option { return func(o *options) { o.fleet = f } }
+
 // WithCaches lists more caches (model outputs) in GET /_vlproxy/cache and clears them with
 // POST /_vlproxy/cache/_clear.
 func WithCaches(cs ...*cache.Cache) Option {
@@ -126,6 +143,10 @@ func (s *Server) applyOptions(o *options) {
 	}
 	s.pipe = pipeline.New(o.pipeline, d)
 	s.caches = o.caches
+	if o.fleet != nil {
+		s.fleet = o.fleet
+		s.fleet.OnClear(s.flushCaches)
+	}
 	s.components = o.components
 	s.adminToken = o.adminToken
 	s.ui = o.ui

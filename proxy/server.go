@@ -44,6 +44,7 @@ type Server struct {
 	pipe       *pipeline.Pipeline
 	keys       *resultcache.Keyer // nil without a result cache
 	caches     []*cache.Cache
+	fleet      Fleet // nil: a clear reaches this replica only
 	components []Component
 	adminToken string
 	ui         fasthttp.RequestHandler // nil: no playground

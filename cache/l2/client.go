@@ -1,7 +1,8 @@
 // Package l2 is the shared tier of a vlproxy fleet, over Redis (or Valkey): a second cache
 // level behind each process's in-process caches (Tier, a cache.Tier), fleet-wide single-flight
-// locks, and named write counters that every replica reads before it serves a cached result
-// (Counters). It knows nothing of Elasticsearch: keys, values and counter names are bytes.
+// locks, named write counters that every replica reads before it serves a cached result
+// (Counters), and fleet-wide clears (Client.Clear, Client.OnClear). It knows nothing of
+// Elasticsearch: keys, values and counter names are bytes.
 //
 // Redis is an optimisation, never a dependency of a request: every operation has a short
 // deadline, and a fault or a timeout is a miss, a lost lock or a counter that cannot be read.
@@ -42,7 +43,7 @@ var (
 
 func init() {
 	// Every operation's error and skip counters exist from the start at 0.
-	for _, op := range []string{"get", "set", "lock", "unlock", "await", "load", "bump", "incarnation"} {
+	for _, op := range []string{"get", "set", "lock", "unlock", "await", "load", "bump", "incarnation", "clear"} {
 		opErrors.WithLabelValues(op)
 		skipped.WithLabelValues(op)
 	}
@@ -68,8 +69,15 @@ type Client struct {
 	lastErr   atomic.Pointer[string]
 	errors    atomic.Uint64
 
+	// The fleet's clear generation as this replica knows it, and its keys (see clear.go).
+	clearGen            atomic.Uint64
+	pendingClear        atomic.Bool // a clear not yet published
+	retrying            atomic.Bool // a retryClear goroutine runs
+	clearKey, clearChan string
+
 	mu       sync.Mutex
 	onRejoin []func(ctx context.Context)
+	onClear  []func()
 	probing  bool
 	closed   chan struct{}
 	closeOne sync.Once
@@ -91,14 +99,22 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, rdb: redis.NewUniversalClient(opts), log: log, addr: addr, closed: make(chan struct{})}
+	c := &Client{cfg: cfg, rdb: redis.NewUniversalClient(opts), log: log, addr: addr, closed: make(chan struct{}),
+		clearKey: cfg.Prefix + ":v1:gen:clear", clearChan: cfg.Prefix + ":v1:clear"}
 	c.up.Store(true)
 	upGauge.Set(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*cfg.Timeout)
 	defer cancel()
 	if err := c.rdb.Ping(ctx).Err(); err != nil {
 		c.markDown(err)
+	} else {
+		// The Tier namespace depends on the clear generation: learn it before the first lookup.
+		c.do(ctx, "clear", func(ctx context.Context) error { return c.syncClear(ctx, c.rdb) })
 	}
+	c.OnRejoin(func(ctx context.Context) {
+		c.raw(ctx, "clear", func(ctx context.Context, r redis.UniversalClient) error { return c.syncClear(ctx, r) })
+	})
+	go c.listenClears()
 	return c, nil
 }
 

@@ -82,8 +82,10 @@ func newIncarnation() string {
 // (MGET). ok is false when Redis cannot be read; dst then gains only a number naming the
 // current outage.
 func (k *Counters) Load(ctx context.Context, names []string, dst []uint64) ([]uint64, bool) {
-	keys := make([]string, 0, 1+2*len(names))
-	keys = append(keys, k.prefix+"incarnation")
+	// The fleet's clear generation comes in the same MGET, so a clear through another replica
+	// flushes this one's caches before the search that reads these counters goes on.
+	keys := make([]string, 0, 2+2*len(names))
+	keys = append(keys, k.prefix+"incarnation", k.c.clearKey)
 	for _, n := range names {
 		keys = append(keys, k.prefix+"g:"+n, k.prefix+"t:"+n)
 	}
@@ -105,6 +107,8 @@ func (k *Counters) Load(ctx context.Context, names []string, dst []uint64) ([]ui
 	if err != nil {
 		return append(dst, uint64(k.c.downSince.Load())|1<<63), false
 	}
+	k.c.observeClearValue(vals[1])
+	vals = append(vals[:1], vals[2:]...)
 	for _, v := range vals {
 		s, _ := v.(string)
 		n, _ := strconv.ParseUint(s, 10, 64)

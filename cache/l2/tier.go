@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,8 +50,15 @@ func (c *Client) Tier(name string) *Tier {
 	}
 }
 
-func (t *Tier) key(key []byte) string     { return t.prefix + string(key) }
-func (t *Tier) lockKey(key []byte) string { return t.prefix + "lock:" + string(key) }
+// key is <Prefix>:v1:<name>:<clear generation>:<key>: a fleet-wide clear moves every replica
+// to a new namespace, and the values of the old one are left to expire.
+func (t *Tier) key(key []byte) string {
+	return t.prefix + strconv.FormatUint(t.c.clearGen.Load(), 10) + ":" + string(key)
+}
+
+func (t *Tier) lockKey(key []byte) string {
+	return t.prefix + strconv.FormatUint(t.c.clearGen.Load(), 10) + ":lock:" + string(key)
+}
 
 // Get implements cache.Tier.
 func (t *Tier) Get(ctx context.Context, key []byte) ([]byte, bool) {
@@ -66,18 +74,33 @@ func (t *Tier) Get(ctx context.Context, key []byte) ([]byte, bool) {
 	return v, ok
 }
 
+// get reads the value and, in the same round trip, the fleet's clear generation: a value read
+// under a generation the fleet has left is a miss (and this replica's caches are flushed).
 func (t *Tier) get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	var b []byte
+	gen := t.c.clearGen.Load()
+	var seen string
 	err := t.c.do(ctx, "get", func(ctx context.Context) error {
+		p := t.c.rdb.Pipeline()
+		g := p.Get(ctx, t.c.clearKey)
+		v := p.Get(ctx, t.key(key))
+		if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
+			return err
+		}
+		seen = g.Val()
 		var err error
-		b, err = t.c.rdb.Get(ctx, t.key(key)).Bytes()
+		b, err = v.Bytes()
 		return err
 	})
+	t.c.observeClearValue(seen)
 	if err != nil {
 		if err == redis.Nil {
 			return nil, false, nil
 		}
 		return nil, false, err
+	}
+	if t.c.clearGen.Load() != gen {
+		return nil, false, nil
 	}
 	if len(b) == 0 || b[0] != valueVersion {
 		return nil, false, nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,7 +47,16 @@ func runEnrich(args []string) error {
 	fs.IntVar(&ec.Embed.Dimensions, "embed-dimensions", 0, "truncate vectors to this many components before L2 normalisation (0: as served)")
 	fs.StringVar(&cfg.VectorField, "vector-field", cfg.VectorField, "field that receives image vectors (created as knn_vector/dense_vector when missing)")
 	fs.StringVar(&cfg.Engine, "engine", cfg.Engine, "opensearch or elasticsearch (the vector field's mapping)")
-	fs.StringVar(&cfg.VideoField, "video-field", "", "field holding each document's video (file path relative to -image-dir, or http(s) URL on the allow-list): frames sampled with ffmpeg, labelled by the models, merged into time-coded segments in -moments-field")
+	fs.StringVar(&cfg.VideoField, "video-field", "", "field holding each document's video (file path relative to -image-dir, or http(s) URL of a host in -video-allowed-hosts): frames sampled with ffmpeg, labelled by the models, merged into time-coded segments in -moments-field")
+	fs.Func("video-allowed-hosts", "comma-separated hosts video URLs may name (exact, or *.example.com for subdomains); default none: URLs are refused. Loopback, private, link-local and metadata addresses are refused even then, checked after DNS resolution and on every redirect", func(v string) error {
+		cfg.Image.AllowedHosts = nil
+		for h := range strings.SplitSeq(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				cfg.Image.AllowedHosts = append(cfg.Image.AllowedHosts, h)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&cfg.MomentsField, "moments-field", cfg.MomentsField, "nested field that receives the video segments {start, end, description, keywords, vector} (created when missing)")
 	fs.Float64Var(&cfg.Video.FPS, "video-fps", cfg.Video.FPS, "frames sampled per second of video")
 	fs.IntVar(&cfg.Video.MaxFrames, "video-max-frames", cfg.Video.MaxFrames, "most frames sampled per video (the rate is lowered to fit)")

@@ -56,7 +56,7 @@ func wire(cfg Config, log *slog.Logger) (opts []proxy.Option, close func(), err 
 		}
 		setTier(keywords, shared, "keywords")
 		setTier(scores, shared, "scores")
-		opts = append(opts, proxy.WithSharedGenerations(shared.Counters()),
+		opts = append(opts, proxy.WithSharedGenerations(shared.Counters()), proxy.WithFleet(shared),
 			proxy.WithComponent(proxy.Component{Name: "redis", Health: func() (any, bool) {
 				h := shared.Health()
 				return h, h.State == "up"

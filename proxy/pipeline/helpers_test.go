@@ -230,6 +230,8 @@ type setup struct {
 	es          *fakeES
 	shared      resultcache.Shared // fleet generations for the result cache (Redis)
 	kwTier      cache.Tier         // shared tier behind the keyword cache (Redis)
+	fleet       proxy.Fleet        // fleet-wide clears (Redis)
+	adminToken  string
 }
 
 // env is a running proxy with its fake ES and simulator.
@@ -277,6 +279,13 @@ func start(tb testing.TB, s setup) *env {
 			e.Keywords.SetTier(s.kwTier)
 		}
 		kwCache = e.Keywords
+		opts = append(opts, proxy.WithCaches(e.Keywords))
+	}
+	if s.fleet != nil {
+		opts = append(opts, proxy.WithFleet(s.fleet))
+	}
+	if s.adminToken != "" {
+		opts = append(opts, proxy.WithAdminToken(s.adminToken))
 	}
 	rwCfg := testRewriteConfig()
 	if s.rewrite != nil {

@@ -91,6 +91,24 @@ function videoOf(hit, cfg) {
   return typeof v === 'string' && /^(https?:\/\/|\/)/.test(v) ? v : '';
 }
 
+const seekTargets = new WeakMap(); // player → the second its last moment click asked for
+
+/** playFrom plays player from second t. A browser cannot seek in a video whose server does not
+ * answer Range requests (it plays from 0 instead), so a seek that lands elsewhere says so in note. */
+function playFrom(player, t, note) {
+  seekTargets.set(player, t);
+  note.hidden = true;
+  const landed = () => {
+    player.removeEventListener('seeked', landed);
+    if (seekTargets.get(player) !== t || Math.abs(player.currentTime - t) < 0.5) return;
+    note.textContent = `Cannot play from ${clock(t)}: the video's server does not answer Range requests, so the browser cannot seek in it.`;
+    note.hidden = false;
+  };
+  player.addEventListener('seeked', landed);
+  player.currentTime = t;
+  player.play?.().catch(() => {});
+}
+
 /** moments renders a hit's matching video segments (inner_hits of a moments clause), each a
  * button that plays the hit's video from that second when it has one. */
 export function moments(hit, cfg) {
@@ -98,15 +116,16 @@ export function moments(hit, cfg) {
   if (!ms.length) return null;
   const url = videoOf(hit, cfg);
   const player = url ? el('video', { class: 'clip', controls: '', preload: 'none', src: url }) : null;
+  const note = el('p', { class: 'hint seek-note', role: 'status', hidden: true });
   const items = ms.map(m => {
     const s = m._source || {};
     const label = `${clock(s.start)}–${clock(s.end)} ${s.description || ''}`;
     return el('li', {}, player
       ? el('button', { type: 'button', class: 'link moment', 'aria-label': `Play from ${clock(s.start)}: ${s.description || ''}`,
-        onclick: () => { player.currentTime = Number(s.start) || 0; player.play?.().catch(() => {}); } }, label)
+        onclick: () => playFrom(player, Number(s.start) || 0, note) }, label)
       : el('span', { class: 'moment' }, label));
   });
-  return el('div', { class: 'moments' }, el('ol', { class: 'moment-list', 'aria-label': 'Matching moments' }, items), player);
+  return el('div', { class: 'moments' }, el('ol', { class: 'moment-list', 'aria-label': 'Matching moments' }, items), player, player ? note : null);
 }
 
 /** card renders one hit. */
