@@ -54,3 +54,36 @@ func TestStreamReader(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStreamReader: the streaming decoders never panic, stop at the byte budget they are
+// read under, and where both they and pdfcpu's decoder accept a stream, they agree.
+func FuzzStreamReader(f *testing.F) {
+	text := []byte("BT /F1 10 Tf 50 700 Td (Denim Jacket) Tj ET\n")
+	for i, chain := range [][]string{{"ASCIIHexDecode"}, {"ASCII85Decode"}, {"RunLengthDecode"}, {"FlateDecode"}} {
+		f.Add(uint8(i), pdftest.Encode(text, chain...))
+	}
+	f.Add(uint8(0), []byte("48 65\n6c6C 6f2>"))
+	f.Add(uint8(1), []byte("<~87cURDZ~>"))
+	f.Add(uint8(2), []byte{2, 'a', 'b', 'c', 254, 'x', 128})
+	names := []string{"ASCIIHexDecode", "ASCII85Decode", "RunLengthDecode", "FlateDecode"}
+	f.Fuzz(func(t *testing.T, which uint8, raw []byte) {
+		name := names[int(which)%len(names)]
+		sd := &types.StreamDict{Raw: raw, FilterPipeline: []types.PDFFilter{{Name: name}}}
+		r, ok := streamReader(sd)
+		if !ok {
+			return
+		}
+		const budget = 1 << 20
+		got, err := io.ReadAll(io.LimitReader(r, budget+1))
+		if len(got) > budget+1 {
+			t.Fatalf("%s: read %d bytes past the limit", name, len(got))
+		}
+		if err != nil || len(got) > budget {
+			return
+		}
+		want, perr := (&types.StreamDict{Raw: raw, FilterPipeline: sd.FilterPipeline}).DecodeLengthWithLimit(-1, budget)
+		if perr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("%s of %q: streaming %q, pdfcpu %q", name, raw, got, want)
+		}
+	})
+}
