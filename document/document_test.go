@@ -1,6 +1,7 @@
 package document
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -125,4 +126,70 @@ func TestLimits(t *testing.T) {
 	f(Limits{MaxObjects: 5}, pdftest.ManyPages(10, true), 400, "document.max_objects")
 	f(Limits{MaxDecodedBytes: 1 << 20}, pdftest.Bomb(4<<20), 400, "document.max_decoded_bytes")
 	f(Limits{}, []byte("hello"), 400, "not a PDF")
+}
+
+// Text comes out of compressed content streams: every filter pipeline a writer uses
+// for page content, and a PDF written by pdfcpu's own writer (FlateDecode content).
+func TestReadCompressedTextPDF(t *testing.T) {
+	r := newReader(t, Limits{})
+	f := func(name string, pdf []byte, title string) {
+		t.Helper()
+		if !bytes.Contains(pdf, []byte("/Filter")) {
+			t.Fatalf("%s: the content stream is not encoded", name)
+		}
+		doc, err := r.Read(context.Background(), pdf)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		lines := doc.Pages[0].Lines
+		if title != "" {
+			if len(lines) == 0 || lines[0].Text() != title {
+				t.Fatalf("%s: title line %v, want %q:\n%s", name, lines, title, doc.Text())
+			}
+			lines = lines[1:]
+		}
+		if len(lines) != len(priceList) {
+			t.Fatalf("%s: %d table lines, want %d:\n%s", name, len(lines), len(priceList), doc.Text())
+		}
+		for i, want := range priceList {
+			if got := lines[i].Cells; strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("%s: row %d: got %q, want %q", name, i, got, want)
+			}
+		}
+		if doc.Decoded == 0 {
+			t.Errorf("%s: no decoded bytes counted", name)
+		}
+	}
+	for _, filters := range [][]string{
+		{"FlateDecode"},
+		{"ASCIIHexDecode", "FlateDecode"},
+		{"ASCII85Decode", "FlateDecode"},
+		{"ASCII85Decode"},
+		{"RunLengthDecode"},
+		{"LZWDecode"}, // no streaming decoder here: pdfcpu's, under the same limit
+		{"FlateDecode", "ASCIIHexDecode"},
+	} {
+		f(strings.Join(filters, "+"), pdftest.FilteredTextTable("Spring order (€)", priceList, filters...), "Spring order (€)")
+	}
+	pdf, err := pdftest.PdfcpuTextTable(priceList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f("pdfcpu writer", pdf, "")
+}
+
+// A compressed content stream counts what it decodes to against max_decoded_bytes.
+func TestCompressedContentBudget(t *testing.T) {
+	pdf := pdftest.FilteredTextTable("Spring order", priceList, "ASCIIHexDecode", "FlateDecode")
+	doc, err := newReader(t, Limits{}).Read(context.Background(), pdf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newReader(t, Limits{MaxDecodedBytes: doc.Decoded - 1}).Read(context.Background(), pdf)
+	if e, ok := err.(*eserr.Error); !ok || e.Status != 400 || !strings.Contains(e.Reason, "max_decoded_bytes") {
+		t.Fatalf("a budget one byte short: %v, want a 400 naming max_decoded_bytes", err)
+	}
+	if _, err := newReader(t, Limits{MaxDecodedBytes: doc.Decoded}).Read(context.Background(), pdf); err != nil {
+		t.Fatalf("a budget of exactly %d bytes: %v", doc.Decoded, err)
+	}
 }

@@ -11,6 +11,8 @@ import (
 // FuzzRead: any bytes give a Document or an *Error with a 4xx status, and never a panic.
 func FuzzRead(f *testing.F) {
 	f.Add(pdftest.TextTable("Order", priceList))
+	f.Add(pdftest.FilteredTextTable("Order", priceList[:2], "ASCIIHexDecode", "FlateDecode"))
+	f.Add(pdftest.FilteredTextTable("Order", priceList[:2], "ASCII85Decode", "RunLengthDecode"))
 	jpg, w, h, err := pdftest.RenderTable("Order", priceList[:2])
 	if err != nil {
 		f.Fatal(err)

@@ -88,8 +88,11 @@ func TestHostileCorpus(t *testing.T) {
 			if wall > 3*time.Second {
 				t.Errorf("took %s, want under 3s", wall)
 			}
-			if peak > 256<<20 {
-				t.Errorf("peak heap %d MiB, want under 256 MiB", peak>>20)
+			// A bomb is measured while it streams, so it never holds its decoded budget:
+			// pdfcpu's own decoder, buffering each filter, peaked at 227 MiB on the
+			// ASCIIHex+Flate bomb.
+			if budget := uint64(DefaultLimits().MaxDecodedBytes); peak > budget {
+				t.Errorf("peak heap %d MiB, want under document.max_decoded_bytes (%d MiB)", peak>>20, budget>>20)
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package document
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	"errors"
 	"image"
@@ -294,10 +293,12 @@ func (r *pdfReader) decode(sd *types.StreamDict) ([]byte, error) {
 			return nil, errUnsupported
 		}
 	}
-	if n, over := inflatedSize(sd, left); over {
-		return nil, r.overBudget(nil)
-	} else if n >= 0 {
-		left = min(left, n+1024)
+	if len(sd.FilterPipeline) == 0 {
+		r.decoded += int64(len(sd.Raw))
+		return sd.Raw, nil
+	}
+	if b, ok, err := r.decodeStreaming(sd, left); ok {
+		return b, err
 	}
 	sd.Content = nil
 	b, err := sd.DecodeLengthWithLimit(-1, left)
@@ -316,29 +317,31 @@ func (r *pdfReader) decode(sd *types.StreamDict) ([]byte, error) {
 
 var errUnsupported = errors.New("unsupported filter")
 
-// inflatedSize measures what a stream whose filters are all FlateDecode
-// inflates to, streaming into a counter without keeping a byte, and stops
-// past limit: a decompression bomb is refused before any buffer is
-// allocated, and a legitimate stream is then decoded into a buffer of its
-// size. It returns -1 for other filter pipelines (bounded by pdfcpu's limit).
-func inflatedSize(sd *types.StreamDict, limit int64) (n int64, over bool) {
-	if len(sd.FilterPipeline) == 0 {
-		return int64(len(sd.Raw)), int64(len(sd.Raw)) > limit
+// decodeStreaming decodes a pipeline of streaming filters (filters.go) in two passes:
+// the first counts what it decodes to without keeping a byte and stops past limit, so a
+// decompression bomb is refused before any buffer is allocated; the second decodes a
+// legitimate stream into a buffer of its size. ok is false when the pipeline cannot
+// stream, or when a stream ends in an error (truncated, bad checksum): pdfcpu's decoder,
+// which repairs some of those, then decodes it under the same limit.
+func (r *pdfReader) decodeStreaming(sd *types.StreamDict, limit int64) (b []byte, ok bool, err error) {
+	rd, ok := streamReader(sd)
+	if !ok {
+		return nil, false, nil
 	}
-	var rd io.Reader = bytes.NewReader(sd.Raw)
-	for _, f := range sd.FilterPipeline {
-		if f.Name != filter.Flate {
-			return -1, false
-		}
-		zr, err := zlib.NewReader(rd)
-		if err != nil {
-			return -1, false // pdfcpu repairs some broken headers; let it try, under its limit
-		}
-		defer zr.Close()
-		rd = zr
+	n, err := io.Copy(io.Discard, io.LimitReader(rd, limit+1))
+	if n > limit {
+		return nil, true, r.overBudget(nil)
 	}
-	n, _ = io.Copy(io.Discard, io.LimitReader(rd, limit+1))
-	return n, n > limit
+	if err != nil {
+		return nil, false, nil
+	}
+	rd, _ = streamReader(sd)
+	b = make([]byte, n)
+	if _, err := io.ReadFull(rd, b); err != nil {
+		return nil, false, nil
+	}
+	r.decoded += n
+	return b, true, nil
 }
 
 func (r *pdfReader) overBudget(err error) error {

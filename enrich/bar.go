@@ -29,6 +29,12 @@ func (b *bar) line(st Stats) string {
 	if st.Videos+st.VideoFailed > 0 {
 		l += fmt.Sprintf("  videos=%d (%.0fs, %d moments) video_failed=%d", st.Videos, st.VideoSeconds, st.Moments, st.VideoFailed)
 	}
+	if st.VideoClips > 0 {
+		l += fmt.Sprintf("  video_url=%d (rows dropped=%d merged=%d)", st.VideoClips, st.SegmentsDropped, st.SegmentsMerged)
+	}
+	if st.VideoFallback != "" {
+		l += "  video_input=frames (" + st.VideoFallback + ")"
+	}
 	return l
 }
 

@@ -103,6 +103,13 @@ type Config struct {
 	MomentsField string `yaml:"moments_field"`
 	// Video limits sampling (size, duration, rate, frames, resolution, wall time, memory).
 	Video video.Limits `yaml:"video"`
+	// VideoInput is how a video reaches the chat model: "frames" (each sampled frame
+	// labelled, similar frames merged), "video_url" (the sampled frames re-encoded as a
+	// small MP4 in one video_url part; the model answers time-coded segments) or "auto":
+	// video_url when the chat server is vLLM, until it refuses a video with a 400 before
+	// taking any (started with --limit-mm-per-prompt '{"video":0}'), then frames for the
+	// rest of the run (Stats.VideoFallback says why). Default "auto".
+	VideoInput string `yaml:"video_input"`
 }
 
 // DefaultConfig returns the defaults of every field.
@@ -121,6 +128,7 @@ func DefaultConfig() Config {
 		Engine:       "opensearch",
 		MomentsField: "moments",
 		Video:        video.DefaultLimits(),
+		VideoInput:   VideoAuto,
 	}
 }
 
@@ -174,6 +182,13 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	c.Video = vl
+	switch c.VideoInput {
+	case "":
+		c.VideoInput = d.VideoInput
+	case VideoFrames, VideoURL, VideoAuto:
+	default:
+		return c, fmt.Errorf("cannot use video_input %q: want frames, video_url or auto", c.VideoInput)
+	}
 	if c.Engine != "opensearch" && c.Engine != "elasticsearch" {
 		return c, fmt.Errorf("cannot use engine %q: want opensearch or elasticsearch", c.Engine)
 	}
@@ -198,6 +213,12 @@ type Stats struct {
 	// ffmpeg spent on them (model time is the model server's).
 	VideoSeconds float64
 	SampleCPU    time.Duration
+	// VideoClips counts videos whose segments the chat model gave from a video_url clip;
+	// SegmentsDropped and SegmentsMerged the rows of its answers dropped as unusable and
+	// merged into an overlapping one. VideoFallback is why auto mode went to frames ("":
+	// it did not).
+	VideoClips, SegmentsDropped, SegmentsMerged int
+	VideoFallback                               string
 }
 
 // Run walks the index with a point in time and search_after, enriching every
@@ -294,6 +315,9 @@ func RunModels(ctx context.Context, cfg Config, ms Models, progress io.Writer) (
 		if ms.Chat == nil && ms.Embed == nil {
 			return st, errors.New("cannot index videos without a model: set the chat or the embed model URL")
 		}
+		if ms.Chat == nil && cfg.VideoInput == VideoURL {
+			return st, errors.New("cannot send videos as video_url without a chat model: set the chat model URL")
+		}
 		fetch = append(fetch, cfg.VideoField)
 	}
 	if cfg.Resume {
@@ -370,6 +394,8 @@ type enricher struct {
 	interval      time.Duration
 	decodes       *media.Gate // image decodes in flight, across the run's workers
 
+	clip clipState // video_url input
+
 	mu   sync.Mutex
 	next time.Time
 }
@@ -437,6 +463,8 @@ func (e *enricher) batch(ctx context.Context, hits []*elastic.SearchHit, st *Sta
 		}()
 	}
 	wg.Wait()
+	st.VideoClips, st.VideoFallback = int(e.clip.clips.Load()), e.clip.fallback()
+	st.SegmentsDropped, st.SegmentsMerged = int(e.clip.dropped.Load()), int(e.clip.merged.Load())
 	var out []elastic.BulkableRequest
 	for _, r := range results {
 		doc := map[string]any{}

@@ -33,6 +33,7 @@ type fakeES struct {
 	mu         sync.Mutex
 	docs       map[string]map[string]any
 	pits       atomic.Int64
+	mappings   []string // bodies of PUT _mapping
 }
 
 func (f *fakeES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -80,6 +81,11 @@ func (f *fakeES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			hits = append(hits, map[string]any{"_index": "products", "_id": id, "_source": json.RawMessage(src), "sort": []any{id}})
 		}
 		writeJSON(w, map[string]any{"hits": map[string]any{"total": map[string]any{"value": len(ids)}, "hits": hits}})
+	case strings.Contains(p, "/_mapping/field/") && r.Method == "GET":
+		writeJSON(w, map[string]any{}) // no field yet
+	case strings.HasSuffix(p, "/_mapping") && r.Method == "PUT":
+		f.mappings = append(f.mappings, string(body))
+		writeJSON(w, map[string]any{"acknowledged": true})
 	case p == "/_bulk":
 		sc := bufio.NewScanner(bytes.NewReader(body))
 		sc.Buffer(nil, 1<<20)

@@ -22,9 +22,13 @@ import (
 
 var errNoVideo = errors.New("document has no video")
 
-// frameLabeler labels sampled frames with the run's models: keywords from the chat model,
-// the vector from the embed model, each call paced and bounded like a photo's.
-type frameLabeler struct{ e *enricher }
+// frameLabeler labels sampled frames with the run's models: keywords from the chat model
+// (unless vectorOnly), the vector from the embed model, each call paced and bounded like a
+// photo's.
+type frameLabeler struct {
+	e          *enricher
+	vectorOnly bool
+}
 
 func (l frameLabeler) LabelFrame(ctx context.Context, jpg []byte) (video.Label, error) {
 	e := l.e
@@ -41,7 +45,7 @@ func (l frameLabeler) LabelFrame(ctx context.Context, jpg []byte) (video.Label, 
 		}
 		lb.Vector = vec
 	}
-	if e.m != nil {
+	if e.m != nil && !l.vectorOnly {
 		if err := e.wait(ctx); err != nil {
 			return lb, err
 		}
@@ -80,11 +84,21 @@ func (e *enricher) moments(ctx context.Context, h *elastic.SearchHit) ([]video.S
 		return nil, info, 0, err
 	}
 	defer cleanup()
+	if e.useClip() {
+		segs, info, dim, err := e.clipMoments(ctx, path)
+		if err == nil || !e.refused(err) {
+			if err != nil {
+				err = fmt.Errorf("video %.60q: %w", v, err)
+			}
+			return segs, info, dim, err
+		}
+		// The server takes no video: this video and the rest of the run go by frames.
+	}
 	frames, info, err := video.Sample(ctx, path, e.cfg.Video)
 	if err != nil {
 		return nil, info, 0, fmt.Errorf("cannot sample the video %.60q: %w", v, err)
 	}
-	labeled, err := video.LabelFrames(ctx, frames, frameLabeler{e})
+	labeled, err := video.LabelFrames(ctx, frames, frameLabeler{e: e})
 	if err != nil {
 		return nil, info, 0, fmt.Errorf("video %.60q: %w", v, err)
 	}

@@ -91,6 +91,12 @@ func New(role string, cfg Config, log *slog.Logger) (*Client, error) {
 // Name is the configured model name.
 func (c *Client) Name() string { return c.cfg.Model }
 
+// AcceptsVideo reports whether the server flavour takes video_url content parts in chat:
+// only vLLM does among the chat APIs (reference §1.2); a vLLM started with
+// --limit-mm-per-prompt '{"video":0}' still refuses them with a 400, which callers
+// detect on their first video.
+func (c *Client) AcceptsVideo() bool { return c.role == RoleChat && c.cfg.API == APIVLLM }
+
 // Close stops health probes and closes idle connections.
 func (c *Client) Close() {
 	select {

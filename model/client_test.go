@@ -12,6 +12,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -640,4 +643,73 @@ func metricValue(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// redBoxClip is an H.264 MP4 of 6 s at 1 fps: white, with a red box from second 3 on.
+// It skips without ffmpeg unless the run requires it (make test sets REQUIRE_FFMPEG).
+func redBoxClip(t *testing.T) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("REQUIRE_FFMPEG") != "" || os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	p := filepath.Join(t.TempDir(), "clip.mp4")
+	out, err := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "color=c=white:s=160x120:r=1:d=6",
+		"-vf", "drawbox=x=40:y=30:w=80:h=60:color=red:t=fill:enable='gte(t,3)'",
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", p).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A chat request with a video_url part reaches the (SIMULATED) vLLM, which answers the
+// segments it decodes from the clip; a server started with no video allowed refuses it
+// with a 400, the signal enrich's auto mode falls back to frames on.
+func TestChatVideo(t *testing.T) {
+	clip := redBoxClip(t)
+	srv := modeltest.NewServer(modeltest.Config{})
+	defer srv.Close()
+	c := newClient(t, model.RoleChat, srv.URL, nil)
+	req := &model.ChatRequest{MaxTokens: 512, TopP: 0.8, Messages: []model.Message{{Role: "user", Parts: []model.Part{
+		model.VideoPart("data:video/mp4;base64," + base64.StdEncoding.EncodeToString(clip)),
+		model.TextPart("Split this video into time-coded segments."),
+	}}}}
+	resp, err := c.Chat(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"segments":[{"start":0,"end":3,"description":"plain white background","keywords":["white"]},{"start":3,"end":6,"description":"red object in view","keywords":["red"]}]}`
+	if resp.Content != want {
+		t.Fatalf("content\n got %s\nwant %s", resp.Content, want)
+	}
+	if sent := string(srv.LastRequest("/v1/chat/completions")); !strings.Contains(sent, `{"type":"video_url","video_url":{"url":"data:video/mp4;base64,`) {
+		t.Fatalf("request carries no video_url part: %.200s", sent)
+	}
+
+	srv.SetConfig(modeltest.Config{MaxVideos: -1})
+	_, err = c.Chat(context.Background(), req)
+	var me *model.Error
+	if !errors.As(err, &me) || me.Kind != model.KindBadRequest || !strings.Contains(me.Message, "At most 0 video(s)") {
+		t.Fatalf("video refused: %v, want a bad_request naming the video limit", err)
+	}
+
+	f := func(role, api string, want bool) {
+		t.Helper()
+		if got := newClient(t, role, srv.URL, func(c *model.Config) { c.API = api }).AcceptsVideo(); got != want {
+			t.Errorf("%s %s: AcceptsVideo %v, want %v", role, api, got, want)
+		}
+	}
+	f(model.RoleChat, model.APIVLLM, true)
+	for _, api := range []string{model.APIOpenAI, model.APISGLang, model.APILlamaCpp, model.APIOllama} {
+		f(model.RoleChat, api, false)
+	}
+	f(model.RoleEmbed, model.APIVLLM, false)
 }

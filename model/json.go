@@ -61,15 +61,20 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MarshalJSON renders {"type":"text","text":T} or
-// {"type":"image_url","image_url":{"url":U}}.
+// MarshalJSON renders {"type":"text","text":T},
+// {"type":"image_url","image_url":{"url":U}} or {"type":"video_url","video_url":{"url":U}}.
 func (p Part) MarshalJSON() ([]byte, error) {
 	return p.appendJSON(nil), nil
 }
 
 func (p Part) appendJSON(dst []byte) []byte {
-	if p.Type == "image_url" {
+	switch p.Type {
+	case "image_url":
 		dst = append(dst, `{"type":"image_url","image_url":{"url":`...)
+		dst = appendString(dst, p.URL)
+		return append(dst, `}}`...)
+	case "video_url":
+		dst = append(dst, `{"type":"video_url","video_url":{"url":`...)
 		dst = appendString(dst, p.URL)
 		return append(dst, `}}`...)
 	}
@@ -84,7 +89,7 @@ func (p Part) appendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// UnmarshalJSON accepts image_url as {"url":U} or as a bare string (Ollama).
+// UnmarshalJSON accepts image_url (and video_url) as {"url":U} or as a bare string (Ollama).
 func (p *Part) UnmarshalJSON(b []byte) error {
 	if !gjson.ValidBytes(b) {
 		return errors.New("cannot decode content part: invalid JSON")
@@ -97,14 +102,14 @@ func (p *Part) UnmarshalJSON(b []byte) error {
 	switch p.Type {
 	case "text":
 		p.Text = r.Get("text").String()
-	case "image_url":
-		u := r.Get("image_url")
+	case "image_url", "video_url":
+		u := r.Get(p.Type)
 		if u.IsObject() {
 			u = u.Get("url")
 		}
 		p.URL = u.String()
 	default:
-		// Other part types (video_url, input_audio, ...) keep their type only.
+		// Other part types (input_audio, ...) keep their type only.
 	}
 	return nil
 }

@@ -27,6 +27,8 @@ func TestMessageJSON(t *testing.T) {
 	f(Message{Role: "system", Text: "Reply with JSON only."}, `{"role":"system","content":"Reply with JSON only."}`)
 	f(Message{Role: "user", Parts: []Part{ImagePart("data:image/jpeg;base64,/9j/"), TextPart("红色 \"跑鞋\"\n\t\u2028")}},
 		`{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/"}},{"type":"text","text":"红色 \"跑鞋\"\n\t\u2028"}]}`)
+	f(Message{Role: "user", Parts: []Part{VideoPart("data:video/mp4;base64,AAAAIGZ0eXA="), TextPart("Which seconds show the model turning?")}},
+		`{"role":"user","content":[{"type":"video_url","video_url":{"url":"data:video/mp4;base64,AAAAIGZ0eXA="}},{"type":"text","text":"Which seconds show the model turning?"}]}`)
 	f(Message{Role: "user", Text: "bad \ufffd utf8 \x01"}, `{"role":"user","content":"bad � utf8 \u0001"}`)
 	if b, _ := json.Marshal(Message{Role: "user", Text: "bad \xff"}); string(b) != `{"role":"user","content":"bad \ufffd"}` {
 		t.Fatalf("invalid UTF-8: %s", b)

@@ -29,17 +29,20 @@ type Message struct {
 	Parts []Part
 }
 
-// Part is one content part: Type "text" with Text, or "image_url" with URL
-// (a data:image/...;base64 URI or an http(s) URL).
+// Part is one content part: Type "text" with Text, "image_url" with URL (a
+// data:image/...;base64 URI or an http(s) URL), or "video_url" with URL (a
+// data:video/mp4;base64 URI or an http(s) URL the server fetches; vLLM only, see
+// Client.AcceptsVideo).
 type Part struct {
 	Type string
 	Text string
 	URL  string
 }
 
-// TextPart and ImagePart build content parts.
+// TextPart, ImagePart and VideoPart build content parts.
 func TextPart(s string) Part        { return Part{Type: "text", Text: s} }
 func ImagePart(dataURI string) Part { return Part{Type: "image_url", URL: dataURI} }
+func VideoPart(url string) Part     { return Part{Type: "video_url", URL: url} }
 
 // ChatResponse is the decoded first choice of a chat completion.
 type ChatResponse struct {

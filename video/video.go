@@ -148,20 +148,9 @@ func Sample(ctx context.Context, path string, lim Limits) ([]Frame, Info, error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
-	st, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return nil, Info{}, fmt.Errorf("cannot read video: %w", err)
-	case !st.Mode().IsRegular():
-		return nil, Info{}, invalid("%s is not a regular file", path)
-	case st.Size() == 0:
-		return nil, Info{}, invalid("%s is empty", path)
-	case st.Size() > lim.MaxBytes:
-		return nil, Info{}, invalid("%s has %d bytes, more than the limit of %d (max_bytes)", path, st.Size(), lim.MaxBytes)
-	}
-	abs, err := filepath.Abs(path)
+	abs, err := checkFile(path, lim)
 	if err != nil {
-		return nil, Info{}, fmt.Errorf("cannot resolve %s: %w", path, err)
+		return nil, Info{}, err
 	}
 	var cpu time.Duration
 	info, err := probe(ctx, abs, lim, &cpu)
@@ -172,6 +161,27 @@ func Sample(ctx context.Context, path string, lim Limits) ([]Frame, Info, error)
 	frames, err := extract(ctx, abs, info, lim, &cpu)
 	info.CPU = cpu
 	return frames, info, err
+}
+
+// checkFile refuses what is not a regular, non-empty file within lim.MaxBytes and
+// returns its absolute path.
+func checkFile(path string, lim Limits) (string, error) {
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("cannot read video: %w", err)
+	case !st.Mode().IsRegular():
+		return "", invalid("%s is not a regular file", path)
+	case st.Size() == 0:
+		return "", invalid("%s is empty", path)
+	case st.Size() > lim.MaxBytes:
+		return "", invalid("%s has %d bytes, more than the limit of %d (max_bytes)", path, st.Size(), lim.MaxBytes)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot resolve %s: %w", path, err)
+	}
+	return abs, nil
 }
 
 // probe reads the container and the first video stream and checks them against lim.
@@ -235,18 +245,12 @@ func probe(ctx context.Context, abs string, lim Limits, cpu *time.Duration) (Inf
 
 // extract decodes the frames into a temporary directory and reads them back in order.
 func extract(ctx context.Context, abs string, info Info, lim Limits, cpu *time.Duration) ([]Frame, error) {
-	fps := lim.FPS
-	if n := info.Duration.Seconds() * fps; n > float64(lim.MaxFrames) {
-		fps = float64(lim.MaxFrames) / info.Duration.Seconds()
-	}
+	fps, vf := sampling(info, lim)
 	dir, err := os.MkdirTemp("", "vlproxy-frames-")
 	if err != nil {
 		return nil, fmt.Errorf("cannot make a directory for frames: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	side := strconv.Itoa(lim.MaxSide)
-	vf := "fps=" + strconv.FormatFloat(fps, 'f', 6, 64) +
-		",scale=w='min(" + side + ",iw)':h='min(" + side + ",ih)':force_original_aspect_ratio=decrease:force_divisible_by=2"
 	_, err = run(ctx, lim, cpu, "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror",
 		"-protocol_whitelist", "file", "-threads", "1", "-filter_threads", "1",
 		"-t", strconv.FormatFloat(lim.MaxDuration.Seconds(), 'f', 3, 64),
@@ -273,6 +277,18 @@ func extract(ctx context.Context, abs string, info Info, lim Limits, cpu *time.D
 		frames = append(frames, Frame{At: float64(i) / fps, JPEG: b})
 	}
 	return frames, nil
+}
+
+// sampling is the frame rate (lim.FPS, lowered to fit lim.MaxFrames) and the ffmpeg
+// filter that samples at it and downscales to lim.MaxSide.
+func sampling(info Info, lim Limits) (float64, string) {
+	fps := lim.FPS
+	if n := info.Duration.Seconds() * fps; n > float64(lim.MaxFrames) {
+		fps = float64(lim.MaxFrames) / info.Duration.Seconds()
+	}
+	side := strconv.Itoa(lim.MaxSide)
+	return fps, "fps=" + strconv.FormatFloat(fps, 'f', 6, 64) +
+		",scale=w='min(" + side + ",iw)':h='min(" + side + ",ih)':force_original_aspect_ratio=decrease:force_divisible_by=2"
 }
 
 // maxOutput bounds what is kept of a tool's stdout (ffprobe's JSON) and stderr.

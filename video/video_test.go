@@ -201,3 +201,45 @@ func TestSampleKillsAtTimeout(t *testing.T) {
 	}
 	t.Logf("hanging ffmpeg killed after %s: %v", took.Round(time.Millisecond), err)
 }
+
+// Clip re-encodes what Sample would take as a small MP4: the same rate and size, the
+// source's seconds, no audio; broken files are refused as Sample refuses them.
+func TestClip(t *testing.T) {
+	needTools(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.mp4")
+	makeVideo(t, p, 6, 3)
+	clip, info, err := Clip(context.Background(), p, Limits{MaxSide: 160})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(clip) < 12 || string(clip[4:8]) != "ftyp" || info.Width != 320 || info.CPU <= 0 {
+		t.Fatalf("clip of %d bytes (% x), info %+v", len(clip), clip[:min(8, len(clip))], info)
+	}
+	out := filepath.Join(dir, "clip.mp4")
+	if err := os.WriteFile(out, clip, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
+		"-show_entries", "stream=width,height,nb_read_frames,codec_name:format=duration,nb_streams", "-of", "compact=p=0:nk=1", out).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(strings.ReplaceAll(string(probe), "|", " "))
+	// codec, width, height, frames; then the stream count and the duration.
+	if len(got) != 6 || got[0] != "h264" || got[1] != "160" || got[2] != "120" || got[3] != "6" || got[4] != "1" {
+		t.Fatalf("clip streams: %q", got)
+	}
+	if d, _ := strconv.ParseFloat(got[5], 64); d < 5.5 || d > 6.5 {
+		t.Fatalf("clip lasts %v s, want 6", d)
+	}
+	t.Logf("6 s 320×240 video → %d-byte clip at 1 fps, 160×120, %s CPU", len(clip), info.CPU)
+
+	junk := filepath.Join(dir, "junk.mp4")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("junk"), 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Clip(context.Background(), junk, Limits{Timeout: 10 * time.Second}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("junk: %v, want ErrInvalid", err)
+	}
+}

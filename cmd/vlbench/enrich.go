@@ -64,6 +64,7 @@ func runEnrich(args []string) error {
 	fs.IntVar(&cfg.Video.MaxSide, "video-max-side", cfg.Video.MaxSide, "longest side of a sampled frame in pixels")
 	fs.Int64Var(&cfg.Video.MaxBytes, "video-max-bytes", cfg.Video.MaxBytes, "largest video file accepted")
 	fs.DurationVar(&cfg.Video.Timeout, "video-timeout", cfg.Video.Timeout, "wall time of probing and sampling one video (ffmpeg is killed after it)")
+	fs.StringVar(&cfg.VideoInput, "video-input", cfg.VideoInput, "how videos reach the chat model: frames (each frame labelled, similar ones merged), video_url (one small MP4 clip per video, the model answers time-coded segments; vLLM only) or auto (video_url with -model-api vllm until the server refuses a video before taking any, then frames)")
 	keywords := fs.Bool("keywords", true, "write model keywords (needs -model-url); -keywords=false with -embed-url writes vectors only")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -31,6 +31,9 @@ func HostileCorpus() ([]Hostile, error) {
 		{"page_tree_loop", PageTreeLoop()},
 		{"reference_loop", ReferenceLoop()},
 		{"stream_bomb_1GiB", Bomb(1 << 30)},
+		{"stream_bomb_1GiB_hex_flate", FilteredBomb(1<<30, "ASCIIHexDecode")},
+		{"stream_bomb_1GiB_a85_flate", FilteredBomb(1<<30, "ASCII85Decode")},
+		{"form_xobject_bomb_1GiB", FormBomb(1 << 30)},
 		{"pages_10000", ManyPages(10_000, true)},
 		{"pages_10000_lying_count", ManyPages(10_000, false)},
 		{"pages_60_lying_count", ManyPages(60, false)}, // under the byte-scan precheck: the page walk refuses it
@@ -78,10 +81,43 @@ func ReferenceLoop() []byte {
 }
 
 // Bomb is a one-page PDF whose content stream is a small FlateDecode stream
-// that inflates to n bytes of spaces (n a multiple of 1 MiB). It is built
-// without compressing n bytes: after a sync flush, deflate encodes each
-// further MiB of the same byte identically, so one block is repeated.
-func Bomb(n int64) []byte {
+// that inflates to n bytes of spaces (n a multiple of 1 MiB).
+func Bomb(n int64) []byte { return FilteredBomb(n) }
+
+// FilteredBomb is Bomb with the zlib stream further encoded by outer filters, which
+// come before FlateDecode in the stream's /Filter array (e.g. "ASCIIHexDecode").
+func FilteredBomb(n int64, outer ...string) []byte {
+	filters := append(append([]string(nil), outer...), "FlateDecode")
+	var w Writer
+	catalog := w.Reserve()
+	pages := w.Reserve()
+	content := w.AddStream(filterEntry(filters), Encode(zlibSpaces(n), outer...))
+	page := w.Add(fmt.Sprintf("<< /Type /Page /Parent %d 0 R /MediaBox [0 0 10 10] /Contents %d 0 R >>", pages, content))
+	w.Set(pages, fmt.Sprintf("<< /Type /Pages /Kids [%d 0 R] /Count 1 >>", page))
+	w.Set(catalog, fmt.Sprintf("<< /Type /Catalog /Pages %d 0 R >>", pages))
+	w.Root = catalog
+	return w.Bytes()
+}
+
+// FormBomb is a one-page PDF whose page draws a form XObject whose content stream
+// is Bomb's: the bomb sits one level below the page's own content.
+func FormBomb(n int64) []byte {
+	var w Writer
+	catalog := w.Reserve()
+	pages := w.Reserve()
+	form := w.AddStream("/Type /XObject /Subtype /Form /BBox [0 0 10 10] /Filter /FlateDecode", zlibSpaces(n))
+	content := w.AddStream("/Filter /FlateDecode", deflate([]byte("BT /F1 10 Tf 1 1 Td (cover) Tj ET /Fm1 Do")))
+	page := w.Add(fmt.Sprintf("<< /Type /Page /Parent %d 0 R /MediaBox [0 0 10 10] /Resources << /XObject << /Fm1 %d 0 R >> >> /Contents %d 0 R >>", pages, form, content))
+	w.Set(pages, fmt.Sprintf("<< /Type /Pages /Kids [%d 0 R] /Count 1 >>", page))
+	w.Set(catalog, fmt.Sprintf("<< /Type /Catalog /Pages %d 0 R >>", pages))
+	w.Root = catalog
+	return w.Bytes()
+}
+
+// zlibSpaces is a zlib stream of n spaces (n a multiple of 1 MiB), built without
+// compressing n bytes: after a sync flush, deflate encodes each further MiB of the
+// same byte identically, so one block is repeated.
+func zlibSpaces(n int64) []byte {
 	const chunk = 1 << 20
 	zeros := bytes.Repeat([]byte{' '}, chunk)
 	var buf bytes.Buffer
@@ -106,15 +142,7 @@ func Bomb(n int64) []byte {
 	a := (1 + 32*nn) % mod
 	bsum := (nn%mod + 32*((nn%mod)*((nn+1)%mod)%mod*inv2%mod)) % mod
 	binary.Write(&z, binary.BigEndian, uint32(bsum<<16|a))
-	var w Writer
-	catalog := w.Reserve()
-	pages := w.Reserve()
-	content := w.AddStream("/Filter /FlateDecode", z.Bytes())
-	page := w.Add(fmt.Sprintf("<< /Type /Page /Parent %d 0 R /MediaBox [0 0 10 10] /Contents %d 0 R >>", pages, content))
-	w.Set(pages, fmt.Sprintf("<< /Type /Pages /Kids [%d 0 R] /Count 1 >>", page))
-	w.Set(catalog, fmt.Sprintf("<< /Type /Catalog /Pages %d 0 R >>", pages))
-	w.Root = catalog
-	return w.Bytes()
+	return z.Bytes()
 }
 
 // inv2 is the inverse of 2 modulo 65521.

@@ -7,8 +7,13 @@ package pdftest
 import (
 	"bytes"
 	"compress/zlib"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
+
+	"github.com/pdfcpu/pdfcpu/pkg/api"
+	"github.com/pdfcpu/pdfcpu/pkg/filter"
 )
 
 // Writer assembles a PDF from numbered objects and writes a classic xref table.
@@ -88,7 +93,12 @@ const pageW, pageH = 595, 842
 
 // TextTable writes a text PDF: a title and a table, one text run per cell,
 // columns at fixed x positions, rows per page as many as fit.
-func TextTable(title string, rows [][]string) []byte {
+func TextTable(title string, rows [][]string) []byte { return FilteredTextTable(title, rows) }
+
+// FilteredTextTable is TextTable with every content stream encoded by filters, named
+// in the order of the stream's /Filter array (the order a reader decodes them in),
+// e.g. "FlateDecode", or "ASCIIHexDecode", "FlateDecode". No filter: uncompressed.
+func FilteredTextTable(title string, rows [][]string, filters ...string) []byte {
 	var w Writer
 	catalog := w.Reserve()
 	pages := w.Reserve()
@@ -110,7 +120,7 @@ func TextTable(title string, rows [][]string) []byte {
 			}
 			y -= 16
 		}
-		content := w.AddStream("", c.Bytes())
+		content := w.AddStream(filterEntry(filters), Encode(c.Bytes(), filters...))
 		kids = append(kids, fmt.Sprintf("%d 0 R", w.Add(fmt.Sprintf(
 			"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %d %d] /Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>",
 			pages, pageW, pageH, fnt, content))))
@@ -174,10 +184,69 @@ func RawImage(pix []byte, iw, ih, comps int) []byte {
 	return w.Bytes()
 }
 
+// Encode applies filters (named in /Filter order) to data with pdfcpu's encoders, last
+// filter first, so that a reader decoding in /Filter order gets data back. It panics on
+// an unknown filter name (a test bug).
+func Encode(data []byte, filters ...string) []byte {
+	for i := len(filters) - 1; i >= 0; i-- {
+		f, err := filter.NewFilter(filters[i], nil)
+		if err != nil {
+			panic(err)
+		}
+		r, err := f.Encode(bytes.NewReader(data))
+		if err != nil {
+			panic(err)
+		}
+		if data, err = io.ReadAll(r); err != nil {
+			panic(err)
+		}
+	}
+	return data
+}
+
+// filterEntry is the /Filter dictionary entry for filters ("" for none).
+func filterEntry(filters []string) string {
+	if len(filters) == 0 {
+		return ""
+	}
+	return "/Filter [/" + strings.Join(filters, " /") + "]"
+}
+
 func deflate(b []byte) []byte {
 	var buf bytes.Buffer
 	zw := zlib.NewWriter(&buf)
 	zw.Write(b)
 	zw.Close()
 	return buf.Bytes()
+}
+
+// PdfcpuTextTable writes the table with pdfcpu's own PDF writer (api.Create from its
+// JSON page description): one text box per cell in Helvetica, the content stream
+// FlateDecode-compressed as pdfcpu writes it, the way an office suite's export is.
+func PdfcpuTextTable(rows [][]string) ([]byte, error) {
+	type box struct {
+		Value string         `json:"value"`
+		Pos   [2]int         `json:"pos"`
+		Font  map[string]any `json:"font"`
+	}
+	var boxes []box
+	y := pageH - 60
+	for _, row := range rows {
+		x := 50
+		for i, cell := range row {
+			boxes = append(boxes, box{Value: cell, Pos: [2]int{x, y}, Font: map[string]any{"name": "Helvetica", "size": 10}})
+			x += colWidth(i)
+		}
+		y -= 16
+	}
+	js, err := json.Marshal(map[string]any{"paper": "A4P", "origin": "LowerLeft",
+		"pages": map[string]any{"1": map[string]any{"content": map[string]any{"text": boxes}}}})
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := api.Create(nil, bytes.NewReader(js), &out, nil); err != nil {
+		return nil, fmt.Errorf("cannot write the test PDF with pdfcpu: %w", err)
+	}
+	return out.Bytes(), nil
 }

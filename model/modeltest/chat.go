@@ -63,6 +63,9 @@ var (
 
 // chat answers /v1/chat/completions.
 //
+// Video mode, when the request carries a video_url part (at most Config.MaxVideos):
+// {"segments":[…]} of the colours the clip shows second by second (see videoSegments).
+//
 // Table mode, when response_format.json_schema.name is "vlproxy_table_rows":
 // {"rows":[…]} from Config.Images[…].Rows and from " | "-separated table text
 // under a header line (see tableRows).
@@ -104,6 +107,7 @@ func (s *Server) chat(ctx context.Context, cfg Config, body []byte) (any, *Fault
 	var userText, lastText strings.Builder
 	var lastUser []segment
 	var images []string
+	var videos [][]byte
 	promptTokens := 0
 	for _, m := range msgs.Array() {
 		role := m.Get("role").String()
@@ -117,10 +121,14 @@ func (s *Server) chat(ctx context.Context, cfg Config, body []byte) (any, *Fault
 			return nil, badRequest("%s", err.Error())
 		}
 		for _, sg := range segs {
-			if sg.image != "" {
+			switch {
+			case sg.video != nil:
+				videos = append(videos, sg.video)
+				promptTokens += cfg.VideoTokens
+			case sg.image != "":
 				images = append(images, sg.image)
 				promptTokens += cfg.ImageTokens
-			} else {
+			default:
 				promptTokens += len(sg.text)/4 + 1
 			}
 		}
@@ -139,6 +147,9 @@ func (s *Server) chat(ctx context.Context, cfg Config, body []byte) (any, *Fault
 	}
 	if len(images) > cfg.MaxImages {
 		return nil, badRequest("At most %d image(s) may be provided in one prompt.", cfg.MaxImages)
+	}
+	if maxVideos := max(cfg.MaxVideos, 0); len(videos) > maxVideos {
+		return nil, badRequest("At most %d video(s) may be provided in one prompt.", maxVideos)
 	}
 	maxTokens := int(r.Get("max_completion_tokens").Int())
 	if maxTokens == 0 {
@@ -192,6 +203,12 @@ func (s *Server) chat(ctx context.Context, cfg Config, body []byte) (any, *Fault
 				finish = "length"
 			}
 		}
+	} else if len(videos) > 0 {
+		b, f := videoSegments(ctx, videos[0])
+		if f != nil {
+			return nil, f
+		}
+		content = string(b)
 	} else if r.Get("response_format.json_schema.name").String() == TableSchema {
 		content = tableRows(&cfg, lastText.String(), images)
 	} else {

@@ -54,6 +54,11 @@ type Config struct {
 	MaxImages int `json:"max_images" yaml:"max_images"`
 	// ImageTokens is the prompt tokens counted per image (default 256).
 	ImageTokens int `json:"image_tokens" yaml:"image_tokens"`
+	// MaxVideos is --limit-mm-per-prompt video (default 1); -1 refuses every video with
+	// vLLM's 400, as a server started with '{"video":0}' (the README's image-only serve line) does.
+	MaxVideos int `json:"max_videos" yaml:"max_videos"`
+	// VideoTokens is the prompt tokens counted per video (default 2048).
+	VideoTokens int `json:"video_tokens" yaml:"video_tokens"`
 	// EmbedDim is the embedding dimension (default 16).
 	EmbedDim int `json:"embed_dim" yaml:"embed_dim"`
 	// EmbedImagesOnly refuses a text-only embedding with a 400, as an image-only encoder
@@ -207,6 +212,12 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.ImageTokens <= 0 {
 		d.ImageTokens = 256
+	}
+	if d.MaxVideos == 0 {
+		d.MaxVideos = 1
+	}
+	if d.VideoTokens <= 0 {
+		d.VideoTokens = 2048
 	}
 	if d.EmbedDim <= 0 {
 		d.EmbedDim = 16

@@ -46,10 +46,11 @@ func decodeImage(b64 string) (string, error) {
 	return ImageHash(b), nil
 }
 
-// segment is a piece of a prompt: text, or an image (by hash).
+// segment is a piece of a prompt: text, an image (by hash), or a video (its bytes).
 type segment struct {
 	text  string
 	image string
+	video []byte
 }
 
 // contentSegments reads a message content (string or parts) or a rerank
@@ -99,6 +100,16 @@ func partSegments(parts []gjson.Result) ([]segment, error) {
 				return nil, err
 			}
 			segs = append(segs, segment{image: h})
+		case "video_url":
+			u := p.Get("video_url")
+			if u.IsObject() {
+				u = u.Get("url")
+			}
+			b, err := videoRef(u.String())
+			if err != nil {
+				return nil, err
+			}
+			segs = append(segs, segment{video: b})
 		default:
 			return nil, errors.New("unsupported content part type " + p.Get("type").Raw)
 		}

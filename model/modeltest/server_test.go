@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -239,4 +240,25 @@ func TestExampleRulesFile(t *testing.T) {
 		cfg.ScoreRules[0].Score != 0.92 || cfg.Latency.Dist != "lognormal" {
 		t.Fatalf("loaded %+v", cfg)
 	}
+}
+
+// video_url values are checked like vLLM's: a base64 data URI; the simulator fetches no
+// URL, and bytes that are no video are a 400 (what a corrupt upload gets).
+func TestChatVideoRefused(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip(err)
+	}
+	srv := NewServer(Config{})
+	defer srv.Close()
+	f := func(url, want string) {
+		t.Helper()
+		st, resp := post(t, srv.URL+"/v1/chat/completions",
+			`{"messages":[{"role":"user","content":[{"type":"video_url","video_url":{"url":"`+url+`"}}]}],"max_tokens":100}`)
+		if st != 400 || !strings.Contains(gjson.Get(resp, "error.message").String(), want) {
+			t.Fatalf("%.40s: %d %s, want 400 with %q", url, st, resp, want)
+		}
+	}
+	f("https://cdn.example/v.mp4", "not fetched")
+	f("data:video/mp4,AAAA", "Only base64 data URLs")
+	f("data:video/mp4;base64,"+base64.StdEncoding.EncodeToString([]byte("not a video at all")), "cannot decode the video")
 }
