@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 
 	"github.com/vlproxy/vlproxy/cache"
@@ -56,7 +57,7 @@ func TestCorruptResultCacheEntryIsAMiss(t *testing.T) {
 	if string(rc.Response.Header.Peek("X-VLProxy-Cache")) != "miss" || fwd.calls.Load() != 1 {
 		t.Fatalf("first call: cache %q, %d upstream calls", rc.Response.Header.Peek("X-VLProxy-Cache"), fwd.calls.Load())
 	}
-	key, _ := p.resultKey(newCtx(body), &input{body: []byte(body)})
+	key, _ := p.resultKey(newCtx(body), &input{body: []byte(body)}, new(bytebufferpool.ByteBuffer))
 	if key == nil {
 		t.Fatal("no result-cache key")
 	}
