@@ -51,19 +51,22 @@ func (p *Pipeline) servePlainCached(parent context.Context, rc *fasthttp.Request
 	key, last, ok := p.keys.KeyAt(sc.key[:0], resultcache.KeyInput{
 		Method: rc.Method(), Path: path, Query: query, Body: body, Header: &sc.fields,
 	})
+	if ok {
+		sc.key = key
+		entry, hit := p.results.Get(key)
+		if hit {
+			err := p.writeEntry(rc, entry, cacheHit)
+			if err == nil {
+				return Timings{}, nil
+			}
+			p.fault(err)
+		}
+	}
 	ctx, cancel := lazyctx.WithTimeout(parent, p.cfg.Timeout)
 	defer cancel()
 	if !ok {
 		_, t, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheBypass, false, false)
 		return t, err
-	}
-	sc.key = key
-	if entry, ok := p.results.Get(key); ok {
-		err := p.writeEntry(rc, entry, cacheHit)
-		if err == nil {
-			return Timings{}, nil
-		}
-		p.fault(err)
 	}
 	store := last.IsZero() || time.Since(last) >= p.lag
 	// DoInline runs the fill of the caller that starts it in that caller's goroutine before it

@@ -257,7 +257,10 @@ func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cache
 		r.Header.SetCanonical(hdrRetrieval, retrieval)
 	}
 	if !rc.IsHead() {
-		r.SetBodyRaw(e.Body) // entries are immutable
+		// Entries are immutable. The body is the entry's prefix: taken from entry rather than
+		// e.Body, since the compiler would otherwise move hs (held by e) to the heap.
+		n := len(e.Body)
+		r.SetBodyRaw(entry[:n:n])
 	}
 	return nil
 }

@@ -58,7 +58,8 @@ func AppendEntryMeta(body []byte, e *Entry) []byte {
 
 var errBadEntry = errors.New("cannot decode cached entry: truncated or from another version")
 
-// Decode fills e from b without copying: e.Headers and e.Body point into b, so b must stay
+// Decode fills e from b without copying: e.Headers and e.Body point into b (e.Body is b's
+// prefix, b[:len(e.Body)]), so b must stay
 // unmodified while e is used (values from cache.Cache are immutable). e.Headers is reused: with
 // enough capacity (an array of the caller's), Decode does not allocate.
 // A decoding error means the entry should be treated as a miss.
@@ -77,8 +78,13 @@ func (e *Entry) Decode(b []byte) error {
 		return errBadEntry
 	}
 	m = m[k:]
-	e.Headers = e.Headers[:0]
-	for range count {
+	// Indexed stores, not append: with append the compiler cannot tell that e.Headers' array
+	// stays the caller's, and a caller's array would move to the heap.
+	if count > uint64(cap(e.Headers)) {
+		e.Headers = make([]Header, count)
+	}
+	e.Headers = e.Headers[:count]
+	for i := range e.Headers {
 		var name, value []byte
 		var ok bool
 		if name, m, ok = readField(m); !ok {
@@ -87,7 +93,7 @@ func (e *Entry) Decode(b []byte) error {
 		if value, m, ok = readField(m); !ok {
 			return errBadEntry
 		}
-		e.Headers = append(e.Headers, Header{Name: name, Value: value})
+		e.Headers[i] = Header{Name: name, Value: value}
 	}
 	status, k := binary.Uvarint(m)
 	if k <= 0 || status < 100 || status > 999 || len(m)-k != 8 {
