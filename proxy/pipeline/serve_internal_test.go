@@ -145,7 +145,7 @@ func TestReadLimited(t *testing.T) {
 // TestResultCacheHitAllocs: a result-cache hit of a search with nothing for vlproxy is answered
 // from the stored entry without allocating: key, lookup, status, headers, Age and body.
 func TestResultCacheHitAllocs(t *testing.T) {
-	p, rc, serve := hitSetup(t)
+	_, rc, serve := hitSetup(t)
 	serve()
 	if got := string(rc.Response.Header.Peek("X-VLProxy-Cache")); got != "hit" {
 		t.Fatalf("second request: X-VLProxy-Cache %q; want hit", got)
@@ -153,10 +153,12 @@ func TestResultCacheHitAllocs(t *testing.T) {
 	if got := string(rc.Response.Header.Peek("Age")); got != "0" || string(rc.Response.Header.ContentType()) != "application/json" {
 		t.Fatalf("hit: Age %q, Content-Type %q", got, rc.Response.Header.ContentType())
 	}
+	if raceEnabled {
+		t.Skip("allocation guard: sync.Pool drops items at random under the race detector")
+	}
 	if allocs := testing.AllocsPerRun(200, serve); allocs != 0 {
 		t.Fatalf("a result-cache hit allocates %v times; want 0", allocs)
 	}
-	_ = p
 }
 
 func BenchmarkResultCacheHit(b *testing.B) {
