@@ -145,7 +145,7 @@ func TestReadLimited(t *testing.T) {
 // TestResultCacheHitAllocs: a result-cache hit of a search with nothing for vlproxy is answered
 // from the stored entry without allocating: key, lookup, status, headers, Age and body.
 func TestResultCacheHitAllocs(t *testing.T) {
-	_, rc, serve := hitSetup(t)
+	rc, serve := hitSetup(t)
 	serve()
 	if got := string(rc.Response.Header.Peek("X-VLProxy-Cache")); got != "hit" {
 		t.Fatalf("second request: X-VLProxy-Cache %q; want hit", got)
@@ -162,7 +162,7 @@ func TestResultCacheHitAllocs(t *testing.T) {
 }
 
 func BenchmarkResultCacheHit(b *testing.B) {
-	_, _, serve := hitSetup(b)
+	_, serve := hitSetup(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		serve()
@@ -171,7 +171,7 @@ func BenchmarkResultCacheHit(b *testing.B) {
 
 // hitSetup stores one plain search's response and returns a function that serves it again
 // (a hit) into the same, reset, RequestCtx.
-func hitSetup(tb testing.TB) (*Pipeline, *fasthttp.RequestCtx, func()) {
+func hitSetup(tb testing.TB) (*fasthttp.RequestCtx, func()) {
 	fwd := &countingForwarder{}
 	results := cache.New(cache.Config{Name: "pipeline_internal_hit_test", MaxBytes: 1 << 20})
 	p := New(Config{}, Deps{Forwarder: fwd, Results: results, Keys: resultcache.New(resultcache.Config{AssumeConcrete: true}),
@@ -191,5 +191,5 @@ func hitSetup(tb testing.TB) (*Pipeline, *fasthttp.RequestCtx, func()) {
 	if got := string(rc.Response.Header.Peek("X-VLProxy-Cache")); got != "miss" || fwd.calls.Load() != 1 {
 		tb.Fatalf("first request: X-VLProxy-Cache %q, %d upstream calls", got, fwd.calls.Load())
 	}
-	return p, rc, serve
+	return rc, serve
 }
