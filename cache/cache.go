@@ -165,43 +165,52 @@ func (c *Cache) SetWithTTL(key, val []byte, ttl time.Duration) bool {
 }
 
 func (c *Cache) set(gen uint64, key, val []byte, ttl time.Duration) bool {
-	return c.store(gen, key, val, ttl, false)
+	return c.store(gen, key, val, ttl)
 }
 
-// store adds an entry. With owned, val is kept as it is (Do's fill gave it up) instead of being
-// copied next to the key.
-func (c *Cache) store(gen uint64, key, val []byte, ttl time.Duration, owned bool) bool {
+// store adds an entry with a copy of val next to a copy of key.
+func (c *Cache) store(gen uint64, key, val []byte, ttl time.Duration) bool {
+	if !c.fits(key, val) {
+		return false
+	}
+	kEnd := prefixLen + len(key)
+	buf := make([]byte, kEnd+len(val))
+	putPrefix(buf, gen)
+	copy(buf[prefixLen:], key)
+	copy(buf[kEnd:], val)
+	return c.add(gen, buf[:kEnd:kEnd], buf[kEnd:], ttl)
+}
+
+// putPrefix writes the version byte and the generation that start every stored key.
+func putPrefix(full []byte, gen uint64) {
+	full[0] = keyVersion
+	binary.LittleEndian.PutUint64(full[1:prefixLen], gen)
+}
+
+// fits reports whether key and val may be stored, counting a refusal.
+func (c *Cache) fits(key, val []byte) bool {
 	n := int64(len(key)) + int64(len(val))
-	size := n + prefixLen + entryOverhead
-	if n > c.cfg.MaxEntryBytes || size > c.cfg.MaxBytes {
+	if n > c.cfg.MaxEntryBytes || n+prefixLen+entryOverhead > c.cfg.MaxBytes {
 		c.refused.Add(1)
 		c.m.refused.Inc()
 		return false
 	}
+	return true
+}
+
+// add stores val under full (prefix and key, see putPrefix) as they are: both are kept, and
+// neither may be modified afterwards.
+func (c *Cache) add(gen uint64, full, val []byte, ttl time.Duration) bool {
 	if gen != c.gen.Load() {
 		// Computed before a Flush: storing it could only waste memory.
 		return false
 	}
-	kEnd := prefixLen + len(key)
-	vLen := len(val)
-	if owned {
-		vLen = 0
-	}
-	buf := make([]byte, kEnd+vLen)
-	buf[0] = keyVersion
-	binary.LittleEndian.PutUint64(buf[1:prefixLen], gen)
-	copy(buf[prefixLen:], key)
-	e := &entry{full: buf[:kEnd:kEnd], size: size}
-	if owned {
-		e.val = val[:len(val):len(val)]
-	} else {
-		copy(buf[kEnd:], val)
-		e.val = buf[kEnd:]
-	}
+	size := int64(len(full)) + int64(len(val)) + entryOverhead
+	e := &entry{full: full[:len(full):len(full)], val: val[:len(val):len(val)], size: size}
 	if ttl > 0 {
 		e.expires = time.Now().Add(ttl).UnixNano()
 	}
-	h := c.mapKey(gen, key)
+	h := c.mapKey(gen, full[prefixLen:])
 
 	c.mu.Lock()
 	if old, ok := c.lru.Peek(h); ok {

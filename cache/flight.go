@@ -2,10 +2,12 @@ package cache
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
+
+	"github.com/vlproxy/vlproxy/internal/lazyctx"
 )
 
 type flight struct {
@@ -47,12 +49,16 @@ func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context)
 	if v, ok := c.Get(key); ok {
 		return v, true, nil
 	}
-	fk := make([]byte, 8+len(key))
-	binary.LittleEndian.PutUint64(fk, gen)
-	copy(fk[8:], key)
+	// One allocation holds the key as the entry will store it (version, generation, key): the
+	// flight's map key is a string sharing its bytes (never modified), and the fill's entry
+	// keeps it.
+	full := make([]byte, prefixLen+len(key))
+	putPrefix(full, gen)
+	copy(full[prefixLen:], key)
+	fk := unsafe.String(unsafe.SliceData(full), len(full))
 
 	c.flightMu.Lock()
-	f, joined := c.flights[string(fk)]
+	f, joined := c.flights[fk]
 	if joined {
 		c.collapsed.Add(1)
 		c.m.collapsed.Inc()
@@ -63,26 +69,31 @@ func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context)
 			c.flightMu.Unlock()
 			return v, true, nil
 		}
-		fillCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
+		// Lazy: a fill that never waits on its context (an upstream round trip takes only its
+		// deadline) starts no timer.
+		fillCtx, cancel := lazyctx.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
 		f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
-		c.flights[string(fk)] = f
+		c.flights[fk] = f
 		if inline {
 			c.flightMu.Unlock()
 			// The leader counts as a waiter: when its ctx is cancelled (its client went away)
 			// and nobody else waits, the fill is cancelled as in Do, and the leader returns as
 			// soon as fn sees it. A passed deadline is left to the fill's own deadline
-			// (FillTimeout, or the one fn sets), so that fn reports it as a deadline.
-			stop := context.AfterFunc(ctx, func() {
-				if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					c.leave(f, string(fk))
-				}
-			})
-			c.fill(fillCtx, f, string(fk), gen, fk[8:], fn)
+			// (FillTimeout, or the one fn sets), so that fn reports it as a deadline; a ctx
+			// that only its deadline can end is therefore not watched at all.
+			stop := func() bool { return false }
+			if !lazyctx.DeadlineOnly(ctx) {
+				stop = context.AfterFunc(ctx, func() {
+					if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+						c.leave(f, fk)
+					}
+				})
+			}
+			c.fill(fillCtx, f, fk, gen, full, fn)
 			stop()
 			return f.val, false, f.err
 		}
-		key := fk[8:]
-		c.fills.run(func() { c.fill(fillCtx, f, string(fk), gen, key, fn) })
+		c.fills.run(func() { c.fill(fillCtx, f, fk, gen, full, fn) })
 	}
 	c.flightMu.Unlock()
 
@@ -90,7 +101,7 @@ func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context)
 	case <-f.done:
 		return f.val, false, f.err
 	case <-ctx.Done():
-		c.leave(f, string(fk))
+		c.leave(f, fk)
 		return nil, false, fmt.Errorf("cannot wait for the %s cache to be filled: %w", c.cfg.Name, ctx.Err())
 	}
 }
@@ -108,11 +119,13 @@ func (c *Cache) leave(f *flight, fk string) {
 	}
 }
 
-func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) {
+// fill runs fn for the flight f of full (putPrefix and key) and stores what it returns.
+func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, full []byte, fn func(context.Context) ([]byte, error)) {
 	defer f.cancel()
+	key := full[prefixLen:]
 	val, err := c.fillThrough(ctx, gen, key, fn)
-	if err == nil {
-		c.store(gen, key, val, c.cfg.TTL, true) // Do owns val: no copy
+	if err == nil && c.fits(key, val) {
+		c.add(gen, full, val, c.cfg.TTL) // Do owns val, and full is the flight's: no copies
 	}
 	f.val, f.err = val, err
 	// Store first, then leave the table: a caller that no longer finds the flight finds the

@@ -132,7 +132,10 @@ func (s *Server) applyOptions(o *options) {
 		Reranker:    o.reranker,
 		Scorers:     o.scorers,
 		Experiments: o.experiments,
-		Log:         s.log,
+		WatchClient: func(ctx context.Context, rc *fasthttp.RequestCtx) (context.Context, func()) {
+			return watchClient(ctx, rc.Conn())
+		},
+		Log: s.log,
 	}
 	if o.results != nil {
 		s.keys = resultcache.New(o.keyCfg)

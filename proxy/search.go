@@ -6,6 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/vlproxy/vlproxy/internal/lazyctx"
 	"github.com/vlproxy/vlproxy/proxy/pipeline"
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 )
@@ -30,12 +31,12 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 		s.servePlainSearch(ctx, rq, body)
 		return
 	}
-	// The pipeline's work for this request stops when its client leaves or its deadline passes.
-	base, cancel := context.WithDeadline(context.Background(), rq.deadline)
+	// The pipeline's work for this request stops when its deadline passes or, if it may call a
+	// model, when its client leaves (watchClient, through pipeline.Deps). Lazy: a search that
+	// waits on nothing but its upstream round trip starts no timer.
+	base, cancel := lazyctx.WithDeadline(context.Background(), rq.deadline)
 	defer cancel()
-	reqCtx, stop := watchClient(base, ctx.Conn())
-	t, err := s.pipe.ServeContext(reqCtx, ctx, kind, func(dst *fasthttp.RequestHeader) { prepareUpstreamRequest(dst, ctx) }, body)
-	stop()
+	t, err := s.pipe.ServeContext(base, ctx, kind, func(dst *fasthttp.RequestHeader) { prepareUpstreamRequest(dst, ctx) }, body)
 	if err != nil {
 		s.fail(ctx, rq, err)
 		return

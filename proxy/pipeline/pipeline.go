@@ -125,6 +125,7 @@ type Pipeline struct {
 	results *cache.Cache
 	keys    *resultcache.Keyer
 	lag     time.Duration
+	watch   func(ctx context.Context, rc *fasthttp.RequestCtx) (context.Context, func())
 	log     *slog.Logger
 	// decompress gates body decompression: slots in flight, and a count of those waiting.
 	decompress chan struct{}
@@ -145,7 +146,11 @@ type Deps struct {
 	// RefreshLag: a response is not stored when a write to what it searched passed through
 	// less than this long ago (the cluster may not have made the write searchable yet).
 	RefreshLag time.Duration
-	Log        *slog.Logger
+	// WatchClient derives from ctx a context that also ends when the client of rc goes away,
+	// and a function to call before the handler returns. It is called only for requests that
+	// may call a model; nil: clients are not watched.
+	WatchClient func(ctx context.Context, rc *fasthttp.RequestCtx) (context.Context, func())
+	Log         *slog.Logger
 }
 
 // New builds a Pipeline.
@@ -161,7 +166,7 @@ func New(cfg Config, d Deps) *Pipeline {
 		d.Log = slog.Default()
 	}
 	return &Pipeline{cfg: cfg, fwd: d.Forwarder, rw: d.Rewriter, rr: d.Reranker, scorers: d.Scorers, exp: d.Experiments,
-		results: d.Results, keys: d.Keys, lag: d.RefreshLag, log: d.Log, decompress: make(chan struct{}, cfg.MaxDecompressions)}
+		results: d.Results, keys: d.Keys, lag: d.RefreshLag, watch: d.WatchClient, log: d.Log, decompress: make(chan struct{}, cfg.MaxDecompressions)}
 }
 
 // Timings are the stages of one request, for Server-Timing. They are disjoint wall-clock

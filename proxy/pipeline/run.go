@@ -47,8 +47,12 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	var parts []*part
 	var items []searchbody.Item
 	var t Timings
-	uri := in.header.RequestURI()
-	path, origQuery, _ := bytes.Cut(uri, []byte("?"))
+	// The upstream request: the client's, with a new body only when something changed it.
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	in.prepare(&req.Header)
+	// path and origQuery point into req's URI, which is set again only at the end, from copies.
+	path, origQuery, _ := bytes.Cut(req.Header.RequestURI(), []byte("?"))
 	upQuery := string(origQuery)
 	intercept := searchbody.MaybeIntercepted(in.body) || p.rerankWanted(in)
 
@@ -129,12 +133,8 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 		upQuery, msearchFilter = cutQueryParam(upQuery, "filter_path")
 	}
 
-	// The upstream request: the client's, with a new body only when something changed it.
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	in.header.CopyTo(&req.Header)
 	changed := false
 	var body []byte
 	switch {
@@ -159,7 +159,7 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	if p.needsResponse(parts) {
 		req.Header.Del("Accept-Encoding") // the response is edited: get it plain
 	}
-	req.SetBody(body)
+	req.SetBodyRaw(body) // the client's body, or one made here; both outlive the round trip
 	if upQuery != string(origQuery) || upPath != nil {
 		if upPath == nil {
 			upPath = path

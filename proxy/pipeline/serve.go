@@ -6,29 +6,31 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 
 	"github.com/vlproxy/vlproxy/internal/bytesconv"
 	"github.com/vlproxy/vlproxy/internal/httphdr"
+	"github.com/vlproxy/vlproxy/internal/lazyctx"
 	"github.com/vlproxy/vlproxy/proxy/experiment"
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 	"github.com/vlproxy/vlproxy/proxy/searchbody"
 )
 
-// input is everything the pipeline needs from the client's request, copied out of the
-// RequestCtx: with single-flight the work may outlive the handler that started it.
+// input is everything the pipeline needs from the client's request. It references the request
+// (no copies): the work for a request, a result-cache fill included (cache.DoInline), ends
+// before its handler returns.
 type input struct {
 	kind    Kind
-	index   string                  // index expression from the path, "" for /_search
-	header  *fasthttp.RequestHeader // the upstream request header, prepared by proxy/
-	rawBody []byte                  // the body as the client sent it
-	body    []byte                  // the body as ES reads it (gunzipped)
-	raw     bool                    // body is rawBody (no Content-Encoding to undo)
+	index   string                            // index expression from the path, "" for /_search
+	prepare func(dst *fasthttp.RequestHeader) // fills an upstream request header (proxy/'s)
+	rawBody []byte                            // the body as the client sent it
+	body    []byte                            // the body as ES reads it (gunzipped)
+	raw     bool                              // body is rawBody (no Content-Encoding to undo)
 	sw      searchbody.Switches
 	variant *experiment.Variant
 }
@@ -58,15 +60,28 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 // ServeContext is Serve under parent: its cancellation (the client went away) or deadline stops
 // this request's rewrite and rerank work — no model call starts afterwards and calls in flight
 // are cancelled — while a result-cache fill that other requests wait for keeps running for them.
-// fasthttp's RequestCtx is no such context; proxy/ derives one from the connection.
+// fasthttp's RequestCtx is no such context: a request that may call a model gets one from
+// Deps.WatchClient, which ends when its client goes away.
 func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *fasthttp.RequestHeader), body []byte) (Timings, error) {
+	if p.results != nil {
+		sc := acquireScratch(rc)
+		defer releaseScratch(sc)
+		if p.nothingFor(&sc.fields, rc, kind, body) {
+			return p.servePlainCached(parent, rc, sc, kind, prepare, body)
+		}
+	}
+	if p.watch != nil {
+		var stop func()
+		parent, stop = p.watch(parent, rc)
+		defer stop()
+	}
 	get := func(name string) string { return string(rc.Request.Header.Peek(name)) }
 	sw, err := searchbody.ParseSwitches(get)
 	if err != nil {
 		return Timings{}, err
 	}
 	path, _ := pathQuery(rc)
-	in := &input{kind: kind, index: indexOf(path), sw: sw, rawBody: body}
+	in := &input{kind: kind, index: indexOf(path), sw: sw, rawBody: body, prepare: prepare}
 	v, ok, err := p.exp.Pick(get, sw.Variant)
 	if err != nil {
 		return Timings{}, err
@@ -82,20 +97,16 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 		return Timings{}, err
 	}
 
-	key, store := p.resultKey(rc, in)
+	kb := bytebufferpool.Get()
+	defer bytebufferpool.Put(kb)
+	key, store := p.resultKey(rc, in, kb)
 	if key != nil {
 		// The hit path: no upstream header, no copies, no deadline.
-		if entry, ok := p.results.Get(key); ok {
-			if out, err := decodeOutcome(entry); err == nil {
-				setAge(&rc.Response.Header, out)
-				p.write(rc, out, cacheHit)
-				return Timings{}, nil
-			}
+		if entry, ok := p.results.Get(key); ok && p.writeEntry(rc, entry, cacheHit) == nil {
+			return Timings{}, nil
 		}
 	}
-	in.header = new(fasthttp.RequestHeader)
-	prepare(in.header)
-	ctx, cancel := context.WithTimeout(parent, p.cfg.Timeout)
+	ctx, cancel := lazyctx.WithTimeout(parent, p.cfg.Timeout)
 	defer cancel()
 	if key == nil {
 		out, err := p.run(ctx, in)
@@ -106,40 +117,36 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 		return out.timings, nil
 	}
 
-	// The fill may outlive this handler (its client can leave while others wait), so it gets
-	// its own copy of the body (in.header is already its own).
-	in.rawBody = append([]byte(nil), body...)
-	if in.raw {
-		in.body = in.rawBody
-	} else {
-		in.body = append([]byte(nil), in.body...)
-	}
-	// Only the caller whose fill runs does the work; the others are served by it. fn may outlive
-	// this handler, hence atomics.
-	var led atomic.Pointer[Timings]
-	var ran atomic.Bool
-	// DoInline: this handler runs a fill it starts itself (no goroutine hand-off per miss); it
-	// waits for it at most the cache's FillTimeout, and callers joining it wait as with Do.
+	// Only the caller whose fill runs does the work; the others are served by it. DoInline runs
+	// the fill of the caller that starts it in that caller's goroutine before it returns (and
+	// never runs a joining caller's fn), so the fill may use this request's body and header
+	// without copies, and led needs no lock.
+	var led *outcome
 	entry, hit, err := p.results.DoInline(ctx, key, func(ctx context.Context) ([]byte, error) {
-		ran.Store(true)
 		out, err := p.run(ctx, in)
 		if err != nil {
 			return nil, err
 		}
-		led.Store(&out.timings)
+		led = out
 		if out.status < 200 || out.status > 299 || !store {
 			return nil, &uncacheable{out: out}
 		}
 		out.stored = time.Now()
 		return encodeOutcome(out), nil
 	})
-	// A caller whose fn did not run and that got no stored entry waited for another caller's
-	// fill: collapsed, not a hit (the response is fresh) nor a miss (it caused no work).
-	collapsed := !hit && !ran.Load()
+	return p.answer(rc, entry, hit, led, err, func() (*outcome, error) { return p.run(ctx, in) })
+}
+
+// answer writes the response of a result-cache DoInline: the leader's own outcome led (a miss),
+// another caller's (collapsed) or a stored entry (hit). A stored entry that cannot be decoded is
+// a miss, never a failed request: the cache is flushed and rerun answers.
+func (p *Pipeline) answer(rc *fasthttp.RequestCtx, entry []byte, hit bool, led *outcome, err error, rerun func() (*outcome, error)) (Timings, error) {
 	var unc *uncacheable
 	switch {
 	case errors.As(err, &unc):
-		if collapsed {
+		// A caller whose fn did not run waited for another caller's fill: collapsed, not a hit
+		// (the response is fresh) nor a miss (it caused no work).
+		if led == nil {
 			p.write(rc, unc.out, cacheCollapsed)
 			return Timings{}, nil
 		}
@@ -147,46 +154,49 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 		return unc.out.timings, nil
 	case err != nil:
 		return Timings{}, err
+	case led != nil && !hit:
+		p.write(rc, led, cacheMiss)
+		return led.timings, nil
 	}
-	out, derr := decodeOutcome(entry)
-	if derr != nil { // a cache fault is a miss, never a failed request
+	state := cacheHit
+	if !hit {
+		state = cacheCollapsed
+	}
+	if derr := p.writeEntry(rc, entry, state); derr != nil {
 		p.log.Warn("cannot decode a result cache entry", "err", derr)
 		p.results.Flush()
-		if out, err = p.run(ctx, in); err != nil {
+		out, err := rerun()
+		if err != nil {
 			return Timings{}, err
 		}
 		p.write(rc, out, cacheMiss)
 		return out.timings, nil
 	}
-	if t := led.Load(); t != nil && !hit {
-		p.write(rc, out, cacheMiss)
-		return *t, nil
-	}
-	if collapsed {
-		p.write(rc, out, cacheCollapsed)
-		return Timings{}, nil
-	}
-	setAge(&rc.Response.Header, out)
-	p.write(rc, out, cacheHit)
 	return Timings{}, nil
 }
 
-// X-VLProxy-Cache values, each counted in vlproxy_result_cache_requests_total{state}.
+// cacheState is the X-VLProxy-Cache value of a response, each counted in
+// vlproxy_result_cache_requests_total{state}.
+type cacheState uint8
+
 const (
-	cacheHit       = "hit"       // a stored response
-	cacheMiss      = "miss"      // this request's own upstream call (and model calls)
-	cacheCollapsed = "collapsed" // waited for an identical request's fill and shares its response
-	cacheBypass    = "bypass"    // not cacheable, or the result cache is off
+	cacheHit       cacheState = iota // a stored response
+	cacheMiss                        // this request's own upstream call (and model calls)
+	cacheCollapsed                   // waited for an identical request's fill and shares its response
+	cacheBypass                      // not cacheable, or the result cache is off
+	numCacheStates
 )
 
-var cacheStates = map[string]prometheus.Counter{}
+var cacheStateNames = [numCacheStates][]byte{[]byte("hit"), []byte("miss"), []byte("collapsed"), []byte("bypass")}
+
+var cacheStates [numCacheStates]prometheus.Counter
 
 func init() {
 	v := promauto.NewCounterVec(prometheus.CounterOpts{Name: "vlproxy_result_cache_requests_total",
 		Help: "Search requests by X-VLProxy-Cache state: hit, miss, collapsed (waited for an identical request's fill) or bypass."},
 		[]string{"state"})
-	for _, st := range []string{cacheHit, cacheMiss, cacheCollapsed, cacheBypass} {
-		cacheStates[st] = v.WithLabelValues(st)
+	for st := range numCacheStates {
+		cacheStates[st] = v.WithLabelValues(string(cacheStateNames[st]))
 	}
 }
 
@@ -196,18 +206,15 @@ type uncacheable struct{ out *outcome }
 
 func (u *uncacheable) Error() string { return "response not cacheable" }
 
-func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState string) {
+func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, state cacheState) {
 	r := &rc.Response
 	r.SetStatusCode(out.status)
 	for _, h := range out.header {
 		r.Header.AddBytesKV(h.Name, h.Value)
 	}
-	setStatus(&r.Header, out.rewrite, out.rerank, cacheState)
+	setStatus(&r.Header, bytesconv.Bytes(out.rewrite), bytesconv.Bytes(out.rerank), state)
 	if out.retrieval != "" {
-		r.Header.Set(httphdr.Retrieval, out.retrieval)
-	}
-	if c := cacheStates[cacheState]; c != nil {
-		c.Inc()
+		r.Header.SetCanonical(hdrRetrieval, bytesconv.Bytes(out.retrieval))
 	}
 	if !rc.IsHead() {
 		// out.body is never written again (a cache entry, or this request's own response), so
@@ -216,26 +223,75 @@ func (p *Pipeline) write(rc *fasthttp.RequestCtx, out *outcome, cacheState strin
 	}
 }
 
+// maxStoredHeaders is how many stored headers writeEntry decodes without allocating.
+const maxStoredHeaders = 8
+
+// writeEntry answers with a stored response: status, stored headers, Age, status headers and
+// body, which the client response references. It does not allocate.
+func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cacheState) error {
+	var hs [maxStoredHeaders]resultcache.Header
+	e := resultcache.Entry{Headers: hs[:0]}
+	if err := e.Decode(entry); err != nil {
+		return err
+	}
+	r := &rc.Response
+	if state == cacheHit {
+		setAge(&r.Header, e.Stored)
+	}
+	r.SetStatusCode(e.Status)
+	var rewrite, rerank, retrieval []byte
+	for _, h := range e.Headers {
+		switch {
+		case bytes.EqualFold(h.Name, hdrRewrite):
+			rewrite = h.Value
+		case bytes.EqualFold(h.Name, hdrRerank):
+			rerank = h.Value
+		case bytes.EqualFold(h.Name, hdrRetrieval):
+			retrieval = h.Value
+		default:
+			r.Header.AddBytesKV(h.Name, h.Value)
+		}
+	}
+	setStatus(&r.Header, rewrite, rerank, state)
+	if len(retrieval) > 0 {
+		r.Header.SetCanonical(hdrRetrieval, retrieval)
+	}
+	if !rc.IsHead() {
+		// Entries are immutable. The body is the entry's prefix: taken from entry rather than
+		// e.Body, since the compiler would otherwise move hs (held by e) to the heap.
+		n := len(e.Body)
+		r.SetBodyRaw(entry[:n:n])
+	}
+	return nil
+}
+
 // Header names in the form fasthttp writes them (it normalizes "X-VLProxy-Cache" to
 // "X-Vlproxy-Cache" on Set), so that SetCanonical skips the normalization and the bytes on the
 // wire stay the same.
 var (
-	hdrAge     = []byte("Age")
-	hdrRewrite = []byte("X-Vlproxy-Rewrite")
-	hdrRerank  = []byte("X-Vlproxy-Rerank")
-	hdrCache   = []byte("X-Vlproxy-Cache")
+	hdrAge       = []byte("Age")
+	hdrRewrite   = []byte("X-Vlproxy-Rewrite")
+	hdrRerank    = []byte("X-Vlproxy-Rerank")
+	hdrCache     = []byte("X-Vlproxy-Cache")
+	hdrRetrieval = []byte("X-Vlproxy-Retrieval")
+
+	hdrContentLength = []byte("Content-Length")
 )
 
-func setAge(h *fasthttp.ResponseHeader, out *outcome) {
+// setAge sets Age: whole seconds since the entry was stored.
+func setAge(h *fasthttp.ResponseHeader, stored time.Time) {
+	age := max(time.Since(stored), 0) / time.Second
 	var buf [20]byte
-	h.SetCanonical(hdrAge, strconv.AppendInt(buf[:0], int64(out.age(time.Now())), 10))
+	h.SetCanonical(hdrAge, strconv.AppendInt(buf[:0], int64(age), 10))
 }
 
-// setStatus sets the X-VLProxy-Rewrite, -Rerank and -Cache response headers.
-func setStatus(h *fasthttp.ResponseHeader, rewrite, rerank, cache string) {
-	h.SetCanonical(hdrRewrite, bytesconv.Bytes(rewrite))
-	h.SetCanonical(hdrRerank, bytesconv.Bytes(rerank))
-	h.SetCanonical(hdrCache, bytesconv.Bytes(cache))
+// setStatus sets the X-VLProxy-Rewrite, -Rerank and -Cache response headers and counts the
+// cache state.
+func setStatus(h *fasthttp.ResponseHeader, rewrite, rerank []byte, state cacheState) {
+	h.SetCanonical(hdrRewrite, rewrite)
+	h.SetCanonical(hdrRerank, rerank)
+	h.SetCanonical(hdrCache, cacheStateNames[state])
+	cacheStates[state].Inc()
 }
 
 // pathQuery returns the raw path and query string of the request without making fasthttp parse

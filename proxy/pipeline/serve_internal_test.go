@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 
 	"github.com/vlproxy/vlproxy/cache"
@@ -56,7 +57,7 @@ func TestCorruptResultCacheEntryIsAMiss(t *testing.T) {
 	if string(rc.Response.Header.Peek("X-VLProxy-Cache")) != "miss" || fwd.calls.Load() != 1 {
 		t.Fatalf("first call: cache %q, %d upstream calls", rc.Response.Header.Peek("X-VLProxy-Cache"), fwd.calls.Load())
 	}
-	key, _ := p.resultKey(newCtx(body), &input{body: []byte(body)})
+	key, _ := p.resultKey(newCtx(body), &input{body: []byte(body)}, new(bytebufferpool.ByteBuffer))
 	if key == nil {
 		t.Fatal("no result-cache key")
 	}
@@ -139,4 +140,56 @@ func TestReadLimited(t *testing.T) {
 	f(1001, 1000, false)
 	f(5<<20, 5<<20, true)
 	f(3<<20, 5<<20, true)
+}
+
+// TestResultCacheHitAllocs: a result-cache hit of a search with nothing for vlproxy is answered
+// from the stored entry without allocating: key, lookup, status, headers, Age and body.
+func TestResultCacheHitAllocs(t *testing.T) {
+	rc, serve := hitSetup(t)
+	serve()
+	if got := string(rc.Response.Header.Peek("X-VLProxy-Cache")); got != "hit" {
+		t.Fatalf("second request: X-VLProxy-Cache %q; want hit", got)
+	}
+	if got := string(rc.Response.Header.Peek("Age")); got != "0" || string(rc.Response.Header.ContentType()) != "application/json" {
+		t.Fatalf("hit: Age %q, Content-Type %q", got, rc.Response.Header.ContentType())
+	}
+	if raceEnabled {
+		t.Skip("allocation guard: sync.Pool drops items at random under the race detector")
+	}
+	if allocs := testing.AllocsPerRun(200, serve); allocs != 0 {
+		t.Fatalf("a result-cache hit allocates %v times; want 0", allocs)
+	}
+}
+
+func BenchmarkResultCacheHit(b *testing.B) {
+	_, serve := hitSetup(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		serve()
+	}
+}
+
+// hitSetup stores one plain search's response and returns a function that serves it again
+// (a hit) into the same, reset, RequestCtx.
+func hitSetup(tb testing.TB) (*fasthttp.RequestCtx, func()) {
+	fwd := &countingForwarder{}
+	results := cache.New(cache.Config{Name: "pipeline_internal_hit_test", MaxBytes: 1 << 20})
+	p := New(Config{}, Deps{Forwarder: fwd, Results: results, Keys: resultcache.New(resultcache.Config{AssumeConcrete: true}),
+		Log: slog.New(slog.DiscardHandler)})
+	rc := newCtx(`{"query":{"match":{"title":"shirt"}}}`)
+	rc.Request.Header.SetContentType("application/json")
+	rc.Request.Header.Set("User-Agent", "wrk")
+	prepare := func(dst *fasthttp.RequestHeader) { rc.Request.Header.CopyTo(dst) }
+	ctx := context.Background()
+	serve := func() {
+		rc.Response.Reset()
+		if _, err := p.ServeContext(ctx, rc, Search, prepare, rc.Request.Body()); err != nil {
+			tb.Fatalf("Serve: %v", err)
+		}
+	}
+	serve()
+	if got := string(rc.Response.Header.Peek("X-VLProxy-Cache")); got != "miss" || fwd.calls.Load() != 1 {
+		tb.Fatalf("first request: X-VLProxy-Cache %q, %d upstream calls", got, fwd.calls.Load())
+	}
+	return rc, serve
 }

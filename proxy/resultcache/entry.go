@@ -7,8 +7,11 @@ import (
 	"time"
 )
 
-// entryVersion starts every encoded entry; bump it whenever the layout changes.
-const entryVersion byte = 1
+// entryVersion ends every encoded entry; bump it whenever the layout changes.
+const entryVersion byte = 2
+
+// trailerLen is the fixed end of an entry: the length of its metadata and the version.
+const trailerLen = 4 + 1
 
 // Header is one stored response header.
 type Header struct {
@@ -30,60 +33,75 @@ type Entry struct {
 // StoredHeader reports whether a response header is kept in the entry (httphdr.Stored).
 func StoredHeader(name []byte) bool { return httphdr.Stored(name) }
 
-// AppendEntry appends the encoding of e to dst: a version byte, the status, the stored time,
-// the headers and the body.
+// AppendEntry appends the encoding of e to dst: the body, then what AppendEntryMeta adds.
 func AppendEntry(dst []byte, e *Entry) []byte {
-	dst = append(dst, entryVersion)
-	dst = binary.AppendUvarint(dst, uint64(e.Status))
-	dst = binary.LittleEndian.AppendUint64(dst, uint64(e.Stored.UnixNano()))
-	dst = binary.AppendUvarint(dst, uint64(len(e.Headers)))
+	return AppendEntryMeta(append(dst, e.Body...), e)
+}
+
+// AppendEntryMeta appends everything of e but its body to body, which is the response body
+// (e.Body is not read): the status, the stored time, the headers, their length and the
+// version. The result is the encoded entry. The metadata comes last so that it usually fits in
+// the spare capacity of the buffer the body was read into, and storing a response then copies
+// none of its body.
+func AppendEntryMeta(body []byte, e *Entry) []byte {
+	start := len(body)
+	dst := binary.AppendUvarint(body, uint64(len(e.Headers)))
 	for _, h := range e.Headers {
 		dst = appendField(dst, h.Name)
 		dst = appendField(dst, h.Value)
 	}
-	return append(dst, e.Body...)
+	dst = binary.AppendUvarint(dst, uint64(e.Status))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(e.Stored.UnixNano()))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(dst)-start))
+	return append(dst, entryVersion)
 }
 
 var errBadEntry = errors.New("cannot decode cached entry: truncated or from another version")
 
-// Decode fills e from b without copying: e.Headers and e.Body point into b, so b must stay
-// unmodified while e is used (values from cache.Cache are immutable). e.Headers is reused.
+// Decode fills e from b without copying: e.Headers and e.Body point into b (e.Body is b's
+// prefix, b[:len(e.Body)]), so b must stay
+// unmodified while e is used (values from cache.Cache are immutable). e.Headers is reused: with
+// enough capacity (an array of the caller's), Decode does not allocate.
 // A decoding error means the entry should be treated as a miss.
 func (e *Entry) Decode(b []byte) error {
-	if len(b) < 1 || b[0] != entryVersion {
+	if len(b) < trailerLen || b[len(b)-1] != entryVersion {
 		return errBadEntry
 	}
-	b = b[1:]
-	status, n := binary.Uvarint(b)
-	if n <= 0 || status < 100 || status > 999 {
+	n := uint64(binary.LittleEndian.Uint32(b[len(b)-trailerLen:]))
+	if n > uint64(len(b)-trailerLen) {
 		return errBadEntry
 	}
-	b = b[n:]
-	if len(b) < 8 {
+	bodyEnd := len(b) - trailerLen - int(n)
+	m := b[bodyEnd : len(b)-trailerLen]
+	count, k := binary.Uvarint(m)
+	if k <= 0 || count > uint64(len(m)) {
 		return errBadEntry
 	}
-	stored := int64(binary.LittleEndian.Uint64(b))
-	b = b[8:]
-	count, n := binary.Uvarint(b)
-	if n <= 0 || count > uint64(len(b)) {
-		return errBadEntry
+	m = m[k:]
+	// Indexed stores, not append: with append the compiler cannot tell that e.Headers' array
+	// stays the caller's, and a caller's array would move to the heap.
+	if count > uint64(cap(e.Headers)) {
+		e.Headers = make([]Header, count)
 	}
-	b = b[n:]
-	e.Headers = e.Headers[:0]
-	for range count {
+	e.Headers = e.Headers[:count]
+	for i := range e.Headers {
 		var name, value []byte
 		var ok bool
-		if name, b, ok = readField(b); !ok {
+		if name, m, ok = readField(m); !ok {
 			return errBadEntry
 		}
-		if value, b, ok = readField(b); !ok {
+		if value, m, ok = readField(m); !ok {
 			return errBadEntry
 		}
-		e.Headers = append(e.Headers, Header{Name: name, Value: value})
+		e.Headers[i] = Header{Name: name, Value: value}
+	}
+	status, k := binary.Uvarint(m)
+	if k <= 0 || status < 100 || status > 999 || len(m)-k != 8 {
+		return errBadEntry
 	}
 	e.Status = int(status)
-	e.Stored = time.Unix(0, stored)
-	e.Body = b
+	e.Stored = time.Unix(0, int64(binary.LittleEndian.Uint64(m[k:])))
+	e.Body = b[:bodyEnd:bodyEnd]
 	return nil
 }
 

@@ -60,16 +60,32 @@ func TestEntryDecodeErrors(t *testing.T) {
 		}
 	}
 	f(nil)
-	f([]byte{2})
-	f(good[:1])
-	f(good[:5])
-	for n := 1; n < len(good)-2; n++ {
-		// Every truncation inside the headers fails; the body itself has no length.
-		f(good[:n])
+	f([]byte{entryVersion})
+	for n := 0; n < len(good); n++ {
+		f(good[:n]) // every truncation loses the trailer
 	}
-	bad := append([]byte{}, good...)
-	bad[1] = 5 // status 5
-	f(bad)
+	f(AppendEntry(nil, &Entry{Status: 5, Body: []byte("{}")}))
+	old := append([]byte{}, good...)
+	old[len(old)-1] = 1 // the version before the metadata moved behind the body
+	f(old)
+}
+
+// TestEntryMetaAfterBody: with spare capacity in the body's buffer, the entry is that buffer:
+// storing a response copies none of its body.
+func TestEntryMetaAfterBody(t *testing.T) {
+	body := make([]byte, 0, 256)
+	body = append(body, `{"hits":{"hits":[]}}`...)
+	enc := AppendEntryMeta(body, &Entry{Status: 200, Headers: []Header{{Name: []byte("Content-Type"), Value: []byte("application/json")}}})
+	if &enc[0] != &body[0] {
+		t.Fatal("the entry was copied out of the body's buffer")
+	}
+	var e Entry
+	if err := e.Decode(enc); err != nil || string(e.Body) != `{"hits":{"hits":[]}}` || e.Status != 200 || len(e.Headers) != 1 {
+		t.Fatalf("Decode: %v %+v", err, e)
+	}
+	if cap(e.Body) != len(e.Body) {
+		t.Fatal("the decoded body may be appended to over the metadata")
+	}
 }
 
 func TestStoredHeader(t *testing.T) {

@@ -84,11 +84,19 @@ type HeaderLister interface {
 }
 
 // credentialWords mark a header name as possibly carrying who the caller is.
-var credentialWords = []string{"auth", "token", "key", "session", "cookie", "user", "role",
-	"secret", "passw", "credential", "impersonat", "runas", "run-as", "jwt", "saml", "principal", "tenant"}
+var credentialWords = toBytes("auth", "token", "key", "session", "cookie", "user", "role",
+	"secret", "passw", "credential", "impersonat", "runas", "run-as", "jwt", "saml", "principal", "tenant")
 
 // notCredentials are header names that match credentialWords but say nothing of the caller.
 var notCredentials = []string{"user-agent", "keep-alive", "idempotency-key"}
+
+func toBytes(s ...string) [][]byte {
+	b := make([][]byte, len(s))
+	for i := range s {
+		b[i] = []byte(s[i])
+	}
+	return b
+}
 
 // LooksLikeCredentials reports whether a header name may carry caller identity.
 func LooksLikeCredentials(name []byte) bool {
@@ -103,22 +111,23 @@ func LooksLikeCredentials(name []byte) bool {
 		}
 		lower[i] = c
 	}
+	if commonHeader(lower) {
+		return false
+	}
 	for _, n := range notCredentials {
 		if string(lower) == n {
 			return false
 		}
 	}
-	for _, w := range credentialWords {
-		if bytes.Contains(lower, []byte(w)) {
-			return true
-		}
-	}
-	return false
+	return containsAny(lower, credentialWords)
 }
 
 // unknownCredentials reports a header that looks like credentials and is in no identity list.
 func (k *Keyer) unknownCredentials(h Headers) bool {
-	if l, ok := h.(HeaderLister); ok {
+	switch l := h.(type) {
+	case *Fields:
+		return l.unknownCredentials(k)
+	case HeaderLister:
 		return k.listsUnknownCredentials(l)
 	}
 	return false
@@ -129,17 +138,21 @@ func (k *Keyer) unknownCredentials(h Headers) bool {
 //go:noinline
 func (k *Keyer) listsUnknownCredentials(l HeaderLister) bool {
 	for name := range l.All() {
-		if !LooksLikeCredentials(name) || isIdentity(name, identityHeaders) || isIdentity(name, k.cfg.IdentityHeaders) {
-			continue
+		if k.unknownCredential(name) {
+			return true
 		}
-		return true
 	}
 	return false
 }
 
+// unknownCredential reports a header name that looks like credentials and is in no identity list.
+func (k *Keyer) unknownCredential(name []byte) bool {
+	return LooksLikeCredentials(name) && !isIdentity(name, identityHeaders) && !isIdentity(name, k.cfg.IdentityHeaders)
+}
+
 func isIdentity(name []byte, list []string) bool {
 	for _, h := range list {
-		if bytes.EqualFold(name, []byte(h)) {
+		if equalFold(name, h) {
 			return true
 		}
 	}

@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vlproxy/vlproxy/internal/httphdr"
+	"github.com/vlproxy/vlproxy/internal/lazyctx"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
+)
+
+// scratch is the per-request state of a search with the result cache on, pooled: the header
+// fields (1.5 KiB, which would escape through the Headers interface) and the key.
+type scratch struct {
+	fields resultcache.Fields
+	key    []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// acquireScratch returns a scratch holding the request's header fields, read in one pass.
+func acquireScratch(rc *fasthttp.RequestCtx) *scratch {
+	sc := scratchPool.Get().(*scratch)
+	h := &rc.Request.Header
+	sc.fields.Reset(h)
+	for k, v := range h.All() {
+		sc.fields.Add(k, v)
+	}
+	return sc
+}
+
+func releaseScratch(sc *scratch) {
+	sc.fields.Reset(nil) // drop the references into the request
+	if cap(sc.key) <= 64<<10 {
+		scratchPool.Put(sc)
+	}
+}
+
+// servePlainCached serves, with the result cache on, a search that carries nothing for vlproxy
+// (nothingFor): its key, then a stored response or one upstream round trip, stored. It copies
+// neither the request nor the response body, starts no timer and watches no client (nothing it
+// does could be stopped: the upstream round trip has its own deadline), and a hit allocates
+// nothing.
+func (p *Pipeline) servePlainCached(parent context.Context, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare func(*fasthttp.RequestHeader), body []byte) (Timings, error) {
+	path, query := pathQuery(rc)
+	key, last, ok := p.keys.KeyAt(sc.key[:0], resultcache.KeyInput{
+		Method: rc.Method(), Path: path, Query: query, Body: body, Header: &sc.fields,
+	})
+	if ok {
+		sc.key = key
+		entry, hit := p.results.Get(key)
+		if hit {
+			err := p.writeEntry(rc, entry, cacheHit)
+			if err == nil {
+				return Timings{}, nil
+			}
+			p.fault(err)
+		}
+	}
+	ctx, cancel := lazyctx.WithTimeout(parent, p.cfg.Timeout)
+	defer cancel()
+	if !ok {
+		_, t, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheBypass, false, false)
+		return t, err
+	}
+	store := last.IsZero() || time.Since(last) >= p.lag
+	// DoInline runs the fill of the caller that starts it in that caller's goroutine before it
+	// returns, and never a joining caller's fn: the fill answers this request itself.
+	var t Timings
+	wrote := false
+	entry, hit, err := p.results.DoInline(ctx, key, func(ctx context.Context) ([]byte, error) {
+		entry, ft, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheMiss, true, store)
+		t, wrote = ft, err == nil || errors.As(err, new(*uncacheable))
+		return entry, err
+	})
+	if wrote {
+		return t, nil
+	}
+	var unc *uncacheable
+	switch {
+	case errors.As(err, &unc):
+		p.write(rc, unc.out, cacheCollapsed)
+		return Timings{}, nil
+	case err != nil:
+		return Timings{}, err
+	}
+	state := cacheHit
+	if !hit {
+		state = cacheCollapsed
+	}
+	if err := p.writeEntry(rc, entry, state); err != nil {
+		p.fault(err)
+		_, t, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheMiss, false, false)
+		return t, err
+	}
+	return Timings{}, nil
+}
+
+// fault handles a result-cache entry that cannot be decoded: a cache fault is a miss, never a
+// failed request, and the whole cache goes.
+func (p *Pipeline) fault(err error) {
+	p.log.Warn("cannot decode a result cache entry", "err", err)
+	p.results.Flush()
+}
+
+// forwardPlain sends the request upstream as the client sent it and answers with the response,
+// headers and body as they came (the body without a copy), with the given X-VLProxy-Cache
+// state. As a result-cache fill it also returns the response as an entry, made in the body's
+// own buffer; a response that may not be stored (not 2xx, or !store: within the refresh lag of
+// a write) is then an *uncacheable error that carries it for the callers that waited for it.
+func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare func(*fasthttp.RequestHeader), body []byte,
+	state cacheState, fill, store bool) ([]byte, Timings, error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	prepare(&req.Header)
+	req.SetBodyRaw(body)
+	var t Timings
+	s := time.Now()
+	if err := p.fwd.Forward(ctx, req, resp); err != nil {
+		return nil, t, err
+	}
+	t.Search = time.Since(s)
+
+	r := &rc.Response
+	status := resp.StatusCode()
+	r.SetStatusCode(status)
+	rewrite, rerank := plainStates(kind)
+	var hs [maxStoredHeaders]resultcache.Header
+	e := resultcache.Entry{Status: status, Headers: hs[:0]}
+	// Forwarder already removed hop-by-hop fields; fasthttp sets Content-Length itself.
+	for k, v := range resp.Header.All() {
+		if bytes.EqualFold(k, hdrContentLength) {
+			continue
+		}
+		r.Header.AddBytesKV(k, v)
+		if httphdr.Stored(k) {
+			e.Headers = append(e.Headers, resultcache.Header{Name: k, Value: v})
+		}
+	}
+	setStatus(&r.Header, rewrite, rerank, state)
+	b := resp.SwapBody(nil) // resp is released below: its body becomes the client's
+	if !rc.IsHead() {
+		r.SetBodyRaw(b)
+	}
+	switch {
+	case !fill:
+		return nil, t, nil
+	case !store || !resultcache.CacheableStatus(status):
+		out := &outcome{status: status, header: outcomeHeaders(nil, &resp.Header), body: b,
+			rewrite: string(rewrite), rerank: string(rerank), timings: t}
+		return nil, t, &uncacheable{out: out}
+	}
+	e.Headers = append(e.Headers, resultcache.Header{Name: hdrRewrite, Value: rewrite}, resultcache.Header{Name: hdrRerank, Value: rerank})
+	e.Stored = time.Now()
+	// The client response holds b[:len(b)]; the metadata goes after it, in b's spare capacity.
+	return resultcache.AppendEntryMeta(b, &e), t, nil
+}
