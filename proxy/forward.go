@@ -4,6 +4,7 @@ import (
 	"errors"
 	"github.com/vlproxy/vlproxy/internal/eserr"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -85,17 +86,20 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, rq *request) ([]byte, error)
 
 // passThrough forwards the request to a node and the answer back, bytes unchanged. Request bodies over
 // smallBody that may not be retried stream upstream; responses over ResponseBufferSize stream back.
+// A request whose body is read whole goes upstream as the client's request itself, its header
+// edited in place (forwardRequestHeader), which saves copying the header.
 func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	prepareUpstreamRequest(&req.Header, ctx)
-
+	var req *fasthttp.Request
 	var lim *bodyLimiter
 	var bulk *resultcache.BulkScanner
 	var body []byte
 	cl := ctx.Request.Header.ContentLength()
 	stream := ctx.RequestBodyStream()
 	if stream != nil && !rq.route.retryable && (cl < 0 || cl > smallBody) {
+		// The body streams from the client's request while a copy of its header goes upstream.
+		req = fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		prepareUpstreamRequest(&req.Header, ctx)
 		lim = &bodyLimiter{r: stream, max: int64(s.cfg.MaxBodySize), want: int64(cl)}
 		// A streamed _bulk is scanned on its way for the indices it writes, so that it
 		// invalidates only their cached searches. A compressed one cannot be read: it touches all.
@@ -109,7 +113,11 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 			s.fail(ctx, rq, err)
 			return
 		}
-		req.SetBodyRaw(body)
+		req = &ctx.Request
+		if stream != nil {
+			req.SetBodyRaw(body) // the bytes read replace the stream, which the server still drains
+		}
+		forwardRequestHeader(&req.Header, ctx)
 	}
 
 	resp := fasthttp.AcquireResponse()
@@ -168,7 +176,16 @@ func (s *Server) prefetch(resp *fasthttp.Response) (prefix *bytebufferpool.ByteB
 		return nil, false, nil
 	}
 	prefix = bytebufferpool.Get()
-	n, err := prefix.ReadFrom(io.LimitReader(stream, limit+1))
+	var n int64
+	if cl >= 0 {
+		// The length is known: read exactly that into a buffer of that size.
+		prefix.B = slices.Grow(prefix.B[:0], int(cl))[:cl]
+		var m int
+		m, err = io.ReadFull(stream, prefix.B)
+		n = int64(m)
+	} else {
+		n, err = prefix.ReadFrom(io.LimitReader(stream, limit+1))
+	}
 	if err != nil || (cl >= 0 && n != cl) {
 		bytebufferpool.Put(prefix)
 		if err == nil {
@@ -271,7 +288,7 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 				Reason: "request_timeout (-request-timeout) expired before the upstream answered", Err: lastErr}
 		}
 		n.inFlight.Add(1)
-		err := n.client.DoDeadline(req, resp, deadline)
+		err := n.client.DoTimeout(req, resp, deadline.Sub(now)) // = DoDeadline without reading the clock again
 		if err == nil && check != nil {
 			if err = check(resp); err != nil {
 				resp.CloseBodyStream() //nolint:errcheck

@@ -201,7 +201,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, rq *request) {
 	var buf [128]byte
 	total := time.Since(rq.start)
 	st := rq.timing.appendHeader(buf[:0], total)
-	if old := ctx.Response.Header.PeekBytes(serverTimingKey); len(old) > 0 {
+	if old := ctx.Response.Header.PeekCanonical(serverTimingKey); len(old) > 0 {
 		st = append(append(append([]byte(nil), old...), ", "...), st...)
 	}
 	ctx.Response.Header.SetCanonical(serverTimingKey, st)
