@@ -17,8 +17,11 @@ const drainWindow = 250 * time.Millisecond
 // that was dozens of failed requests per SIGTERM. Close therefore only sets a deadline:
 // Accept keeps returning queued connections (served with Connection: close) for drainWindow,
 // then closes the socket and reports it closed. Listeners without deadlines close at once.
+//
+// It also gives every accepted connection coarse deadlines (deadline.go).
 type drainListener struct {
 	net.Listener
+	deadlines *sweeper
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -32,7 +35,10 @@ func (l *drainListener) Accept() (net.Conn, error) {
 		l.closeNow()
 		return nil, net.ErrClosed
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return l.deadlines.wrap(c), nil
 }
 
 func (l *drainListener) Close() error {

@@ -35,6 +35,7 @@ type Server struct {
 	srv   *fasthttp.Server
 
 	draining   atomic.Bool
+	deadlines  *sweeper // coarse deadlines of client and upstream connections (deadline.go)
 	stopHealth chan struct{}
 	healthDone chan struct{}
 	stopOnce   sync.Once
@@ -65,9 +66,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, sel: &roundRobin{}}
+	s := &Server{cfg: cfg, log: log, sel: &roundRobin{}, deadlines: &sweeper{}}
 	for _, u := range cfg.Upstreams {
-		n, err := newNode(u, &s.cfg)
+		n, err := newNode(u, &s.cfg, s.deadlines)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +116,7 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // Serve accepts clients on ln until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.log.Info("vlproxy listening", "addr", ln.Addr().String(), "upstreams", s.cfg.Upstreams)
-	return s.srv.Serve(&drainListener{Listener: ln})
+	return s.srv.Serve(&drainListener{Listener: ln, deadlines: s.deadlines})
 }
 
 // ListenAndServe listens on Config.Listen and serves.
