@@ -4,7 +4,6 @@ import (
 	"errors"
 	"github.com/vlproxy/vlproxy/internal/eserr"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -121,12 +120,19 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	}
 
 	resp := fasthttp.AcquireResponse()
-	resp.StreamBody = true
 	var prefix *bytebufferpool.ByteBuffer
-	complete := false
-	_, err := s.do(rq, req, resp, lim, cl, func(resp *fasthttp.Response) error {
+	var release func(reuse bool) // set while the answer's body streams from its connection
+	_, err := s.do(rq, req, resp, lim, cl, func(n *node, deadline time.Time) error {
 		var err error
-		prefix, complete, err = s.prefetch(resp)
+		if release, err = s.exchange(n, req, resp, deadline); err != nil || release == nil {
+			return err
+		}
+		complete := false
+		if prefix, complete, err = s.prefetch(resp); err != nil || complete {
+			resp.CloseBodyStream() //nolint:errcheck
+			release(err == nil)
+			release = nil
+		}
 		return err
 	})
 	// A write may have been applied even when its answer failed: invalidate either way, after
@@ -144,64 +150,52 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	}
 	copyUpstreamResponseHeader(&ctx.Response.Header, &resp.Header)
 	switch {
-	case resp.BodyStream() == nil:
-		// HEAD, 204, 304: no body, but Content-Length says what a GET would have carried.
-		if ctx.IsHead() {
-			ctx.Response.Header.SetContentLength(resp.Header.ContentLength())
-		} else {
-			ctx.Response.SwapBody(resp.SwapBody(nil))
-		}
-		fasthttp.ReleaseResponse(resp)
-	case complete:
+	case release != nil:
+		ctx.Response.SetBodyStream(&upstreamBody{prefix: prefix, resp: resp, release: release}, resp.Header.ContentLength())
+	case prefix != nil:
 		// Hand the buffer over instead of copying it; the client response's old buffer goes to the pool.
 		prefix.B = ctx.Response.SwapBody(prefix.B)
 		bytebufferpool.Put(prefix)
-		resp.CloseBodyStream() //nolint:errcheck
 		fasthttp.ReleaseResponse(resp)
 	default:
-		ctx.Response.SetBodyStream(&upstreamBody{prefix: prefix, resp: resp}, resp.Header.ContentLength())
+		// A buffered body, or none (HEAD, 204, 304), where Content-Length says what a GET would
+		// have carried.
+		if ctx.IsHead() {
+			ctx.Response.Header.SetContentLength(resp.Header.ContentLength())
+		} else {
+			// Swap the buffers, so the client response's old one is reused by the next read.
+			resp.SwapBody(ctx.Response.SwapBody(resp.SwapBody(nil)))
+		}
+		fasthttp.ReleaseResponse(resp)
 	}
 }
 
-// prefetch reads a streamed upstream response body up to ResponseBufferSize. complete says the whole
-// body is in prefix; otherwise the rest streams after it.
+// prefetch reads the streaming body of an answer of unknown length (chunked, or until the upstream
+// closes) up to ResponseBufferSize. complete says the whole body is in prefix; otherwise the rest
+// streams after it. An answer of known length over the limit streams from its first byte.
 func (s *Server) prefetch(resp *fasthttp.Response) (prefix *bytebufferpool.ByteBuffer, complete bool, err error) {
-	stream := resp.BodyStream()
-	if stream == nil {
-		return nil, true, nil
-	}
 	limit := int64(s.cfg.ResponseBufferSize)
-	cl := int64(resp.Header.ContentLength())
-	if cl > limit {
+	if resp.Header.ContentLength() >= 0 {
 		return nil, false, nil
 	}
 	prefix = bytebufferpool.Get()
-	var n int64
-	if cl >= 0 {
-		// The length is known: read exactly that into a buffer of that size.
-		prefix.B = slices.Grow(prefix.B[:0], int(cl))[:cl]
-		var m int
-		m, err = io.ReadFull(stream, prefix.B)
-		n = int64(m)
-	} else {
-		n, err = prefix.ReadFrom(io.LimitReader(stream, limit+1))
-	}
-	if err != nil || (cl >= 0 && n != cl) {
+	n, err := prefix.ReadFrom(io.LimitReader(resp.BodyStream(), limit+1))
+	if err != nil {
 		bytebufferpool.Put(prefix)
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
 		return nil, false, errors.New("the upstream broke off the response body: " + err.Error())
 	}
 	return prefix, n <= limit, nil
 }
 
 // upstreamBody is a response body streaming from a node to the client; fasthttp closes it once the body
-// is written (or the client is gone), which returns the upstream connection to its pool.
+// is written (or the client is gone), which gives the upstream connection back to its pool when the
+// body was read to its end, and closes it otherwise.
 type upstreamBody struct {
-	prefix *bytebufferpool.ByteBuffer
-	off    int
-	resp   *fasthttp.Response
+	prefix  *bytebufferpool.ByteBuffer
+	off     int
+	resp    *fasthttp.Response
+	release func(reuse bool)
+	eof     bool
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -214,7 +208,9 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		bytebufferpool.Put(b.prefix)
 		b.prefix = nil
 	}
-	return b.resp.BodyStream().Read(p)
+	n, err := b.resp.BodyStream().Read(p)
+	b.eof = b.eof || err == io.EOF
+	return n, err
 }
 
 func (b *upstreamBody) Close() error {
@@ -224,6 +220,7 @@ func (b *upstreamBody) Close() error {
 	}
 	if b.resp != nil {
 		b.resp.CloseBodyStream() //nolint:errcheck
+		b.release(b.eof)
 		fasthttp.ReleaseResponse(b.resp)
 		b.resp = nil
 	}
@@ -234,10 +231,10 @@ func (b *upstreamBody) Close() error {
 // after a dial error for any request, after other failures only for idempotent reads with a replayable
 // body. Every attempt ends before rq.deadline and at most MaxRetries retries follow the first attempt.
 // lim, when set, is a client body streaming upstream (cl its Content-Length or -1): it is replayable
-// only until its first byte was read. check, when set, runs on each successful response and its error
-// counts as a failed attempt.
+// only until its first byte was read. exchange, when set, makes each attempt on node n instead of
+// HostClient.DoTimeout (the pass-through's exchange), ending by deadline.
 func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response, lim *bodyLimiter, cl int,
-	check func(*fasthttp.Response) error) (*node, error) {
+	exchange func(n *node, deadline time.Time) error) (*node, error) {
 	streamResp := resp.StreamBody
 	noHost := len(req.Header.Host()) == 0
 	var tried uint64
@@ -288,11 +285,11 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 				Reason: "request_timeout (-request-timeout) expired before the upstream answered", Err: lastErr}
 		}
 		n.inFlight.Add(1)
-		err := n.client.DoTimeout(req, resp, deadline.Sub(now)) // = DoDeadline without reading the clock again
-		if err == nil && check != nil {
-			if err = check(resp); err != nil {
-				resp.CloseBodyStream() //nolint:errcheck
-			}
+		var err error
+		if exchange != nil {
+			err = exchange(n, deadline)
+		} else {
+			err = n.client.DoTimeout(req, resp, deadline.Sub(now)) // = DoDeadline without reading the clock again
 		}
 		n.inFlight.Add(-1)
 		d := time.Since(now)
