@@ -17,9 +17,10 @@ import (
 // up to ResponseBufferSize is read whole and the connection goes back at once (release is nil);
 // any other body is left streaming in resp.BodyStream(), and release(reuse) must be called once
 // it has been read (reuse: to its end) or abandoned.
-func (s *Server) exchange(n *node, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (release func(reuse bool), err error) {
+func (s *Server) exchange(n *node, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time,
+	timeout time.Duration) (release func(reuse bool), err error) {
 	hc := n.client
-	cc, err := hc.AcquireConn(time.Until(deadline), false)
+	cc, err := hc.AcquireConn(timeout, false) // timeout bounds the wait for a free connection
 	if err != nil {
 		return nil, err
 	}

@@ -122,9 +122,9 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	resp := fasthttp.AcquireResponse()
 	var prefix *bytebufferpool.ByteBuffer
 	var release func(reuse bool) // set while the answer's body streams from its connection
-	_, err := s.do(rq, req, resp, lim, cl, func(n *node, deadline time.Time) error {
+	_, err := s.do(rq, req, resp, lim, cl, func(n *node, deadline time.Time, timeout time.Duration) error {
 		var err error
-		if release, err = s.exchange(n, req, resp, deadline); err != nil || release == nil {
+		if release, err = s.exchange(n, req, resp, deadline, timeout); err != nil || release == nil {
 			return err
 		}
 		complete := false
@@ -232,9 +232,9 @@ func (b *upstreamBody) Close() error {
 // body. Every attempt ends before rq.deadline and at most MaxRetries retries follow the first attempt.
 // lim, when set, is a client body streaming upstream (cl its Content-Length or -1): it is replayable
 // only until its first byte was read. exchange, when set, makes each attempt on node n instead of
-// HostClient.DoTimeout (the pass-through's exchange), ending by deadline.
+// HostClient.DoTimeout (the pass-through's exchange), ending by deadline, timeout from now.
 func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response, lim *bodyLimiter, cl int,
-	exchange func(n *node, deadline time.Time) error) (*node, error) {
+	exchange func(n *node, deadline time.Time, timeout time.Duration) error) (*node, error) {
 	streamResp := resp.StreamBody
 	noHost := len(req.Header.Host()) == 0
 	var tried uint64
@@ -286,10 +286,10 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 		}
 		n.inFlight.Add(1)
 		var err error
-		if exchange != nil {
-			err = exchange(n, deadline)
+		if timeout := deadline.Sub(now); exchange != nil {
+			err = exchange(n, deadline, timeout)
 		} else {
-			err = n.client.DoTimeout(req, resp, deadline.Sub(now)) // = DoDeadline without reading the clock again
+			err = n.client.DoTimeout(req, resp, timeout) // = DoDeadline without reading the clock again
 		}
 		n.inFlight.Add(-1)
 		d := time.Since(now)

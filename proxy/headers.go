@@ -117,8 +117,10 @@ func appendHeaderList(h *fasthttp.RequestHeader, name, v []byte) {
 // Known limit: fasthttp manages Date itself and offers no way to set it on a response, so an upstream
 // Date header is dropped (ES and OpenSearch send none).
 func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
-	dst.SetStatusCode(src.StatusCode())
-	if msg := src.StatusMessage(); len(msg) > 0 {
+	code := src.StatusCode()
+	dst.SetStatusCode(code)
+	// fasthttp writes the standard reason phrase itself; copy only another one.
+	if msg := src.StatusMessage(); len(msg) > 0 && string(msg) != fasthttp.StatusMessage(code) {
 		dst.SetStatusMessage(msg)
 	}
 	src.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
@@ -150,19 +152,21 @@ func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	dst.SetNoDefaultContentType(true)
 }
 
-func isHopByHop(k []byte) bool {
-	// Every hop-by-hop name starts with c, k, p, t or u; most fields (X-*, Accept, Host…) are
-	// told apart by their first byte.
-	if len(k) == 0 {
-		return false
+// hopByHopLens has bit n set when a hop-by-hop name is n bytes long: most fields (Host,
+// Content-Type, X-*…) are told apart by their length alone.
+var hopByHopLens = func() (m uint64) {
+	for _, h := range httphdr.HopByHop {
+		m |= 1 << len(h)
 	}
-	switch k[0] | 0x20 {
-	case 'c', 'k', 'p', 't', 'u':
-	default:
+	return m
+}()
+
+func isHopByHop(k []byte) bool {
+	if len(k) == 0 || len(k) >= 64 || hopByHopLens&(1<<len(k)) == 0 {
 		return false
 	}
 	for _, h := range httphdr.HopByHop {
-		if len(h) == len(k) && bytes.EqualFold(k, []byte(h)) {
+		if len(h) == len(k) && h[0]|0x20 == k[0]|0x20 && bytes.EqualFold(k, []byte(h)) {
 			return true
 		}
 	}
