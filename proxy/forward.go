@@ -119,19 +119,20 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 		forwardRequestHeader(&req.Header, ctx)
 	}
 
-	resp := fasthttp.AcquireResponse()
 	var prefix *bytebufferpool.ByteBuffer
-	var release func(reuse bool) // set while the answer's body streams from its connection
-	_, err := s.do(rq, req, resp, lim, cl, func(n *node, deadline time.Time, timeout time.Duration) error {
+	var answer *fasthttp.Response // set while the answer's body streams from its connection
+	var release func(reuse bool)
+	_, err := s.do(rq, req, nil, lim, cl, func(n *node, deadline time.Time, timeout time.Duration) error {
 		var err error
-		if release, err = s.exchange(n, req, resp, deadline, timeout); err != nil || release == nil {
+		if answer, release, err = s.exchange(n, req, &ctx.Response, deadline, timeout); err != nil || answer == nil {
 			return err
 		}
 		complete := false
-		if prefix, complete, err = s.prefetch(resp); err != nil || complete {
-			resp.CloseBodyStream() //nolint:errcheck
+		if prefix, complete, err = s.prefetch(answer); err != nil || complete {
+			answer.CloseBodyStream() //nolint:errcheck
 			release(err == nil)
-			release = nil
+			fasthttp.ReleaseResponse(answer)
+			answer = nil
 		}
 		return err
 	})
@@ -139,7 +140,7 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 	// the upstream saw it, so no search can cache the old data under the new generation.
 	s.invalidate(ctx, body, lim != nil, bulk)
 	if err != nil {
-		fasthttp.ReleaseResponse(resp)
+		clearResponseHeader(&ctx.Response.Header) // what a failed attempt's answer left there
 		if lim != nil && lim.tooBig {
 			err = errBodyTooLarge(s.cfg.MaxBodySize)
 		} else if lim != nil && lim.readErr != nil {
@@ -148,25 +149,14 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 		s.fail(ctx, rq, err)
 		return
 	}
-	copyUpstreamResponseHeader(&ctx.Response.Header, &resp.Header)
+	stripResponseHopByHop(&ctx.Response.Header)
 	switch {
-	case release != nil:
-		ctx.Response.SetBodyStream(&upstreamBody{prefix: prefix, resp: resp, release: release}, resp.Header.ContentLength())
+	case answer != nil:
+		ctx.Response.SetBodyStream(&upstreamBody{prefix: prefix, resp: answer, release: release}, ctx.Response.Header.ContentLength())
 	case prefix != nil:
 		// Hand the buffer over instead of copying it; the client response's old buffer goes to the pool.
 		prefix.B = ctx.Response.SwapBody(prefix.B)
 		bytebufferpool.Put(prefix)
-		fasthttp.ReleaseResponse(resp)
-	default:
-		// A buffered body, or none (HEAD, 204, 304), where Content-Length says what a GET would
-		// have carried.
-		if ctx.IsHead() {
-			ctx.Response.Header.SetContentLength(resp.Header.ContentLength())
-		} else {
-			// Swap the buffers, so the client response's old one is reused by the next read.
-			resp.SwapBody(ctx.Response.SwapBody(resp.SwapBody(nil)))
-		}
-		fasthttp.ReleaseResponse(resp)
 	}
 }
 
@@ -232,10 +222,11 @@ func (b *upstreamBody) Close() error {
 // body. Every attempt ends before rq.deadline and at most MaxRetries retries follow the first attempt.
 // lim, when set, is a client body streaming upstream (cl its Content-Length or -1): it is replayable
 // only until its first byte was read. exchange, when set, makes each attempt on node n instead of
-// HostClient.DoTimeout (the pass-through's exchange), ending by deadline, timeout from now.
+// HostClient.DoTimeout (the pass-through's exchange), ending by deadline, timeout from now; resp is
+// then nil, the exchange filling what it reads into.
 func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response, lim *bodyLimiter, cl int,
 	exchange func(n *node, deadline time.Time, timeout time.Duration) error) (*node, error) {
-	streamResp := resp.StreamBody
+	streamResp := resp != nil && resp.StreamBody
 	noHost := len(req.Header.Host()) == 0
 	var tried uint64
 	var lastErr error
@@ -266,8 +257,10 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 		}
 		if attempt > 0 {
 			retriesTotal.Inc()
-			resp.Reset()
-			resp.StreamBody = streamResp
+			if resp != nil {
+				resp.Reset()
+				resp.StreamBody = streamResp
+			}
 		}
 		if lim != nil {
 			if lim.n > 0 {

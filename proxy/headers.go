@@ -182,9 +182,24 @@ func inTokens(k []byte, toks [][]byte) bool {
 	return false
 }
 
+// clearResponseHeader empties h of the fields an upstream answer put there. Reset would also
+// forget the server's no-default-Date setting, so fields are deleted one by one (error path only).
+func clearResponseHeader(h *fasthttp.ResponseHeader) {
+	var keys [][]byte
+	for k := range h.All() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		h.DelBytes(k)
+	}
+	h.SetStatusMessage(nil)
+	h.ResetConnectionClose()
+}
+
 // stripResponseHopByHop removes hop-by-hop fields (and those Connection names) from an upstream
-// response header in place, for the pipeline, which copies the rest into its outcome; most
-// responses have none, and then nothing is copied or deleted.
+// response header in place: the client response of a pass-through, or the pipeline's upstream
+// response, whose rest it copies into its outcome; most responses have none, and then nothing is
+// deleted.
 func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 	h.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
 	strip, conn := false, false

@@ -312,3 +312,21 @@ func TestExchangeGivesConnectionsBack(t *testing.T) {
 		t.Fatalf("%d upstream connections for %d rounds that each end with Connection: close, want %d", conns, rounds, rounds)
 	}
 }
+
+// TestBrokenAnswerLeavesNoFields: an answer that breaks off after its header was parsed into the
+// client response must not lend its fields to the ES-shaped error that replaces it.
+func TestBrokenAnswerLeavesNoFields(t *testing.T) {
+	url, _ := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Partial: yes\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n{") //nolint:errcheck
+	})
+	p := startProxy(t, []string{url}, nil)
+	resp := p.do(t, "POST", "/_bulk", []byte("{}\n"))
+	defer fasthttp.ReleaseResponse(resp)
+	checkESError(t, resp.StatusCode(), resp.Body(), 502, typeBadGateway)
+	if v := resp.Header.Peek("X-Partial"); v != nil {
+		t.Errorf("the 502 carries the broken answer's X-Partial=%q", v)
+	}
+	if ct := string(resp.Header.ContentType()); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("the 502 has Content-Type %q", ct)
+	}
+}

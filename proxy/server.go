@@ -176,9 +176,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		rq.route = route{class: classAdmin}
 	}
 	inFlight.Inc()
-	if s.draining.Load() {
-		ctx.SetConnectionClose()
-	}
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > int64(s.cfg.MaxBodySize) {
 		s.fail(ctx, &rq, errBodyTooLarge(s.cfg.MaxBodySize))
 	} else {
@@ -190,6 +187,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		default:
 			s.passThrough(ctx, &rq)
 		}
+	}
+	if s.draining.Load() {
+		// After the handler: a pass-through parses the upstream's answer into the response, which
+		// would clear a flag set before.
+		ctx.SetConnectionClose()
 	}
 	s.finish(ctx, &rq)
 	inFlight.Dec()
