@@ -93,8 +93,11 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		NoDefaultServerHeader:        true,
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-		SecureErrorLogMessage:        true,
+		// The proxy keeps its own request start (request.start); fasthttp need not read the clock
+		// for RequestCtx.Time, which nothing here calls.
+		LazyRequestTime:       true,
+		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true,
 	}
 	var o options
 	for _, opt := range opts {
