@@ -103,6 +103,9 @@ func BenchmarkPassThrough(b *testing.B) {
 // TestPassThroughAllocatesNothing guards the pass-through of a small GET: no allocation per
 // request, in the proxy or anywhere on the in-memory path (client and fake node allocate none).
 func TestPassThroughAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
 	viaProxy, _, _ := benchSetup(t)
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
