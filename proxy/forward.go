@@ -85,17 +85,20 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, rq *request) ([]byte, error)
 
 // passThrough forwards the request to a node and the answer back, bytes unchanged. Request bodies over
 // smallBody that may not be retried stream upstream; responses over ResponseBufferSize stream back.
+// A request whose body is read whole goes upstream as the client's request itself, its header
+// edited in place (forwardRequestHeader), which saves copying the header.
 func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	prepareUpstreamRequest(&req.Header, ctx)
-
+	var req *fasthttp.Request
 	var lim *bodyLimiter
 	var bulk *resultcache.BulkScanner
 	var body []byte
 	cl := ctx.Request.Header.ContentLength()
 	stream := ctx.RequestBodyStream()
 	if stream != nil && !rq.route.retryable && (cl < 0 || cl > smallBody) {
+		// The body streams from the client's request while a copy of its header goes upstream.
+		req = fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		prepareUpstreamRequest(&req.Header, ctx)
 		lim = &bodyLimiter{r: stream, max: int64(s.cfg.MaxBodySize), want: int64(cl)}
 		// A streamed _bulk is scanned on its way for the indices it writes, so that it
 		// invalidates only their cached searches. A compressed one cannot be read: it touches all.
@@ -109,23 +112,35 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 			s.fail(ctx, rq, err)
 			return
 		}
-		req.SetBodyRaw(body)
+		req = &ctx.Request
+		if stream != nil {
+			req.SetBodyRaw(body) // the bytes read replace the stream, which the server still drains
+		}
+		forwardRequestHeader(&req.Header, ctx)
 	}
 
-	resp := fasthttp.AcquireResponse()
-	resp.StreamBody = true
 	var prefix *bytebufferpool.ByteBuffer
-	complete := false
-	_, err := s.do(rq, req, resp, lim, cl, func(resp *fasthttp.Response) error {
+	var answer *fasthttp.Response // set while the answer's body streams from its connection
+	var release func(reuse bool)
+	_, err := s.do(rq, req, nil, lim, cl, func(n *node, deadline time.Time, timeout time.Duration) error {
 		var err error
-		prefix, complete, err = s.prefetch(resp)
+		if answer, release, err = s.exchange(n, req, &ctx.Response, deadline, timeout); err != nil || answer == nil {
+			return err
+		}
+		complete := false
+		if prefix, complete, err = s.prefetch(answer); err != nil || complete {
+			answer.CloseBodyStream() //nolint:errcheck
+			release(err == nil)
+			fasthttp.ReleaseResponse(answer)
+			answer = nil
+		}
 		return err
 	})
 	// A write may have been applied even when its answer failed: invalidate either way, after
 	// the upstream saw it, so no search can cache the old data under the new generation.
 	s.invalidate(ctx, body, lim != nil, bulk)
 	if err != nil {
-		fasthttp.ReleaseResponse(resp)
+		clearResponseHeader(&ctx.Response.Header) // what a failed attempt's answer left there
 		if lim != nil && lim.tooBig {
 			err = errBodyTooLarge(s.cfg.MaxBodySize)
 		} else if lim != nil && lim.readErr != nil {
@@ -134,57 +149,43 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 		s.fail(ctx, rq, err)
 		return
 	}
-	copyUpstreamResponseHeader(&ctx.Response.Header, &resp.Header)
+	stripResponseHopByHop(&ctx.Response.Header)
 	switch {
-	case resp.BodyStream() == nil:
-		// HEAD, 204, 304: no body, but Content-Length says what a GET would have carried.
-		if ctx.IsHead() {
-			ctx.Response.Header.SetContentLength(resp.Header.ContentLength())
-		} else {
-			ctx.Response.SwapBody(resp.SwapBody(nil))
-		}
-		fasthttp.ReleaseResponse(resp)
-	case complete:
+	case answer != nil:
+		ctx.Response.SetBodyStream(&upstreamBody{prefix: prefix, resp: answer, release: release}, ctx.Response.Header.ContentLength())
+	case prefix != nil:
 		// Hand the buffer over instead of copying it; the client response's old buffer goes to the pool.
 		prefix.B = ctx.Response.SwapBody(prefix.B)
 		bytebufferpool.Put(prefix)
-		resp.CloseBodyStream() //nolint:errcheck
-		fasthttp.ReleaseResponse(resp)
-	default:
-		ctx.Response.SetBodyStream(&upstreamBody{prefix: prefix, resp: resp}, resp.Header.ContentLength())
 	}
 }
 
-// prefetch reads a streamed upstream response body up to ResponseBufferSize. complete says the whole
-// body is in prefix; otherwise the rest streams after it.
+// prefetch reads the streaming body of an answer of unknown length (chunked, or until the upstream
+// closes) up to ResponseBufferSize. complete says the whole body is in prefix; otherwise the rest
+// streams after it. An answer of known length over the limit streams from its first byte.
 func (s *Server) prefetch(resp *fasthttp.Response) (prefix *bytebufferpool.ByteBuffer, complete bool, err error) {
-	stream := resp.BodyStream()
-	if stream == nil {
-		return nil, true, nil
-	}
 	limit := int64(s.cfg.ResponseBufferSize)
-	cl := int64(resp.Header.ContentLength())
-	if cl > limit {
+	if resp.Header.ContentLength() >= 0 {
 		return nil, false, nil
 	}
 	prefix = bytebufferpool.Get()
-	n, err := prefix.ReadFrom(io.LimitReader(stream, limit+1))
-	if err != nil || (cl >= 0 && n != cl) {
+	n, err := prefix.ReadFrom(io.LimitReader(resp.BodyStream(), limit+1))
+	if err != nil {
 		bytebufferpool.Put(prefix)
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
 		return nil, false, errors.New("the upstream broke off the response body: " + err.Error())
 	}
 	return prefix, n <= limit, nil
 }
 
 // upstreamBody is a response body streaming from a node to the client; fasthttp closes it once the body
-// is written (or the client is gone), which returns the upstream connection to its pool.
+// is written (or the client is gone), which gives the upstream connection back to its pool when the
+// body was read to its end, and closes it otherwise.
 type upstreamBody struct {
-	prefix *bytebufferpool.ByteBuffer
-	off    int
-	resp   *fasthttp.Response
+	prefix  *bytebufferpool.ByteBuffer
+	off     int
+	resp    *fasthttp.Response
+	release func(reuse bool)
+	eof     bool
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -197,7 +198,9 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		bytebufferpool.Put(b.prefix)
 		b.prefix = nil
 	}
-	return b.resp.BodyStream().Read(p)
+	n, err := b.resp.BodyStream().Read(p)
+	b.eof = b.eof || err == io.EOF
+	return n, err
 }
 
 func (b *upstreamBody) Close() error {
@@ -207,6 +210,7 @@ func (b *upstreamBody) Close() error {
 	}
 	if b.resp != nil {
 		b.resp.CloseBodyStream() //nolint:errcheck
+		b.release(b.eof)
 		fasthttp.ReleaseResponse(b.resp)
 		b.resp = nil
 	}
@@ -217,11 +221,12 @@ func (b *upstreamBody) Close() error {
 // after a dial error for any request, after other failures only for idempotent reads with a replayable
 // body. Every attempt ends before rq.deadline and at most MaxRetries retries follow the first attempt.
 // lim, when set, is a client body streaming upstream (cl its Content-Length or -1): it is replayable
-// only until its first byte was read. check, when set, runs on each successful response and its error
-// counts as a failed attempt.
+// only until its first byte was read. exchange, when set, makes each attempt on node n instead of
+// HostClient.DoTimeout (the pass-through's exchange), ending by deadline, timeout from now; resp is
+// then nil, the exchange filling what it reads into.
 func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response, lim *bodyLimiter, cl int,
-	check func(*fasthttp.Response) error) (*node, error) {
-	streamResp := resp.StreamBody
+	exchange func(n *node, deadline time.Time, timeout time.Duration) error) (*node, error) {
+	streamResp := resp != nil && resp.StreamBody
 	noHost := len(req.Header.Host()) == 0
 	var tried uint64
 	var lastErr error
@@ -252,8 +257,10 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 		}
 		if attempt > 0 {
 			retriesTotal.Inc()
-			resp.Reset()
-			resp.StreamBody = streamResp
+			if resp != nil {
+				resp.Reset()
+				resp.StreamBody = streamResp
+			}
 		}
 		if lim != nil {
 			if lim.n > 0 {
@@ -271,11 +278,11 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 				Reason: "request_timeout (-request-timeout) expired before the upstream answered", Err: lastErr}
 		}
 		n.inFlight.Add(1)
-		err := n.client.DoDeadline(req, resp, deadline)
-		if err == nil && check != nil {
-			if err = check(resp); err != nil {
-				resp.CloseBodyStream() //nolint:errcheck
-			}
+		var err error
+		if timeout := deadline.Sub(now); exchange != nil {
+			err = exchange(n, deadline, timeout)
+		} else {
+			err = n.client.DoTimeout(req, resp, timeout) // = DoDeadline without reading the clock again
 		}
 		n.inFlight.Add(-1)
 		d := time.Since(now)

@@ -37,19 +37,25 @@ func connectionTokens(dst [][]byte, all func(yield func(k, v []byte) bool)) [][]
 	return dst
 }
 
-// prepareUpstreamRequest turns the client's request header into the one sent upstream: hop-by-hop
-// fields removed, Expect dropped (the proxy already answered 100-continue), X-Forwarded-For and
-// X-Forwarded-Proto appended, and the client's Connection: close not propagated (the upstream
-// connection is pooled).
+// prepareUpstreamRequest copies the client's request header into dst and makes it the one sent
+// upstream (forwardRequestHeader).
 func prepareUpstreamRequest(dst *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx) {
-	src := &ctx.Request.Header
-	src.CopyTo(dst)
+	ctx.Request.Header.CopyTo(dst)
+	forwardRequestHeader(dst, ctx)
+}
+
+// forwardRequestHeader turns h, the client's request header or a copy of it, into the one sent
+// upstream: hop-by-hop fields removed, Expect dropped (the proxy already answered 100-continue),
+// X-Forwarded-For and X-Forwarded-Proto appended, and the client's Connection: close not
+// propagated (the upstream connection is pooled). Editing the client's header itself is safe:
+// fasthttp decided before the handler whether the client connection closes.
+func forwardRequestHeader(h *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx) {
 	// Most requests carry no hop-by-hop field: look once, and only then pay for Del, which
-	// normalizes and scans per name.
-	// One pass finds out; Connection's tokens are parsed only when there is a Connection field.
+	// normalizes and scans per name. Connection's tokens are parsed only when there is a
+	// Connection field.
 	strip, conn := false, false
-	for k := range dst.All() {
-		if isHopByHop(k) || bytes.EqualFold(k, []byte("Expect")) {
+	for k := range h.All() {
+		if isHopByHop(k) || (len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect"))) {
 			strip = true
 			if bytes.EqualFold(k, []byte("Connection")) {
 				conn = true
@@ -61,27 +67,27 @@ func prepareUpstreamRequest(dst *fasthttp.RequestHeader, ctx *fasthttp.RequestCt
 		var tokBuf [4][]byte
 		var toks [][]byte
 		if conn {
-			toks = connectionTokens(tokBuf[:0], dst.All())
+			toks = connectionTokens(tokBuf[:0], h.All())
 		}
 		for _, tok := range toks {
-			dst.DelBytes(tok)
+			h.DelBytes(tok)
 		}
-		for _, h := range httphdr.HopByHop {
-			dst.Del(h)
+		for _, name := range httphdr.HopByHop {
+			h.Del(name)
 		}
-		dst.Del("Expect")
+		h.Del("Expect")
 	}
-	dst.ResetConnectionClose()
-	dst.SetNoDefaultContentType(true)
+	h.ResetConnectionClose()
+	h.SetNoDefaultContentType(true)
 
 	var buf [64]byte
 	ipb, _ := ctx.RemoteIP().AppendText(buf[:0])
-	appendHeaderList(dst, xForwardedFor, ipb)
+	appendHeaderList(h, xForwardedFor, ipb)
 	proto := []byte("http")
 	if ctx.IsTLS() {
 		proto = []byte("https")
 	}
-	appendHeaderList(dst, xForwardedProto, proto)
+	appendHeaderList(h, xForwardedProto, proto)
 }
 
 // Canonical names, so that setting them skips fasthttp's key normalization.
@@ -91,9 +97,9 @@ var (
 )
 
 // appendHeaderList appends v to a comma-separated list header, creating it when absent. name is
-// canonical.
+// canonical, and so are the names of a parsed header, so the lookup skips normalization.
 func appendHeaderList(h *fasthttp.RequestHeader, name, v []byte) {
-	old := h.PeekBytes(name)
+	old := h.PeekCanonical(name)
 	if len(old) == 0 {
 		h.SetCanonical(name, v)
 		return
@@ -111,11 +117,16 @@ func appendHeaderList(h *fasthttp.RequestHeader, name, v []byte) {
 // Known limit: fasthttp manages Date itself and offers no way to set it on a response, so an upstream
 // Date header is dropped (ES and OpenSearch send none).
 func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
-	dst.SetStatusCode(src.StatusCode())
-	if msg := src.StatusMessage(); len(msg) > 0 {
+	code := src.StatusCode()
+	dst.SetStatusCode(code)
+	// fasthttp writes the standard reason phrase itself; copy only another one.
+	if msg := src.StatusMessage(); len(msg) > 0 && string(msg) != fasthttp.StatusMessage(code) {
 		dst.SetStatusMessage(msg)
 	}
 	src.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
+	// The names come from a parsed header, so they are canonical already: copying them without
+	// normalizing again sends the same bytes for less work.
+	normalizing := !dst.DisableNormalizing()
 	// One pass copies; the fields a Connection header names (rare from ES) are removed after it.
 	conn := false
 	for k, v := range src.All() {
@@ -123,10 +134,13 @@ func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
 			conn = conn || bytes.EqualFold(k, []byte("Connection"))
 			continue
 		}
-		if bytes.EqualFold(k, []byte("Content-Length")) {
+		if len(k) == len("Content-Length") && bytes.EqualFold(k, []byte("Content-Length")) {
 			continue
 		}
 		dst.AddBytesKV(k, v)
+	}
+	if normalizing {
+		dst.EnableNormalizing()
 	}
 	if conn {
 		var tokBuf [4][]byte
@@ -138,9 +152,21 @@ func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	dst.SetNoDefaultContentType(true)
 }
 
-func isHopByHop(k []byte) bool {
+// hopByHopLens has bit n set when a hop-by-hop name is n bytes long: most fields (Host,
+// Content-Type, X-*…) are told apart by their length alone.
+var hopByHopLens = func() (m uint64) {
 	for _, h := range httphdr.HopByHop {
-		if len(h) == len(k) && bytes.EqualFold(k, []byte(h)) {
+		m |= 1 << len(h)
+	}
+	return m
+}()
+
+func isHopByHop(k []byte) bool {
+	if len(k) == 0 || len(k) >= 64 || hopByHopLens&(1<<len(k)) == 0 {
+		return false
+	}
+	for _, h := range httphdr.HopByHop {
+		if len(h) == len(k) && h[0]|0x20 == k[0]|0x20 && bytes.EqualFold(k, []byte(h)) {
 			return true
 		}
 	}
@@ -156,9 +182,24 @@ func inTokens(k []byte, toks [][]byte) bool {
 	return false
 }
 
+// clearResponseHeader empties h of the fields an upstream answer put there. Reset would also
+// forget the server's no-default-Date setting, so fields are deleted one by one (error path only).
+func clearResponseHeader(h *fasthttp.ResponseHeader) {
+	var keys [][]byte
+	for k := range h.All() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		h.DelBytes(k)
+	}
+	h.SetStatusMessage(nil)
+	h.ResetConnectionClose()
+}
+
 // stripResponseHopByHop removes hop-by-hop fields (and those Connection names) from an upstream
-// response header in place, for the pipeline, which copies the rest into its outcome; most
-// responses have none, and then nothing is copied or deleted.
+// response header in place: the client response of a pass-through, or the pipeline's upstream
+// response, whose rest it copies into its outcome; most responses have none, and then nothing is
+// deleted.
 func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 	h.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
 	strip, conn := false, false

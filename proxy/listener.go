@@ -20,8 +20,11 @@ const drainWindow = 250 * time.Millisecond
 // non-blocking accepts and the socket is closed right after (a starved accept loop left
 // connections queued past the deadline, and those were reset); the burst is handed out, then
 // Accept reports the listener closed. Listeners without deadlines close at once.
+//
+// It also gives every accepted connection coarse deadlines (deadline.go).
 type drainListener struct {
 	net.Listener
+	deadlines *sweeper
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -38,17 +41,20 @@ func (l *drainListener) Accept() (net.Conn, error) {
 		if !ok {
 			return nil, net.ErrClosed
 		}
-		return c, nil
+		return l.deadlines.wrap(c), nil
 	}
 	c, err := l.Listener.Accept()
 	if err != nil && l.closing.Load() {
 		l.drainAndClose()
 		if c, ok, _ := l.next(); ok {
-			return c, nil
+			return l.deadlines.wrap(c), nil
 		}
 		return nil, net.ErrClosed
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return l.deadlines.wrap(c), nil
 }
 
 // next hands out one connection of the closing burst; closed tells that the socket is gone.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -355,5 +356,76 @@ func TestClientConnectionCloseKeepsUpstreamAlive(t *testing.T) {
 	up.ln.mu.Unlock()
 	if conns != 1 || up.Hits.Load() != 20 {
 		t.Fatalf("%d upstream connections for %d requests, want 1", conns, up.Hits.Load())
+	}
+}
+
+// TestExchangeGivesConnectionsBack: whatever the answer's framing (known length under and over
+// response_buffer_size, chunked under and over it, no body), its upstream connection serves the
+// next request once the body was read; an answer with Connection: close ends its connection.
+func TestExchangeGivesConnectionsBack(t *testing.T) {
+	big := bytes.Repeat([]byte("b"), 4<<10)
+	up := startFake(t, func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/small":
+			ctx.SetBodyString(`{"small":1}`)
+		case "/chunked":
+			ctx.SetBodyStream(strings.NewReader(`{"chunked":1}`), -1)
+		case "/big":
+			ctx.SetBody(big)
+		case "/bigchunked":
+			ctx.SetBodyStream(bytes.NewReader(big), -1)
+		case "/empty":
+			ctx.SetStatusCode(fasthttp.StatusNoContent)
+		case "/close":
+			ctx.SetConnectionClose()
+			ctx.SetBodyString("bye")
+		}
+	})
+	p := startProxy(t, []string{up.URL}, func(c *Config) {
+		c.HealthCheckInterval = 0
+		c.ResponseBufferSize = 1 << 10
+	})
+	f := func(method, uri string, status int, body []byte) {
+		t.Helper()
+		resp := p.do(t, method, uri, nil)
+		defer fasthttp.ReleaseResponse(resp)
+		if resp.StatusCode() != status || !bytes.Equal(resp.Body(), body) {
+			t.Fatalf("%s %s: status %d, body %.40q", method, uri, resp.StatusCode(), resp.Body())
+		}
+	}
+	const rounds = 3
+	for i := 0; i < rounds; i++ {
+		// A write first: it is not retried, so a connection kept after Connection: close fails it.
+		f("POST", "/small", 200, []byte(`{"small":1}`))
+		f("HEAD", "/small", 200, nil)
+		f("GET", "/chunked", 200, []byte(`{"chunked":1}`))
+		f("GET", "/big", 200, big)
+		f("GET", "/bigchunked", 200, big)
+		f("GET", "/empty", 204, nil)
+		f("GET", "/close", 200, []byte("bye"))
+	}
+	up.ln.mu.Lock()
+	conns := len(up.ln.conns)
+	up.ln.mu.Unlock()
+	if conns != rounds {
+		t.Fatalf("%d upstream connections for %d rounds that each end with Connection: close, want %d", conns, rounds, rounds)
+	}
+}
+
+// TestBrokenAnswerLeavesNoFields: an answer that breaks off after its header was parsed into the
+// client response must not lend its fields to the ES-shaped error that replaces it.
+func TestBrokenAnswerLeavesNoFields(t *testing.T) {
+	url, _ := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Partial: yes\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n{") //nolint:errcheck
+	})
+	p := startProxy(t, []string{url}, nil)
+	resp := p.do(t, "POST", "/_bulk", []byte("{}\n"))
+	defer fasthttp.ReleaseResponse(resp)
+	checkESError(t, resp.StatusCode(), resp.Body(), 502, typeBadGateway)
+	if v := resp.Header.Peek("X-Partial"); v != nil {
+		t.Errorf("the 502 carries the broken answer's X-Partial=%q", v)
+	}
+	if ct := string(resp.Header.ContentType()); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("the 502 has Content-Type %q", ct)
 	}
 }

@@ -90,8 +90,8 @@ func (f searchForwarder) Forward(ctx context.Context, req *fasthttp.Request, res
 // request body streamed (over smallBody): then a _bulk is known by what bulk scanned of it on
 // its way (nil: not scanned, every cached result goes), other writes by their path.
 func (s *Server) invalidate(ctx *fasthttp.RequestCtx, body []byte, streamed bool, bulk *resultcache.BulkScanner) {
-	if s.keys == nil {
-		return
+	if s.keys == nil || ctx.IsGet() || ctx.IsHead() {
+		return // reads write nothing (resultcache.Writes agrees), and most requests are reads
 	}
 	uri := ctx.Request.Header.RequestURI()
 	path, query := uri, []byte(nil)

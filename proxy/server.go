@@ -35,6 +35,7 @@ type Server struct {
 	srv   *fasthttp.Server
 
 	draining   atomic.Bool
+	deadlines  *sweeper // coarse deadlines of client and upstream connections (deadline.go)
 	stopHealth chan struct{}
 	healthDone chan struct{}
 	stopOnce   sync.Once
@@ -66,9 +67,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, sel: &roundRobin{}}
+	s := &Server{cfg: cfg, log: log, sel: &roundRobin{}, deadlines: &sweeper{}}
 	for _, u := range cfg.Upstreams {
-		n, err := newNode(u, &s.cfg)
+		n, err := newNode(u, &s.cfg, s.deadlines)
 		if err != nil {
 			return nil, err
 		}
@@ -93,8 +94,11 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		NoDefaultServerHeader:        true,
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-		SecureErrorLogMessage:        true,
+		// The proxy keeps its own request start (request.start); fasthttp need not read the clock
+		// for RequestCtx.Time, which nothing here calls.
+		LazyRequestTime:       true,
+		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true,
 	}
 	var o options
 	for _, opt := range opts {
@@ -116,7 +120,7 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // Serve accepts clients on ln until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.log.Info("vlproxy listening", "addr", ln.Addr().String(), "upstreams", s.cfg.Upstreams)
-	return s.srv.Serve(&drainListener{Listener: ln})
+	return s.srv.Serve(&drainListener{Listener: ln, deadlines: s.deadlines})
 }
 
 // ListenAndServe listens on Config.Listen and serves.
@@ -176,9 +180,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		rq.route = route{class: classAdmin}
 	}
 	inFlight.Inc()
-	if s.draining.Load() {
-		ctx.SetConnectionClose()
-	}
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > int64(s.cfg.MaxBodySize) {
 		s.fail(ctx, &rq, errBodyTooLarge(s.cfg.MaxBodySize))
 	} else {
@@ -191,6 +192,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.passThrough(ctx, &rq)
 		}
 	}
+	if s.draining.Load() {
+		// After the handler: a pass-through parses the upstream's answer into the response, which
+		// would clear a flag set before.
+		ctx.SetConnectionClose()
+	}
 	s.finish(ctx, &rq)
 	inFlight.Dec()
 }
@@ -202,7 +208,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, rq *request) {
 	var buf [128]byte
 	total := time.Since(rq.start)
 	st := rq.timing.appendHeader(buf[:0], total)
-	if old := ctx.Response.Header.PeekBytes(serverTimingKey); len(old) > 0 {
+	if old := ctx.Response.Header.PeekCanonical(serverTimingKey); len(old) > 0 {
 		st = append(append(append([]byte(nil), old...), ", "...), st...)
 	}
 	ctx.Response.Header.SetCanonical(serverTimingKey, st)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/vlproxy/vlproxy/internal/eserr"
+	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"strings"
 	"testing"
 	"time"
@@ -259,4 +260,25 @@ func TestPassingCheckEndsEjection(t *testing.T) {
 	if n.Available() || n.hasRoom() {
 		t.Fatal("a node with a full pool takes requests")
 	}
+}
+
+// isHopByHop filters on the first byte before comparing names: every name of httphdr.HopByHop, in
+// any case, must still get through, and the fields seen on every request must not.
+func TestIsHopByHop(t *testing.T) {
+	f := func(name string, want bool) {
+		t.Helper()
+		for _, k := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			if got := isHopByHop([]byte(k)); got != want {
+				t.Errorf("isHopByHop(%q) = %v, want %v", k, got, want)
+			}
+		}
+	}
+	for _, h := range httphdr.HopByHop {
+		f(h, true)
+	}
+	f("Content-Type", false)
+	f("Content-Length", false)
+	f("X-Elastic-Product", false)
+	f("Host", false)
+	f("", false)
 }

@@ -25,7 +25,7 @@ type node struct {
 	fails, passes atomic.Int32
 }
 
-func newNode(rawURL string, cfg *Config) (*node, error) {
+func newNode(rawURL string, cfg *Config, deadlines *sweeper) (*node, error) {
 	addr, tls, err := parseUpstream(rawURL)
 	if err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func newNode(rawURL string, cfg *Config) (*node, error) {
 			if err != nil {
 				return nil, &dialError{addr: addr, err: err}
 			}
-			return c, nil
+			return deadlines.wrap(c), nil
 		},
 		MaxConns:            cfg.MaxConnsPerUpstream,
 		MaxIdleConnDuration: cfg.MaxIdleConnDuration,
