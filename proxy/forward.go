@@ -230,6 +230,7 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 	noHost := len(req.Header.Host()) == 0
 	var tried uint64
 	var lastErr error
+	staleRetried := false
 	for attempt := 0; attempt <= s.cfg.MaxRetries; attempt++ {
 		idx := s.pick(tried)
 		if idx < 0 && lastErr != nil {
@@ -303,6 +304,13 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 		lastErr = &upstreamError{addr: n.addr, err: err}
 		if !rq.route.retryable || lim != nil {
 			return nil, lastErr
+		}
+		if errors.Is(err, fasthttp.ErrConnectionClosed) && !staleRetried {
+			// Most likely a pooled connection the node closed while it was idle (a restart, or
+			// the node's idle timeout): the node itself may be fine, so it may be tried again at
+			// once instead of after RetryWait, as HostClient.Do would have.
+			staleRetried = true
+			tried &^= 1 << idx
 		}
 		s.log.Debug("retrying an idempotent read on another node", "upstream", n.url, "reason", err.Error())
 	}
