@@ -32,6 +32,10 @@ type Config struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// DialTimeout bounds connecting to an upstream node. Default 2s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// UpstreamCAFile, when set, is a PEM file of the certificate authorities https nodes are
+	// verified against instead of the system's (OpenSearch's security plugin ships with its own
+	// CA). Empty: the system roots.
+	UpstreamCAFile string `yaml:"upstream_ca_file"`
 	// UpstreamTimeout bounds one attempt against one upstream node: sending the request and reading the
 	// response (for streamed responses, until the body has been read). Default 2m.
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`

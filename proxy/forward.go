@@ -230,7 +230,7 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 	noHost := len(req.Header.Host()) == 0
 	var tried uint64
 	var lastErr error
-	staleRetried := false
+	staleRetried, schemeSet := false, false
 	for attempt := 0; attempt <= s.cfg.MaxRetries; attempt++ {
 		idx := s.pick(tried)
 		if idx < 0 && lastErr != nil {
@@ -252,6 +252,12 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 		n := s.nodes[idx]
 		tried |= 1 << idx
 		rq.upstream = n.addr
+		if n.client.IsTLS || schemeSet {
+			// HostClient refuses a request whose scheme is not its own, and the client's request
+			// came as http; only https nodes (or a retry after one) pay for the URI parse.
+			setScheme(req, n.client.IsTLS)
+			schemeSet = true
+		}
 		if noHost {
 			// HTTP/1.0 clients may send no Host; HTTP/1.1 to the node needs one.
 			req.Header.SetHost(n.addr)
@@ -338,4 +344,13 @@ func (s *Server) writeBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response
 		return
 	}
 	ctx.Response.SwapBody(resp.SwapBody(nil))
+}
+
+// setScheme makes req's URI say https for a TLS node, http otherwise.
+func setScheme(req *fasthttp.Request, tls bool) {
+	if tls {
+		req.URI().SetScheme("https")
+	} else {
+		req.URI().SetScheme("http")
+	}
 }

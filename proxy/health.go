@@ -60,6 +60,9 @@ func (s *Server) checkNode(n *node) (bool, string) {
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.SetRequestURI(s.cfg.HealthCheckPath)
 	req.Header.SetHost(n.addr)
+	if n.client.IsTLS {
+		setScheme(req, true)
+	}
 	req.Header.Set("User-Agent", "vlproxy-health-check")
 	if err := n.client.DoTimeout(req, resp, s.cfg.HealthCheckTimeout); err != nil {
 		return false, "cannot check health: " + err.Error()

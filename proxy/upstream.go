@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -59,9 +63,27 @@ func newNode(rawURL string, cfg *Config, deadlines *sweeper) (*node, error) {
 		DisablePathNormalizing:    true,
 		ConnPoolStrategy:          fasthttp.LIFO,
 	}
+	if tls && cfg.UpstreamCAFile != "" {
+		if n.client.TLSConfig, err = upstreamTLS(cfg.UpstreamCAFile); err != nil {
+			return nil, err
+		}
+	}
 	n.healthy.Store(true)
 	n.m.healthy.Set(1)
 	return n, nil
+}
+
+// upstreamTLS verifies https nodes against the CAs of a PEM file.
+func upstreamTLS(caFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the upstream CA file (upstream_ca_file): %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("cannot use the upstream CA file %s (upstream_ca_file): no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Available reports whether the node may take a request now: healthy, not ejected, pool not full.

@@ -207,6 +207,7 @@ var options = []option{
 	durationOpt("read-timeout", "time to read a whole client request, body included", func(c *Config) *time.Duration { return &c.Proxy.ReadTimeout }),
 	durationOpt("write-timeout", "time to write a whole response to the client", func(c *Config) *time.Duration { return &c.Proxy.WriteTimeout }),
 	durationOpt("idle-timeout", "close client keep-alive connections idle this long", func(c *Config) *time.Duration { return &c.Proxy.IdleTimeout }),
+	stringOpt("upstream-ca-file", "PEM file of the CAs that https upstream nodes are verified against (default: the system's)", func(c *Config) *string { return &c.Proxy.UpstreamCAFile }),
 	durationOpt("dial-timeout", "time to connect to an upstream node", func(c *Config) *time.Duration { return &c.Proxy.DialTimeout }),
 	durationOpt("upstream-timeout", "time for one attempt against one node (send request, read response)", func(c *Config) *time.Duration { return &c.Proxy.UpstreamTimeout }),
 	durationOpt("request-timeout", "time for a whole request including retries; over it the client gets a 504", func(c *Config) *time.Duration { return &c.Proxy.RequestTimeout }),
