@@ -18,28 +18,7 @@ import (
 // lim.MaxBytes. The encoder runs under the same sandbox as sampling (one thread, file
 // protocol only, memory cap, deadline). Errors wrapping ErrInvalid are the file's fault.
 func Clip(ctx context.Context, path string, lim Limits) ([]byte, Info, error) {
-	lim, err := lim.WithDefaults()
-	if err != nil {
-		return nil, Info{}, err
-	}
-	if err := Tools(); err != nil {
-		return nil, Info{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
-	defer cancel()
-	abs, err := checkFile(path, lim)
-	if err != nil {
-		return nil, Info{}, err
-	}
-	var cpu time.Duration
-	info, err := probe(ctx, abs, lim, &cpu)
-	info.CPU = cpu
-	if err != nil {
-		return nil, info, err
-	}
-	clip, err := encodeClip(ctx, abs, info, lim, &cpu)
-	info.CPU = cpu
-	return clip, info, err
+	return sandboxed(ctx, path, lim, encodeClip)
 }
 
 func encodeClip(ctx context.Context, abs string, info Info, lim Limits, cpu *time.Duration) ([]byte, error) {

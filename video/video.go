@@ -139,28 +139,36 @@ func Tools() error {
 // Sample probes the file at path and returns its frames at lim.FPS (lowered to fit
 // lim.MaxFrames), each lim.MaxSide at most. Errors wrapping ErrInvalid are the file's fault.
 func Sample(ctx context.Context, path string, lim Limits) ([]Frame, Info, error) {
+	return sandboxed(ctx, path, lim, extract)
+}
+
+// sandboxed checks the tools, the limits and the file at path, probes it and hands it to step, all
+// within lim.Timeout; Info.CPU counts every ffprobe and ffmpeg process of the run.
+func sandboxed[T any](ctx context.Context, path string, lim Limits,
+	step func(ctx context.Context, abs string, info Info, lim Limits, cpu *time.Duration) (T, error)) (T, Info, error) {
+	var zero T
 	lim, err := lim.WithDefaults()
 	if err != nil {
-		return nil, Info{}, err
+		return zero, Info{}, err
 	}
 	if err := Tools(); err != nil {
-		return nil, Info{}, err
+		return zero, Info{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 	abs, err := checkFile(path, lim)
 	if err != nil {
-		return nil, Info{}, err
+		return zero, Info{}, err
 	}
 	var cpu time.Duration
 	info, err := probe(ctx, abs, lim, &cpu)
 	info.CPU = cpu
 	if err != nil {
-		return nil, info, err
+		return zero, info, err
 	}
-	frames, err := extract(ctx, abs, info, lim, &cpu)
+	out, err := step(ctx, abs, info, lim, &cpu)
 	info.CPU = cpu
-	return frames, info, err
+	return out, info, err
 }
 
 // checkFile refuses what is not a regular, non-empty file within lim.MaxBytes and
