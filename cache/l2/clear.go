@@ -9,7 +9,7 @@ import (
 )
 
 // Fleet-wide clears. A clear (POST /_vlproxy/cache/_clear on any replica) raises one
-// generation in Redis, <Prefix>:v1:gen:clear, and every replica flushes its in-process caches
+// generation in Redis, {<Prefix>}:v1:gen:clear, and every replica flushes its in-process caches
 // once it sees the generation rise. Tier keys include the generation, so the shared values
 // written before a clear are unreachable at once (they expire with their TTL) without a scan.
 //

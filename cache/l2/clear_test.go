@@ -100,7 +100,7 @@ func TestClearReadWithLookups(t *testing.T) {
 	raise := func() uint64 {
 		t.Helper()
 		g := a.ClearGeneration() + 1
-		if err := rdb.Set(ctx, prefix+":v1:gen:clear", g, 0).Err(); err != nil {
+		if err := rdb.Set(ctx, "{"+prefix+"}:v1:gen:clear", g, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 		return g
@@ -187,7 +187,7 @@ func TestClearGenerationSurvivesDataLoss(t *testing.T) {
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	key := prefix + ":v1:gen:clear"
+	key := "{" + prefix + "}:v1:gen:clear"
 	waitFor(t, "the generation written back", func() bool {
 		v, _ := rdb.Get(ctx, key).Uint64()
 		return v == g

@@ -100,7 +100,7 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, rdb: redis.NewUniversalClient(opts), log: log, addr: addr, closed: make(chan struct{}),
-		clearKey: cfg.Prefix + ":v1:gen:clear", clearChan: cfg.Prefix + ":v1:clear"}
+		clearKey: genPrefix(cfg.Prefix) + "clear", clearChan: cfg.Prefix + ":v1:clear"}
 	c.up.Store(true)
 	upGauge.Set(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*cfg.Timeout)

@@ -16,7 +16,7 @@ import (
 // depends on before serving it, so a write through one replica invalidates the others' values
 // at once. Create them with Client.Counters.
 //
-// The counters live under <Prefix>:v1:gen:, without a TTL (keep maxmemory-policy at a
+// The counters live under {<Prefix>}:v1:gen:, without a TTL (keep maxmemory-policy at a
 // volatile-* policy, so Redis evicts cached values and never counters). An incarnation number
 // comes with every Load: it changes when Redis lost its data (a restart without persistence)
 // and when any replica failed to publish a bump (it replaces the incarnation when Redis
@@ -29,9 +29,15 @@ type Counters struct {
 	renewing atomic.Bool // a renew goroutine runs
 }
 
+// genPrefix starts every generation key (the counters, the incarnation, the clear generation).
+// The braces are a Redis Cluster hash tag: all of them hash to one slot, so the one MGET per
+// cached hit that reads them is legal on a cluster (keys of different slots are refused with
+// CROSSSLOT).
+func genPrefix(prefix string) string { return "{" + prefix + "}:v1:gen:" }
+
 // Counters returns the fleet's write counters; all callers share one set.
 func (c *Client) Counters() *Counters {
-	k := &Counters{c: c, prefix: c.cfg.Prefix + ":v1:gen:"}
+	k := &Counters{c: c, prefix: genPrefix(c.cfg.Prefix)}
 	c.OnRejoin(func(ctx context.Context) {
 		if k.lost.Load() {
 			k.renewIncarnation(ctx)
