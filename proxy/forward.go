@@ -368,16 +368,6 @@ func (s *Server) exchangeWhole(n *node, req *fasthttp.Request, resp *fasthttp.Re
 	return nil
 }
 
-// writeBuffered answers the client with a buffered upstream response, headers minus hop-by-hop.
-func (s *Server) writeBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
-	copyUpstreamResponseHeader(&ctx.Response.Header, &resp.Header)
-	if ctx.IsHead() {
-		ctx.Response.Header.SetContentLength(resp.Header.ContentLength())
-		return
-	}
-	ctx.Response.SwapBody(resp.SwapBody(nil))
-}
-
 // setScheme makes req's URI say https for a TLS node, http otherwise.
 func setScheme(req *fasthttp.Request, tls bool) {
 	if tls {
