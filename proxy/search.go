@@ -86,6 +86,7 @@ func (f searchForwarder) Forward(ctx context.Context, req *fasthttp.Request, res
 		rq.deadline = d
 	}
 	if err := f.s.roundTrip(&rq, req, resp); err != nil {
+		clearResponseHeader(&resp.Header) // what a failed attempt's answer left there: resp may be the client's
 		return err
 	}
 	stripResponseHopByHop(&resp.Header)
