@@ -72,7 +72,7 @@ func (s *Server) servePlainSearch(ctx *fasthttp.RequestCtx, rq *request, kind pi
 		return
 	}
 	stripResponseHopByHop(h)
-	pipeline.SetPlainStatus(h, kind) // reading the answer's header replaced Plain's
+	pipeline.SetPlainStatus(h, kind)
 }
 
 // searchForwarder is the pipeline's way upstream: the buffered round trip with the retry rules of

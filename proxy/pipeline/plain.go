@@ -10,20 +10,16 @@ import (
 
 // Plain reports whether a search request needs nothing from the pipeline, so proxy/ can forward
 // it with its bytes unchanged and without the pipeline's copies: no result cache and nothing
-// for vlproxy (nothingFor). It then sets the status headers such a request gets.
+// for vlproxy (nothingFor). The caller then sets the status headers such a request gets
+// (SetPlainStatus) once the upstream's answer is in the client response.
 //
 // This is the common case of a proxy deployed for some indices or some clients only, and it is
 // the path that the pass-through benchmark measures against nginx.
 func (p *Pipeline) Plain(rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
-	if p.results != nil || !p.nothingFor(&rc.Request.Header, rc, kind, body) {
-		return false
-	}
-	SetPlainStatus(&rc.Response.Header, kind)
-	return true
+	return p.results == nil && p.nothingFor(&rc.Request.Header, rc, kind, body)
 }
 
-// SetPlainStatus sets the status headers of a search that Plain accepted on h: proxy/ sets them
-// again once the upstream's answer, parsed straight into the client response, replaced them.
+// SetPlainStatus sets the status headers of a search that Plain accepted on h.
 func SetPlainStatus(h *fasthttp.ResponseHeader, kind Kind) {
 	rewrite, rerank := plainStates(kind)
 	setStatus(h, rewrite, rerank, cacheBypass)
