@@ -109,49 +109,6 @@ func appendHeaderList(h *fasthttp.RequestHeader, name, v []byte) {
 	h.SetCanonical(name, nv)
 }
 
-// copyUpstreamResponseHeader copies status and headers of an upstream response to the client response,
-// minus hop-by-hop fields and Content-Length (the body setter frames the body). Nothing is added: no
-// Server, Date or default Content-Type. Fields are added one by one rather than with CopyTo, which would
-// also copy the upstream header's "add a default Date" flag.
-//
-// Known limit: fasthttp manages Date itself and offers no way to set it on a response, so an upstream
-// Date header is dropped (ES and OpenSearch send none).
-func copyUpstreamResponseHeader(dst, src *fasthttp.ResponseHeader) {
-	code := src.StatusCode()
-	dst.SetStatusCode(code)
-	// fasthttp writes the standard reason phrase itself; copy only another one.
-	if msg := src.StatusMessage(); len(msg) > 0 && string(msg) != fasthttp.StatusMessage(code) {
-		dst.SetStatusMessage(msg)
-	}
-	src.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
-	// The names come from a parsed header, so they are canonical already: copying them without
-	// normalizing again sends the same bytes for less work.
-	normalizing := !dst.DisableNormalizing()
-	// One pass copies; the fields a Connection header names (rare from ES) are removed after it.
-	conn := false
-	for k, v := range src.All() {
-		if isHopByHop(k) {
-			conn = conn || bytes.EqualFold(k, []byte("Connection"))
-			continue
-		}
-		if len(k) == len("Content-Length") && bytes.EqualFold(k, []byte("Content-Length")) {
-			continue
-		}
-		dst.AddBytesKV(k, v)
-	}
-	if normalizing {
-		dst.EnableNormalizing()
-	}
-	if conn {
-		var tokBuf [4][]byte
-		for _, tok := range connectionTokens(tokBuf[:0], src.All()) {
-			dst.DelBytes(tok)
-		}
-	}
-	dst.ResetConnectionClose()
-	dst.SetNoDefaultContentType(true)
-}
-
 // hopByHopLens has bit n set when a hop-by-hop name is n bytes long: most fields (Host,
 // Content-Type, X-*…) are told apart by their length alone.
 var hopByHopLens = func() (m uint64) {

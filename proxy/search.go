@@ -28,7 +28,7 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 		kind = pipeline.Count
 	}
 	if s.pipe.Plain(ctx, kind, body) {
-		s.servePlainSearch(ctx, rq, body)
+		s.servePlainSearch(ctx, rq, kind, body)
 		return
 	}
 	// The pipeline's work for this request stops when its deadline passes or, if it may call a
@@ -54,19 +54,25 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 }
 
 // servePlainSearch forwards a search that needs nothing from the pipeline (Pipeline.Plain): the
-// buffered round trip of an idempotent read, bytes unchanged both ways.
-func (s *Server) servePlainSearch(ctx *fasthttp.RequestCtx, rq *request, body []byte) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	prepareUpstreamRequest(&req.Header, ctx)
-	req.SetBodyRaw(body)
-	if err := s.roundTrip(rq, req, resp); err != nil {
+// buffered round trip of an idempotent read, bytes unchanged both ways. As in the pass-through,
+// the client's request goes upstream itself, its header edited in place, and the answer is
+// parsed into the client response, which saves copying either header.
+func (s *Server) servePlainSearch(ctx *fasthttp.RequestCtx, rq *request, kind pipeline.Kind, body []byte) {
+	req := &ctx.Request
+	if ctx.RequestBodyStream() != nil {
+		req.SetBodyRaw(body) // the bytes read replace the stream, which the server still drains
+	}
+	forwardRequestHeader(&req.Header, ctx)
+	err := s.roundTrip(rq, req, &ctx.Response)
+	h := &ctx.Response.Header
+	if err != nil {
+		clearResponseHeader(h) // what a failed attempt's answer left there
+		pipeline.SetPlainStatus(h, kind)
 		s.fail(ctx, rq, err)
 		return
 	}
-	s.writeBuffered(ctx, resp)
+	stripResponseHopByHop(h)
+	pipeline.SetPlainStatus(h, kind)
 }
 
 // searchForwarder is the pipeline's way upstream: the buffered round trip with the retry rules of
@@ -80,6 +86,7 @@ func (f searchForwarder) Forward(ctx context.Context, req *fasthttp.Request, res
 		rq.deadline = d
 	}
 	if err := f.s.roundTrip(&rq, req, resp); err != nil {
+		clearResponseHeader(&resp.Header) // what a failed attempt's answer left there: resp may be the client's
 		return err
 	}
 	stripResponseHopByHop(&resp.Header)

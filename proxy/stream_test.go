@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"io"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -144,5 +146,39 @@ func TestLargeResponse50MB(t *testing.T) {
 		}
 		fasthttp.ReleaseRequest(req)
 		fasthttp.ReleaseResponse(resp)
+	}
+}
+
+// A search answer whose body streams from the upstream (chunked) is read whole, within
+// max_buffered_response_size; a larger one, chunked or of known length, is an ES-shaped 502.
+func TestSearchStreamedAnswerBuffered(t *testing.T) {
+	const limit = 1 << 20
+	up := startFake(t, func(ctx *fasthttp.RequestCtx) {
+		n, _ := strconv.Atoi(string(ctx.QueryArgs().Peek("n")))
+		ctx.Response.Header.Set("X-Up", "1")
+		ctx.Response.Header.SetContentType("application/json")
+		if string(ctx.QueryArgs().Peek("chunked")) == "1" {
+			ctx.SetBodyStream(&patternReader{n: int64(n)}, -1)
+		} else {
+			ctx.SetBodyStream(&patternReader{n: int64(n)}, n)
+		}
+	})
+	p := startProxy(t, []string{up.URL}, func(c *Config) { c.MaxBufferedResponseSize = limit })
+	{
+		want, _ := io.ReadAll(&patternReader{n: 300 << 10})
+		resp := p.do(t, "POST", "/idx/_search?chunked=1&n=307200", []byte(`{}`))
+		if resp.StatusCode() != 200 || string(resp.Body()) != string(want) || string(resp.Header.Peek("X-Up")) != "1" ||
+			len(resp.Header.Peek("Transfer-Encoding")) > 0 {
+			t.Fatalf("chunked answer: status %d, %d bytes (want %d), X-Up %q, Transfer-Encoding %q",
+				resp.StatusCode(), len(resp.Body()), len(want), resp.Header.Peek("X-Up"), resp.Header.Peek("Transfer-Encoding"))
+		}
+		fasthttp.ReleaseResponse(resp)
+		for _, uri := range []string{"/idx/_search?chunked=1&n=2000000", "/idx/_search?n=2000000"} {
+			resp := p.do(t, "POST", uri, []byte(`{}`))
+			if resp.StatusCode() != 502 || !strings.Contains(string(resp.Body()), "max_buffered_response_size") {
+				t.Fatalf("%s: status %d, body %.200s", uri, resp.StatusCode(), resp.Body())
+			}
+			fasthttp.ReleaseResponse(resp)
+		}
 	}
 }

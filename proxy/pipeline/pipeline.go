@@ -39,8 +39,9 @@ func (k Kind) String() string {
 }
 
 // Forwarder sends a request whose body is fully buffered to an upstream node, retrying where
-// that is safe, and fills resp with the whole response. The error is non-nil only when no
-// response was had; it implements ESError for proxy/ to render.
+// that is safe, and fills resp with the whole response, without hop-by-hop fields. resp may be
+// the client's response: its header is replaced by the answer's, and left empty on an error.
+// The error is non-nil only when no response was had; it implements ESError for proxy/ to render.
 type Forwarder interface {
 	Forward(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error
 }

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -117,35 +116,35 @@ func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, ki
 	state cacheState, fill, store bool) ([]byte, Timings, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
 	prepare(&req.Header)
 	req.SetBodyRaw(body)
 	var t Timings
 	s := time.Now()
-	if err := p.fwd.Forward(ctx, req, resp); err != nil {
+	// The answer is read into the client response itself (Forwarder), which saves copying its
+	// header field by field.
+	r := &rc.Response
+	if err := p.fwd.Forward(ctx, req, r); err != nil {
 		return nil, t, err
 	}
 	t.Search = time.Since(s)
 
-	r := &rc.Response
-	status := resp.StatusCode()
-	r.SetStatusCode(status)
+	status := r.StatusCode()
 	rewrite, rerank := plainStates(kind)
 	var hs [maxStoredHeaders]resultcache.Header
 	e := resultcache.Entry{Status: status, Headers: hs[:0]}
-	// Forwarder already removed hop-by-hop fields; fasthttp sets Content-Length itself.
-	for k, v := range resp.Header.All() {
-		if bytes.EqualFold(k, hdrContentLength) {
-			continue
-		}
-		r.Header.AddBytesKV(k, v)
+	for k, v := range r.Header.All() {
 		if httphdr.Stored(k) {
 			e.Headers = append(e.Headers, resultcache.Header{Name: k, Value: v})
 		}
 	}
+	var upstreamHeader []resultcache.Header // for the callers an uncacheable answer is passed to
+	if fill && (!store || !resultcache.CacheableStatus(status)) {
+		upstreamHeader = outcomeHeaders(nil, &r.Header)
+	}
 	setStatus(&r.Header, rewrite, rerank, state)
-	b := resp.SwapBody(nil) // resp is released below: its body becomes the client's
+	// The body leaves the client response's own buffer, which fasthttp reuses, for the entry
+	// (AppendEntryMeta) and is referenced back.
+	b := r.SwapBody(nil)
 	if !rc.IsHead() {
 		r.SetBodyRaw(b)
 	}
@@ -153,7 +152,7 @@ func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, ki
 	case !fill:
 		return nil, t, nil
 	case !store || !resultcache.CacheableStatus(status):
-		out := &outcome{status: status, header: outcomeHeaders(nil, &resp.Header), body: b,
+		out := &outcome{status: status, header: upstreamHeader, body: b,
 			rewrite: string(rewrite), rerank: string(rerank), timings: t}
 		return nil, t, &uncacheable{out: out}
 	}

@@ -274,8 +274,6 @@ var (
 	hdrRerank    = []byte("X-Vlproxy-Rerank")
 	hdrCache     = []byte("X-Vlproxy-Cache")
 	hdrRetrieval = []byte("X-Vlproxy-Retrieval")
-
-	hdrContentLength = []byte("Content-Length")
 )
 
 // setAge sets Age: whole seconds since the entry was stored.
