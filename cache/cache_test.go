@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -203,18 +204,22 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+var metricsRuns atomic.Int64
+
 func TestMetrics(t *testing.T) {
-	c := New(Config{Name: "metrics_test", MaxBytes: 1 << 20, TTL: -1})
+	// Counters are process-wide: a name of its own per run keeps -count=N runs apart.
+	name := fmt.Sprintf("metrics_test_%d", metricsRuns.Add(1))
+	c := New(Config{Name: name, MaxBytes: 1 << 20, TTL: -1})
 	c.Set([]byte("a"), []byte("b"))
 	c.Get([]byte("a"))
 	c.Get([]byte("a"))
 	c.Get([]byte("x"))
 	text := promexp.Text()
 	for _, want := range []string{
-		`vlproxy_cache_hits_total{cache="metrics_test"} 2`,
-		`vlproxy_cache_misses_total{cache="metrics_test"} 1`,
-		`vlproxy_cache_entries{cache="metrics_test"} 1`,
-		fmt.Sprintf(`vlproxy_cache_bytes{cache="metrics_test"} %d`, entryCost("a", "b")),
+		`vlproxy_cache_hits_total{cache="` + name + `"} 2`,
+		`vlproxy_cache_misses_total{cache="` + name + `"} 1`,
+		`vlproxy_cache_entries{cache="` + name + `"} 1`,
+		fmt.Sprintf(`vlproxy_cache_bytes{cache="%s"} %d`, name, entryCost("a", "b")),
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("metrics lack %q", want)
