@@ -9,21 +9,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 bash testenv/install-deps.sh
 
-run() { # title, target, command...
-	local title=$1 target=$2
-	shift 2
-	{
-		echo "### $title"
-		echo
-		echo "Target: $target"
-		echo
-		echo '```'
-		echo "\$ bash testenv/with-redis.sh $*"
-		bash testenv/with-redis.sh "$@" 2>&1 | grep -E '^(Benchmark|ok|FAIL|PASS)' || true
-		echo '```'
-		echo
-	} >>"$out"
-}
+source bench/scripts/gobench-run.sh
 
 {
 	echo "## Fleet mode (Redis): what sharing costs"
@@ -36,8 +22,8 @@ run() { # title, target, command...
 
 run "Generation check per cached hit: one MGET vs pub/sub" \
 	"mget is what every result-cache hit pays in fleet mode (incarnation + 2 keys per index); pubsub-lag is INCR+PUBLISH until another client receives it: the window in which a pub/sub design would serve stale results" \
-	go test -run '^$' -bench 'GenerationCheck' -benchtime 1s -benchmem ./cache/l2/
+	bash testenv/with-redis.sh go test -run '^$' -bench 'GenerationCheck' -benchtime 1s -benchmem ./cache/l2/
 run "Result-cache hit and keyword L2 hit, end to end through the in-process proxy" \
 	"result-hit/redis − result-hit/local is the cost of fleet-wide read-your-writes on a hit; keywords/l2-hit (L1 flushed every request) against model-call (zero-latency simulator) and model-call-150ms" \
-	go test -run '^$' -bench 'Fleet' -benchtime 1s -benchmem ./proxy/pipeline/
+	bash testenv/with-redis.sh go test -run '^$' -bench 'Fleet' -benchtime 1s -benchmem ./proxy/pipeline/
 go run ./cmd/vlbench section -name fleet -file "$out"

@@ -7,21 +7,7 @@ cd "$(dirname "$0")/../.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-run() { # title, target, command...
-	local title=$1 target=$2
-	shift 2
-	{
-		echo "### $title"
-		echo
-		echo "Target: $target"
-		echo
-		echo '```'
-		echo "\$ $*"
-		"$@" 2>&1 | grep -E '^(Benchmark|ok|FAIL|PASS)' || true
-		echo '```'
-		echo
-	} >>"$out"
-}
+source bench/scripts/gobench-run.sh
 
 {
 	echo "## Go benchmarks: per-stage overhead"
