@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,33 +12,10 @@ import (
 // the connection without saying so, as a restarted node or an idle timeout on the node's side
 // does: the proxy's pooled connection is dead when it is next used.
 func staleUpstream(t *testing.T) (url string, requests *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	requests = &atomic.Int64{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				requests.Add(1)
-				req.Body.Close()
-				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"))
-				time.Sleep(20 * time.Millisecond) // long enough for the proxy to pool it
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String(), requests
+	return startRaw(t, func(c net.Conn, _ *bufio.Reader) {
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"))
+		time.Sleep(20 * time.Millisecond) // long enough for the proxy to pool it
+	})
 }
 
 // A GET on a pooled connection the node has closed meanwhile is sent again on a new
