@@ -70,15 +70,7 @@ func TestEffnetRedDressFindsDresses(t *testing.T) {
 	mustDo(t, c, 200, "POST", node+"/"+idx+"/_bulk?refresh=true", bulk.Bytes(), "Content-Type", "application/x-ndjson")
 
 	quiet := slog.New(slog.DiscardHandler)
-	client := func(role string) *model.Client {
-		mc := model.DefaultConfig()
-		mc.URL, mc.HealthInterval, mc.API = effnet, -1, model.APIOpenAI
-		m, err := model.New(role, mc, quiet)
-		mustf(t, err, "model client")
-		t.Cleanup(m.Close)
-		return m
-	}
-	chat, emb := client(model.RoleChat), client(model.RoleEmbed)
+	chat, emb := effnetClients(t, effnet)
 	ecfg := enrich.DefaultConfig()
 	ecfg.ESURL, ecfg.Index, ecfg.ImageDir, ecfg.VectorField, ecfg.Concurrency = node, idx, dir, "image_vec", 2
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -155,4 +147,19 @@ func TestEffnetRedDressFindsDresses(t *testing.T) {
 func isJPEG(path string) bool {
 	b, err := os.ReadFile(path)
 	return err == nil && len(b) > 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF
+}
+
+// effnetClients returns chat and embed clients of the local image model at url (OpenAI API, no
+// health probes), closed when the test ends.
+func effnetClients(t *testing.T, url string) (chat, emb *model.Client) {
+	t.Helper()
+	client := func(role string) *model.Client {
+		mc := model.DefaultConfig()
+		mc.URL, mc.HealthInterval, mc.API = url, -1, model.APIOpenAI
+		m, err := model.New(role, mc, slog.New(slog.DiscardHandler))
+		mustf(t, err, "model client")
+		t.Cleanup(m.Close)
+		return m
+	}
+	return client(model.RoleChat), client(model.RoleEmbed)
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/vlproxy/vlproxy/cache"
 	"github.com/vlproxy/vlproxy/enrich"
-	"github.com/vlproxy/vlproxy/model"
 	"github.com/vlproxy/vlproxy/proxy"
 	"github.com/vlproxy/vlproxy/rewrite"
 	"github.com/vlproxy/vlproxy/testenv"
@@ -103,15 +102,7 @@ func TestVideoMomentsFindTheSecond(t *testing.T) {
 	mustDo(t, c, 200, "POST", node+"/"+idx+"/_bulk?refresh=true", bulk.Bytes(), "Content-Type", "application/x-ndjson")
 
 	quiet := slog.New(slog.DiscardHandler)
-	client := func(role string) *model.Client {
-		mc := model.DefaultConfig()
-		mc.URL, mc.HealthInterval, mc.API = effnet, -1, model.APIOpenAI
-		m, err := model.New(role, mc, quiet)
-		mustf(t, err, "model client")
-		t.Cleanup(m.Close)
-		return m
-	}
-	chat, emb := client(model.RoleChat), client(model.RoleEmbed)
+	chat, emb := effnetClients(t, effnet)
 	ecfg := enrich.DefaultConfig()
 	ecfg.ESURL, ecfg.Index, ecfg.ImageDir, ecfg.VideoField = node, idx, dir, "video"
 	ecfg.Video.MaxDuration = 15 * time.Second
