@@ -3,7 +3,7 @@
 # its own <!-- bench:NAME --> block. Other sections' scripts can be added to SCRIPTS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SCRIPTS=(passthrough.sh instructions.sh cache.sh rewrite.sh bulk.sh relevance.sh relevance-vector.sh)
+SCRIPTS=(passthrough.sh passthrough-pinned.sh instructions.sh cache.sh rewrite.sh bulk.sh relevance.sh relevance-vector.sh)
 for extra in bench/scripts/section-*.sh; do [ -e "$extra" ] && SCRIPTS+=("$(basename "$extra")"); done
 start=$(date +%s)
 failed=()

@@ -12,6 +12,10 @@
 #   PT_HITS (5), PT_SOURCE_BYTES (150), PT_OUT (BENCHMARKS.md), VLPROXY_BIN (built from ./cmd/vlproxy),
 #   PT_NICE (default -5 when permitted, 0 = off): niceness of every benchmark process, so that other
 #   work on a shared machine disturbs the measurement less; the report says so.
+#   PT_PIN (0; 1 = the pinned run, section "passthrough-pinned"): every proxy on CPU 0 with one
+#   thread of work (GOMAXPROCS=1, one nginx worker), the fake backend and wrk on CPU 1, so that the
+#   proxies do not share a core with the load and their CPU per request is less noisy; only the
+#   wrk part runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -70,8 +74,15 @@ NICE=()
 
 # Same parallelism for both proxies: nginx workers = vlproxy's GOMAXPROCS.
 PROCS=${GOMAXPROCS:-$(nproc)}
+PIN=${PT_PIN:-0}
+PROXY_CPU=(); LOAD_CPU=(); SECTION=passthrough
+if [ "$PIN" != 0 ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "PT_PIN needs 2 CPUs" >&2; exit 1; }
+  [ "$WRK" != 0 ] || { echo "PT_PIN runs only the wrk part: PT_WRK=0 leaves nothing" >&2; exit 1; }
+  PROCS=1; PROXY_CPU=(taskset -c 0); LOAD_CPU=(taskset -c 1); SECTION=passthrough-pinned
+fi
 
-"${NICE[@]}" "$VB" fake-es -listen 127.0.0.1:0 -addrfile "$TMP/es.addr" -hits "$HITS" -source-bytes "$SRC" 2>"$TMP/fake-es.log" &
+"${NICE[@]}" "${LOAD_CPU[@]}" "$VB" fake-es -listen 127.0.0.1:0 -addrfile "$TMP/es.addr" -hits "$HITS" -source-bytes "$SRC" 2>"$TMP/fake-es.log" &
 ES_PID=$!; PIDS+=("$ES_PID")
 for _ in $(seq 100); do [ -s "$TMP/es.addr" ] && break; sleep 0.1; done
 ES=$(cat "$TMP/es.addr")
@@ -80,13 +91,13 @@ VP_PORT=$("$VB" freeport)
 # Pass-through means no result cache (identical requests would otherwise never reach the backend).
 VP_ARGS=()
 if "$TMP/vlproxy" -help 2>&1 | grep -q -- '-result-cache-size'; then VP_ARGS+=(-result-cache-size 0); fi
-GOMAXPROCS=$PROCS "${NICE[@]}" "$TMP/vlproxy" -listen "127.0.0.1:$VP_PORT" -upstream "http://$ES" "${VP_ARGS[@]}" >"$TMP/vlproxy.log" 2>&1 &
+GOMAXPROCS=$PROCS "${NICE[@]}" "${PROXY_CPU[@]}" "$TMP/vlproxy" -listen "127.0.0.1:$VP_PORT" -upstream "http://$ES" "${VP_ARGS[@]}" >"$TMP/vlproxy.log" 2>&1 &
 VP_PID=$!; PIDS+=("$VP_PID")
 
 # vlproxy as users run it: default configuration, result cache on (only for the wrk part).
 VD_PORT=$("$VB" freeport)
 if [ "$WRK" != 0 ]; then
-  GOMAXPROCS=$PROCS "${NICE[@]}" "$TMP/vlproxy" -listen "127.0.0.1:$VD_PORT" -upstream "http://$ES" >"$TMP/vlproxy-default.log" 2>&1 &
+  GOMAXPROCS=$PROCS "${NICE[@]}" "${PROXY_CPU[@]}" "$TMP/vlproxy" -listen "127.0.0.1:$VD_PORT" -upstream "http://$ES" >"$TMP/vlproxy-default.log" 2>&1 &
   VD_PID=$!; PIDS+=("$VD_PID")
 fi
 
@@ -124,12 +135,12 @@ http {
   }
 }
 CONF
-"${NICE[@]}" "$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
+"${NICE[@]}" "${PROXY_CPU[@]}" "$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
 NG_PID=$!; PIDS+=("$NG_PID")
 
 # The floor of any fasthttp proxy on this machine: HostClient.Do and nothing else.
 BP_PORT=$("$VB" freeport)
-GOMAXPROCS=$PROCS "${NICE[@]}" "$VB" bare-proxy -listen "127.0.0.1:$BP_PORT" -upstream "$ES" >"$TMP/bare.log" 2>&1 &
+GOMAXPROCS=$PROCS "${NICE[@]}" "${PROXY_CPU[@]}" "$VB" bare-proxy -listen "127.0.0.1:$BP_PORT" -upstream "$ES" >"$TMP/bare.log" 2>&1 &
 BP_PID=$!; PIDS+=("$BP_PID")
 
 "$VB" wait -addr "127.0.0.1:$VP_PORT" -timeout 20s || { cat "$TMP/vlproxy.log" >&2; exit 1; }
@@ -140,7 +151,7 @@ CMP_ARGS=()
 if [ "$WRK" != 0 ] && [ -n "${PT_COMPARE_BIN:-}" ]; then
   VC_PORT=$("$VB" freeport)
   cp "$PT_COMPARE_BIN" "$TMP/vlproxy-before"
-  GOMAXPROCS=$PROCS "${NICE[@]}" "$TMP/vlproxy-before" -listen "127.0.0.1:$VC_PORT" -upstream "http://$ES" >"$TMP/vlproxy-before.log" 2>&1 &
+  GOMAXPROCS=$PROCS "${NICE[@]}" "${PROXY_CPU[@]}" "$TMP/vlproxy-before" -listen "127.0.0.1:$VC_PORT" -upstream "http://$ES" >"$TMP/vlproxy-before.log" 2>&1 &
   VC_PID=$!; PIDS+=("$VC_PID")
   "$VB" wait -addr "127.0.0.1:$VC_PORT" -timeout 20s || { cat "$TMP/vlproxy-before.log" >&2; exit 1; }
   CMP_ARGS=(-target "vlproxy-before=http://127.0.0.1:$VC_PORT" -pid "vlproxy-before=$VC_PID" -baselines nginx,fasthttp-bare,vlproxy-before)
@@ -152,8 +163,9 @@ ARGS=(-target "direct=http://$ES" -target "vlproxy-nocache=http://127.0.0.1:$VP_
   -target "fasthttp-bare=http://127.0.0.1:$BP_PORT"
   -pid "vlproxy-nocache=$VP_PID" -pid "nginx=$NG_PID" -pid "fasthttp-bare=$BP_PID" -pid "backend=$ES_PID"
   -capacity-duration "$CAP" -level-duration "$LEVEL" -rounds "$ROUNDS" -levels "$LEVELS" -quiet)
-NOTE="unpinned"
-[ -n "${PT_NICE:-}" ] && NOTE="unpinned, all benchmark processes at niceness $PT_NICE"
+NOTE="unpinned"; [ "$PIN" = 0 ] || NOTE="pinned"
+[ -n "${PT_NICE:-}" ] && NOTE="$NOTE, all benchmark processes at niceness $PT_NICE"
+if [ "$PIN" = 0 ]; then
 "${NICE[@]}" "$VB" passthrough "${ARGS[@]}" \
   -out "" -svg bench/results/passthrough.svg -json bench/results/passthrough.json \
   -machine "$NGINX_VERSION (worker_processes $PROCS, upstream keepalive 128, access_log off)" \
@@ -167,11 +179,21 @@ NOTE="unpinned"
   -command "GOMAXPROCS=$PROCS vlbench bare-proxy -listen 127.0.0.1:P3 -upstream FAKE_ES   # HostClient.Do only: the fasthttp floor" \
   -command "vlbench passthrough -target direct=http://FAKE_ES -target vlproxy-nocache=http://127.0.0.1:P1 -target nginx=http://127.0.0.1:P2 -target fasthttp-bare=http://127.0.0.1:P3 -pid vlproxy-nocache=PID -pid nginx=PID -pid fasthttp-bare=PID -pid backend=PID -capacity-duration $CAP -level-duration $LEVEL -rounds $ROUNDS -levels $LEVELS" \
   >"$TMP/section.md"
+else
+  {
+    echo "## Pass-through, pinned: proxies on one core, load and backend on the other"
+    echo
+    echo "Generated by \`PT_PIN=1 bash bench/scripts/passthrough.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), kernel $(uname -r), $NGINX_VERSION, vlproxy commit $REV."
+    echo
+    echo "The same contenders and wrk scenarios as the unpinned section, but every proxy runs on CPU 0 with one thread of work (\`taskset -c 0\`, GOMAXPROCS=1, nginx worker_processes 1), and the fake backend and wrk run on CPU 1 (\`taskset -c 1\`). The proxies then never share a core with the load generator, which makes their CPU per request steadier; a proxy's capacity is one core's worth, so req/s compares the proxies' CPU cost directly (unless CPU 1, the backend plus wrk, saturates first: then the fastest contenders tie). ${NOTE}."
+  } >"$TMP/section.md"
+fi
 
 if [ "$WRK" != 0 ]; then
   {
     echo
-    echo "### wrk: \`_doc\` GET and \`_search\` with the default configuration (result cache on) and with the cache off"
+    [ "$PIN" = 0 ] || echo "#### wrk, pinned"
+    [ "$PIN" != 0 ] || echo "### wrk: \`_doc\` GET and \`_search\` with the default configuration (result cache on) and with the cache off"
     echo
     echo "Same processes and machine as above, plus vlproxy in its default configuration (\`vlproxy\`: result cache on; \`vlproxy-nocache\` is the process above, \`-result-cache-size 0\`). The bare fasthttp proxy and nginx have no cache, so every request of theirs is a pass-through."
     echo
@@ -185,15 +207,15 @@ if [ "$WRK" != 0 ]; then
     fi
     echo
   } >>"$TMP/section.md"
-  "${NICE[@]}" "$VB" wrk -target "nginx=http://127.0.0.1:$NG_PORT" -target "fasthttp-bare=http://127.0.0.1:$BP_PORT" \
+  "${NICE[@]}" "${LOAD_CPU[@]}" "$VB" wrk -target "nginx=http://127.0.0.1:$NG_PORT" -target "fasthttp-bare=http://127.0.0.1:$BP_PORT" \
     -target "vlproxy=http://127.0.0.1:$VD_PORT" -target "vlproxy-nocache=http://127.0.0.1:$VP_PORT" \
     -pid "nginx=$NG_PID" -pid "fasthttp-bare=$BP_PID" -pid "vlproxy=$VD_PID" -pid "vlproxy-nocache=$VP_PID" \
-    "${CMP_ARGS[@]}" -duration "$WRK_DUR" -rounds "$WRK_ROUNDS" -json bench/results/passthrough-wrk.json -markdown "$TMP/wrk.md"
+    "${CMP_ARGS[@]}" -duration "$WRK_DUR" -rounds "$WRK_ROUNDS" -json "bench/results/$SECTION-wrk.json" -markdown "$TMP/wrk.md"
   cat "$TMP/wrk.md" >>"$TMP/section.md"
 fi
 if [ -n "$OUT" ]; then
-  "$VB" section -out "$OUT" -name passthrough -file "$TMP/section.md"
-  echo "wrote the passthrough section of $OUT" >&2
+  "$VB" section -out "$OUT" -name "$SECTION" -file "$TMP/section.md"
+  echo "wrote the $SECTION section of $OUT" >&2
 else
   cat "$TMP/section.md"
 fi
