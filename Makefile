@@ -77,6 +77,7 @@ fuzz:
 demo: build opensearch-jars
 	bash testenv/demo.sh
 
+# BENCH_SECTIONS="passthrough.sh cache.sh" (script names of bench/scripts) runs only those sections.
 bench: build opensearch-jars
 	bash bench/scripts/all.sh
 

@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SCRIPTS=(passthrough.sh passthrough-pinned.sh instructions.sh cache.sh rewrite.sh bulk.sh relevance.sh relevance-vector.sh)
 for extra in bench/scripts/section-*.sh; do [ -e "$extra" ] && SCRIPTS+=("$(basename "$extra")"); done
+# BENCH_SECTIONS="passthrough.sh cache.sh" runs only those scripts (names as in SCRIPTS), e.g. the
+# performance sections again after a change, without the half hour of relevance runs.
+if [ -n "${BENCH_SECTIONS:-}" ]; then
+  read -ra SCRIPTS <<<"$BENCH_SECTIONS"
+  for s in "${SCRIPTS[@]}"; do [ -f "bench/scripts/$s" ] || { echo "BENCH_SECTIONS: no bench/scripts/$s" >&2; exit 2; }; done
+fi
 start=$(date +%s)
 failed=()
 for s in "${SCRIPTS[@]}"; do
