@@ -128,19 +128,22 @@ done
   done
   echo
   echo "search-miss and search-hit on the bare proxy and on \`vlproxy-nocache\` are pass-throughs of a \`_search\`; on \`vlproxy\` (default configuration) every search-miss request is a result-cache miss and every search-hit request after the first a hit."
+  PROFILED=(vlproxy); [ -n "${INS_COMPARE_BIN:-}" ] && PROFILED+=(vlproxy-before)
+  for t in "${PROFILED[@]}"; do
   for sc in "${SCENARIOS[@]}"; do
     echo
-    echo "Top $TOP functions of \`vlproxy\` (default configuration) in $sc, self instructions per request:"
+    echo "Top $TOP functions of \`$t\` (default configuration) in $sc, self instructions per request (functions inlined into a caller count as the caller):"
     echo
     echo '```'
-    callgrind_annotate --inclusive=no --auto=no "$TMP/final.vlproxy.$sc" 2>/dev/null \
-      | awk -v n="${IR[vlproxy,$sc]}" -v tot="$(total_ir "$TMP/final.vlproxy.$sc")" -v top="$TOP" '
+    callgrind_annotate --inclusive=no --auto=no "$TMP/final.$t.$sc" 2>/dev/null \
+      | awk -v n="${IR[$t,$sc]}" -v tot="$(total_ir "$TMP/final.$t.$sc")" -v top="$TOP" '
           /PROGRAM TOTALS|file:function/ || !/^ *[0-9,]+ / {next}
           shown < top {
             ir = $1; gsub(",", "", ir); f = $0; sub(/^ *[0-9,]+ +(\([ 0-9.]+%\) +)?/, "", f)
             sub(/^[^:]*:/, "", f); sub(/ \[[^]]*\]$/, "", f)
             printf "%8.0f  %s\n", ir * n / tot, f; shown++ }'
     echo '```'
+  done
   done
   echo
   echo "Command: \`bash bench/scripts/instructions.sh\` (valgrind and wrk from Debian; INS_COMPARE_BIN=another vlproxy build adds a before/after column)."
