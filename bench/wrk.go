@@ -163,12 +163,11 @@ func RunWrk(ctx context.Context, cfg WrkConfig) (*WrkResult, error) {
 		cell   *WrkCell
 	}
 	var pairs []pair
-	scripts := make([]string, len(cfg.Scenarios))
+	scripts, err := WriteWrkScripts(dir, cfg.Scenarios)
+	if err != nil {
+		return nil, err
+	}
 	for i, sc := range cfg.Scenarios {
-		scripts[i] = filepath.Join(dir, fmt.Sprintf("s%d.lua", i))
-		if err := os.WriteFile(scripts[i], []byte(wrkScript(sc)), 0o644); err != nil {
-			return nil, fmt.Errorf("cannot write the wrk script: %w", err)
-		}
 		for _, t := range cfg.Targets {
 			if len(sc.Targets) > 0 && !contains(sc.Targets, t.Name) {
 				continue
@@ -210,6 +209,20 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// WriteWrkScripts writes each scenario's Lua script to dir as NAME.lua and returns the paths, in
+// scenario order. A distinct body's script takes the first number of its counter as its argument
+// (wrk … -- N).
+func WriteWrkScripts(dir string, scenarios []WrkScenario) ([]string, error) {
+	paths := make([]string, len(scenarios))
+	for i, sc := range scenarios {
+		paths[i] = filepath.Join(dir, sc.Name+".lua")
+		if err := os.WriteFile(paths[i], []byte(wrkScript(sc)), 0o644); err != nil {
+			return nil, fmt.Errorf("cannot write the wrk script: %w", err)
+		}
+	}
+	return paths, nil
 }
 
 // wrkScript returns the Lua script of a scenario. A distinct body numbers its requests from a

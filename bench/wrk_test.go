@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -107,5 +109,41 @@ func TestRunWrkFakeES(t *testing.T) {
 	res.WriteMarkdown(&b)
 	if !strings.Contains(b.String(), "**search-miss**") {
 		t.Fatalf("markdown:\n%s", b.String())
+	}
+}
+
+// TestWriteWrkScripts: one NAME.lua per scenario, a fixed body as wrk.body and a distinct one
+// numbered from the script's argument.
+func TestWriteWrkScripts(t *testing.T) {
+	dir := t.TempDir()
+	paths, err := WriteWrkScripts(dir, DefaultWrkScenarios("idx", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"doc-get.lua":     {`wrk.path = "/idx/_doc/1"`},
+		"search-miss.lua": {`wrk.path = "/idx/_search"`, "function init(args) n = tonumber(args[1])", `shirt %d`},
+		"search-hit.lua":  {`wrk.body = "{\"query\":{\"match\":{\"title\":\"shirt\"}}}"`},
+	}
+	if len(paths) != len(want) {
+		t.Fatalf("paths %v", paths)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, ok := want[filepath.Base(p)]
+		if !ok {
+			t.Fatalf("unexpected script %s", p)
+		}
+		for _, w := range ws {
+			if !strings.Contains(string(b), w) {
+				t.Fatalf("%s lacks %q:\n%s", filepath.Base(p), w, b)
+			}
+		}
+		if filepath.Dir(p) != dir {
+			t.Fatalf("%s not in %s", p, dir)
+		}
 	}
 }

@@ -29,6 +29,9 @@ func runPassthrough(args []string) error {
 	svg := fs.String("svg", "", "write the latency-percentile plot at 50% load to this file (linked from the section)")
 	svgLink := fs.String("svg-link", "", "path of the plot as linked from the Markdown file (default: -svg)")
 	jsonOut := fs.String("json", "", "write all reports as JSON to this file")
+	title := fs.String("title", "", "heading of the section (default: Pass-through: vlproxy vs nginx vs direct)")
+	generatedBy := fs.String("generated-by", "", "command named as the section's origin (default: make bench-passthrough)")
+	layout := fs.String("layout", "", "sentence saying how the processes shared the CPUs (default: all unpinned)")
 	var extra, cmds multiFlag
 	fs.Var(&extra, "machine", "extra machine/version note for the report, e.g. 'nginx 1.22.1' (repeatable)")
 	fs.Var(&cmds, "command", "command line to show in the report (repeatable)")
@@ -77,6 +80,7 @@ func runPassthrough(args []string) error {
 	}
 	m := bench.ThisMachine()
 	m.Extra = extra
+	m.Title, m.GeneratedBy, m.Layout = *title, *generatedBy, *layout
 	var b bytes.Buffer
 	res.WriteMarkdown(&b, m, cmds, link)
 	os.Stdout.Write(b.Bytes())

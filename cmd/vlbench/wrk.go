@@ -34,7 +34,17 @@ func runWrk(args []string) error {
 	nginx := fs.String("nginx", "nginx", "nginx, for the targets table")
 	out := fs.String("markdown", "", "write the Markdown here (default: stdout)")
 	jsonOut := fs.String("json", "", "write every run as JSON to this file")
+	writeScripts := fs.String("write-scripts", "", "only write the scenarios' Lua scripts to this directory (NAME.lua; a distinct body's script takes its first counter value after --) and exit, for other tools driving wrk")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var st []string
+	if *searchTargets != "" {
+		st = strings.Split(*searchTargets, ",")
+	}
+	scenarios := bench.DefaultWrkScenarios(*index, st)
+	if *writeScripts != "" {
+		_, err := bench.WriteWrkScripts(*writeScripts, scenarios)
 		return err
 	}
 	cfg := bench.WrkConfig{Wrk: *wrkBin, Pids: pids, Rounds: *rounds, Duration: *dur, Warmup: *warm,
@@ -54,11 +64,7 @@ func runWrk(args []string) error {
 			cfg.Baselines = append(cfg.Baselines, b)
 		}
 	}
-	var st []string
-	if *searchTargets != "" {
-		st = strings.Split(*searchTargets, ",")
-	}
-	cfg.Scenarios = bench.DefaultWrkScenarios(*index, st)
+	cfg.Scenarios = scenarios
 	ctx, cancel := signalContext()
 	defer cancel()
 	res, err := bench.RunWrk(ctx, cfg)
