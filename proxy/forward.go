@@ -68,6 +68,12 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, rq *request) ([]byte, error)
 	if stream == nil {
 		return ctx.Request.Body(), nil
 	}
+	if ctx.Request.Header.ContentLength() == 0 {
+		// fasthttp streams even an announced empty body (wrk and some clients send
+		// Content-Length: 0 on a GET): there is nothing to read, and reading it through a
+		// LimitReader cost an allocation.
+		return nil, nil
+	}
 	rq.body = bytebufferpool.Get()
 	lim := int64(s.cfg.MaxBodySize)
 	n, err := rq.body.ReadFrom(io.LimitReader(stream, lim+1))
