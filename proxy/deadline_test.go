@@ -132,3 +132,24 @@ func TestSweeperStopsWithoutConnections(t *testing.T) {
 		t.Errorf("after the last close: running=%v, %d connections", running, n)
 	}
 }
+
+func TestCoarseDeadlineToldApartByTheTick(t *testing.T) {
+	var socket []time.Time
+	setSocket := func(t time.Time) error { socket = append(socket, t); return nil }
+	tick := time.Now()
+	f := func(after time.Duration, wantFar bool) {
+		t.Helper()
+		var d coarseDeadline
+		socket = socket[:0]
+		dl := tick.Add(after)
+		d.set(dl, tick.UnixNano(), setSocket) //nolint:errcheck
+		if far := d.want.Load() == dl.UnixNano(); far != wantFar || far == (len(socket) == 1) {
+			t.Errorf("%v after the tick: far=%v (socket %v), want far=%v", after, far, socket, wantFar)
+		}
+	}
+	f(100*time.Millisecond, false)
+	// Up to sweepTick may have passed since the tick: such a deadline may be under exactDeadline away.
+	f(exactDeadline+sweepTick/2, false)
+	f(exactDeadline+sweepTick, true)
+	f(time.Hour, true)
+}

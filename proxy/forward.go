@@ -17,6 +17,9 @@ type request struct {
 	route    route
 	start    time.Time
 	deadline time.Time // start + RequestTimeout: every attempt and retry ends before it
+	// now, when set, is a clock reading the next upstream attempt may take as its start instead
+	// of reading the clock (the handler's start, when nothing slow ran since); do clears it.
+	now      time.Time
 	timing   serverTiming
 	upstream string // address of the last node tried, for logs
 	body     *bytebufferpool.ByteBuffer
@@ -123,6 +126,9 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 			req.SetBodyRaw(body) // the bytes read replace the stream, which the server still drains
 		}
 		forwardRequestHeader(&req.Header, ctx)
+		if stream == nil || cl == 0 {
+			rq.now = rq.start // no client body was waited for: the attempt starts about now
+		}
 	}
 
 	var prefix *bytebufferpool.ByteBuffer
@@ -281,7 +287,11 @@ func (s *Server) do(rq *request, req *fasthttp.Request, resp *fasthttp.Response,
 			}
 			req.SetBodyStream(lim, cl)
 		}
-		now := time.Now()
+		now := rq.now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		rq.now = time.Time{}
 		deadline := now.Add(s.cfg.UpstreamTimeout)
 		if rq.deadline.Before(deadline) {
 			deadline = rq.deadline
