@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"github.com/vlproxy/vlproxy/internal/httphdr"
+	"net"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 )
@@ -52,16 +55,20 @@ func prepareUpstreamRequest(dst *fasthttp.RequestHeader, ctx *fasthttp.RequestCt
 func forwardRequestHeader(h *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx) {
 	// Most requests carry no hop-by-hop field: look once, and only then pay for Del, which
 	// normalizes and scans per name. Connection's tokens are parsed only when there is a
-	// Connection field.
-	strip, conn := false, false
+	// Connection field. The same look notes X-Forwarded-For and -Proto, so that the common
+	// request, without them, sets them without looking them up (each lookup scans all fields).
+	strip, conn, xf := false, false, false
 	for k := range h.All() {
 		if isHopByHop(k) || (len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect"))) {
 			strip = true
 			if bytes.EqualFold(k, []byte("Connection")) {
 				conn = true
+				xf = true // the look ends here: not known
 				break
 			}
 		}
+		// A parsed header's names are canonical, and so are those the proxy sets.
+		xf = xf || string(k) == "X-Forwarded-For" || string(k) == "X-Forwarded-Proto"
 	}
 	if strip {
 		var tokBuf [4][]byte
@@ -81,14 +88,50 @@ func forwardRequestHeader(h *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx) {
 	h.SetNoDefaultContentType(true)
 
 	var buf [64]byte
-	ipb, _ := ctx.RemoteIP().AppendText(buf[:0])
-	appendHeaderList(h, xForwardedFor, ipb)
+	ip := appendIP(buf[:0], ctx.RemoteIP())
 	proto := []byte("http")
 	if ctx.IsTLS() {
 		proto = []byte("https")
 	}
+	if !xf {
+		h.SetCanonical(xForwardedFor, ip)
+		h.SetCanonical(xForwardedProto, proto)
+		return
+	}
+	appendHeaderList(h, xForwardedFor, ip)
 	appendHeaderList(h, xForwardedProto, proto)
 }
+
+// appendIP appends ip as net.IP.String writes it; IPv4 without the detour through netip.
+func appendIP(dst []byte, ip net.IP) []byte {
+	ip4 := ip.To4()
+	if ip4 == nil {
+		b, _ := ip.AppendText(dst)
+		return b
+	}
+	// Each octet is one 8-byte store of its digits and a dot; the last dot is cut off.
+	var b [32]byte
+	n := 0
+	for _, x := range ip4[:4] {
+		d := octetText[x]
+		binary.LittleEndian.PutUint64(b[n&15:], d) // n < 16 always; the mask spares a bounds check
+		n += int(d >> 56)
+	}
+	return append(dst, b[:n-1]...)
+}
+
+// octetText holds, for each byte value, its decimal digits and a dot in the low bytes (little
+// endian) and their count in the high byte.
+var octetText = func() (t [256]uint64) {
+	for i := range t {
+		s := strconv.Itoa(i) + "."
+		var w [8]byte
+		copy(w[:], s)
+		w[7] = byte(len(s))
+		t[i] = binary.LittleEndian.Uint64(w[:])
+	}
+	return t
+}()
 
 // Canonical names, so that setting them skips fasthttp's key normalization.
 var (

@@ -40,6 +40,42 @@ func (r *recorder) handler(respond func(ctx *fasthttp.RequestCtx)) fasthttp.Requ
 
 var serverTimingRe = regexp.MustCompile(`^upstream;dur=\d+\.\d{3}, total;dur=\d+\.\d{3}$`)
 
+// TestForwardedHeaders: X-Forwarded-For and -Proto are created, or appended to when the client sent
+// them, in whatever case, with or without hop-by-hop fields beside them.
+func TestForwardedHeaders(t *testing.T) {
+	rec := &recorder{}
+	up := startFake(t, rec.handler(func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") }))
+	p := startProxy(t, []string{up.URL}, nil)
+	f := func(wantFor, wantProto string, kv ...string) {
+		t.Helper()
+		fasthttp.ReleaseResponse(p.do(t, "GET", "/idx/_doc/1", nil, kv...))
+		rec.mu.Lock()
+		got := rec.header
+		rec.mu.Unlock()
+		if got["X-Forwarded-For"] != wantFor || got["X-Forwarded-Proto"] != wantProto {
+			t.Errorf("%v: upstream got X-Forwarded-For=%q X-Forwarded-Proto=%q, want %q %q",
+				kv, got["X-Forwarded-For"], got["X-Forwarded-Proto"], wantFor, wantProto)
+		}
+	}
+	f("127.0.0.1", "http")
+	f("10.0.0.1, 127.0.0.1", "http", "x-forwarded-for", "10.0.0.1")
+	f("127.0.0.1", "https, http", "X-Forwarded-Proto", "https")
+	f("10.0.0.1, 127.0.0.1", "https, http", "X-Forwarded-Proto", "https", "X-Forwarded-For", "10.0.0.1", "Te", "trailers")
+	f("10.0.0.1, 127.0.0.1", "http", "Connection", "X-Hop", "X-Forwarded-For", "10.0.0.1")
+}
+
+func TestAppendIP(t *testing.T) {
+	for _, s := range []string{"127.0.0.1", "0.0.0.0", "10.20.255.9", "1.2.3.4", "::1", "2001:db8::7", "::ffff:192.168.0.1", "fe80::1"} {
+		ip := net.ParseIP(s)
+		if got := string(appendIP(nil, ip)); got != ip.String() {
+			t.Errorf("appendIP(%s) = %q, want %q", s, got, ip.String())
+		}
+	}
+	if got := string(appendIP([]byte("x"), net.IPv4(10, 0, 0, 1).To4())); got != "x10.0.0.1" {
+		t.Errorf("appendIP of a 4-byte IP after x = %q", got)
+	}
+}
+
 func TestHeadersBothWays(t *testing.T) {
 	rec := &recorder{}
 	up := startFake(t, rec.handler(func(ctx *fasthttp.RequestCtx) {
