@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"time"
@@ -29,7 +30,17 @@ func (s *Server) exchange(n *node, req *fasthttp.Request, dst *fasthttp.Response
 		return nil, nil, err
 	}
 	conn := cc.Conn()
-	req.URI().DisablePathNormalizing = true // what HostClient sets: the raw path goes upstream as it came
+	if uri := req.Header.RequestURI(); !hc.IsTLS && isOriginForm(uri) {
+		// Request.Write sends the header's request URI as it is unless the URI was parsed, and
+		// the server parsed it: marked unparsed, the raw path goes upstream without being
+		// rebuilt from its parts (and the client's Host with it, where the parsed URI's is
+		// lowercased).
+		req.SetRequestURIBytes(uri)
+	} else {
+		// An absolute-form URI is sent in origin form, from the parsed URI; its raw path as it
+		// came, as HostClient sets.
+		req.URI().DisablePathNormalizing = true
+	}
 	if err = conn.SetWriteDeadline(deadline); err == nil {
 		bw := hc.AcquireWriter(conn)
 		if err = req.Write(bw); err == nil {
@@ -55,6 +66,12 @@ func (s *Server) exchange(n *node, req *fasthttp.Request, dst *fasthttp.Response
 		err = fasthttp.ErrConnectionClosed // as HostClient says it
 	}
 	return nil, nil, err
+}
+
+// isOriginForm says the request URI is an absolute path and query (RFC 9112 §3.2.1), as fasthttp's
+// URI parser reads it: no "//" that would start an authority, no fragment it would drop.
+func isOriginForm(uri []byte) bool {
+	return len(uri) > 0 && uri[0] == '/' && (len(uri) == 1 || uri[1] != '/') && bytes.IndexByte(uri, '#') < 0
 }
 
 // giveBack returns an upstream connection to its pool (reuse: its answer was read to its end and

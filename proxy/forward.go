@@ -21,6 +21,7 @@ type request struct {
 	// of reading the clock (the handler's start, when nothing slow ran since); do clears it.
 	now      time.Time
 	timing   serverTiming
+	noTiming bool   // the response is known to carry no Server-Timing from upstream (finish need not look)
 	upstream string // address of the last node tried, for logs
 	body     *bytebufferpool.ByteBuffer
 }
@@ -161,7 +162,7 @@ func (s *Server) passThrough(ctx *fasthttp.RequestCtx, rq *request) {
 		s.fail(ctx, rq, err)
 		return
 	}
-	stripResponseHopByHop(&ctx.Response.Header)
+	rq.noTiming = !stripResponseHopByHop(&ctx.Response.Header)
 	switch {
 	case answer != nil:
 		ctx.Response.SetBodyStream(&upstreamBody{prefix: prefix, resp: answer, release: release}, ctx.Response.Header.ContentLength())

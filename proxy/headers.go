@@ -199,8 +199,8 @@ func clearResponseHeader(h *fasthttp.ResponseHeader) {
 // stripResponseHopByHop removes hop-by-hop fields (and those Connection names) from an upstream
 // response header in place: the client response of a pass-through, or the pipeline's upstream
 // response, whose rest it copies into its outcome; most responses have none, and then nothing is
-// deleted.
-func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
+// deleted. timing says the upstream sent a Server-Timing field.
+func stripResponseHopByHop(h *fasthttp.ResponseHeader) (timing bool) {
 	h.SetNoDefaultContentType(true) // else All() reports fasthttp's default as if the upstream sent it
 	strip, conn := false, false
 	for k := range h.All() {
@@ -208,6 +208,7 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 			strip = true
 			conn = conn || bytes.EqualFold(k, []byte("Connection"))
 		}
+		timing = timing || string(k) == "Server-Timing" // parsed names are canonical
 	}
 	if strip {
 		if conn {
@@ -221,4 +222,5 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 		}
 	}
 	h.ResetConnectionClose()
+	return timing
 }

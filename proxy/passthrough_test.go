@@ -180,6 +180,38 @@ func TestNoHeadersAdded(t *testing.T) {
 	}
 }
 
+// TestRequestLineForms: an origin-form request line goes upstream as it came, with the client's
+// Host; an absolute-form one in origin form; a fragment is not sent; an HTTP/1.0 request without
+// Host gets the node's.
+func TestRequestLineForms(t *testing.T) {
+	var mu sync.Mutex
+	var uri, host string
+	up := startFake(t, func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		uri, host = string(ctx.Request.Header.RequestURI()), string(ctx.Request.Header.Host())
+		mu.Unlock()
+		ctx.SetBodyString("{}")
+	})
+	p := startProxy(t, []string{up.URL}, nil)
+	upHost := strings.TrimPrefix(up.URL, "http://")
+	f := func(raw, wantURI, wantHost string) {
+		t.Helper()
+		resp := rawExchange(t, p.Addr, raw)
+		mu.Lock()
+		defer mu.Unlock()
+		if resp.StatusCode() != 200 || uri != wantURI || host != wantHost {
+			t.Errorf("%q: status %d, upstream got %q with Host %q, want %q with Host %q",
+				raw, resp.StatusCode(), uri, host, wantURI, wantHost)
+		}
+		uri, host = "", ""
+	}
+	f("GET /idx/_doc/1?x=%2F& HTTP/1.1\r\nHost: Search.Example\r\n\r\n", "/idx/_doc/1?x=%2F&", "Search.Example")
+	f("GET /idx/_search? HTTP/1.1\r\nHost: a\r\n\r\n", "/idx/_search?", "a")
+	f("GET /idx/_doc/1#frag HTTP/1.1\r\nHost: a\r\n\r\n", "/idx/_doc/1", "a")
+	f("GET http://a/idx/_doc/%2F?q=1 HTTP/1.1\r\nHost: a\r\n\r\n", "/idx/_doc/%2F?q=1", "a")
+	f("GET /idx/_doc/1 HTTP/1.0\r\n\r\n", "/idx/_doc/1", upHost)
+}
+
 func TestRawURIForwardedByteExact(t *testing.T) {
 	rec := &recorder{}
 	up := startFake(t, rec.handler(func(ctx *fasthttp.RequestCtx) {}))
@@ -312,5 +344,20 @@ func TestBodyBytesUnchanged(t *testing.T) {
 			f(uri, size, false)
 			f(uri, size, true)
 		}
+	}
+}
+
+// TestUpstreamServerTimingKept: the proxy's stages follow those the upstream reported.
+func TestUpstreamServerTimingKept(t *testing.T) {
+	up := startFake(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Server-Timing", "es;dur=1.5")
+		ctx.SetBodyString("{}")
+	})
+	p := startProxy(t, []string{up.URL}, nil)
+	resp := p.do(t, "GET", "/idx/_doc/1", nil)
+	defer fasthttp.ReleaseResponse(resp)
+	st := string(resp.Header.Peek("Server-Timing"))
+	if rest, ok := strings.CutPrefix(st, "es;dur=1.5, "); !ok || !serverTimingRe.MatchString(rest) {
+		t.Errorf("Server-Timing %q, want the upstream's then the proxy's", st)
 	}
 }

@@ -208,8 +208,10 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, rq *request) {
 	var buf [128]byte
 	total := time.Since(rq.start)
 	st := rq.timing.appendHeader(buf[:0], total)
-	if old := ctx.Response.Header.PeekCanonical(serverTimingKey); len(old) > 0 {
-		st = append(append(append([]byte(nil), old...), ", "...), st...)
+	if !rq.noTiming {
+		if old := ctx.Response.Header.PeekCanonical(serverTimingKey); len(old) > 0 {
+			st = append(append(append([]byte(nil), old...), ", "...), st...)
+		}
 	}
 	ctx.Response.Header.SetCanonical(serverTimingKey, st)
 	countRequest(rq.route.class, ctx.Response.StatusCode())
