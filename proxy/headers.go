@@ -152,21 +152,21 @@ func appendHeaderList(h *fasthttp.RequestHeader, name, v []byte) {
 	h.SetCanonical(name, nv)
 }
 
-// hopByHopLens has bit n set when a hop-by-hop name is n bytes long: most fields (Host,
-// Content-Type, X-*…) are told apart by their length alone.
-var hopByHopLens = func() (m uint64) {
+// hopByHopByLen lists the hop-by-hop names by length: most fields (Host, Content-Type, X-*…) are
+// told apart by their length alone, and the rest compared with one or two names.
+var hopByHopByLen = func() (t [20][]string) {
 	for _, h := range httphdr.HopByHop {
-		m |= 1 << len(h)
+		t[len(h)] = append(t[len(h)], h)
 	}
-	return m
+	return t
 }()
 
 func isHopByHop(k []byte) bool {
-	if len(k) == 0 || len(k) >= 64 || hopByHopLens&(1<<len(k)) == 0 {
+	if len(k) >= len(hopByHopByLen) {
 		return false
 	}
-	for _, h := range httphdr.HopByHop {
-		if len(h) == len(k) && h[0]|0x20 == k[0]|0x20 && bytes.EqualFold(k, []byte(h)) {
+	for _, h := range hopByHopByLen[len(k)] {
+		if h[0]|0x20 == k[0]|0x20 && bytes.EqualFold(k, []byte(h)) {
 			return true
 		}
 	}

@@ -282,3 +282,20 @@ func TestIsHopByHop(t *testing.T) {
 	f("Host", false)
 	f("", false)
 }
+
+func TestAppendMillis(t *testing.T) {
+	f := func(d time.Duration, want string) {
+		t.Helper()
+		if got := string(appendMillis([]byte("x="), d)); got != "x="+want {
+			t.Errorf("appendMillis(%v) = %q, want %q", d, got, "x="+want)
+		}
+	}
+	f(0, "0.000")
+	f(-time.Second, "0.000")
+	f(999*time.Nanosecond, "0.000")
+	f(7*time.Microsecond, "0.007")
+	f(1234567*time.Nanosecond, "1.234")
+	f(42*time.Millisecond+50*time.Microsecond, "42.050")
+	f(3*time.Minute, "180000.000")
+	f(time.Duration(1<<63-1), "9223372036854.775")
+}
