@@ -45,7 +45,10 @@ func releaseScratch(sc *scratch) {
 // neither the request nor the response body, starts no timer and watches no client (nothing it
 // does could be stopped: the upstream round trip has its own deadline), and a hit allocates
 // nothing.
-func (p *Pipeline) servePlainCached(parent context.Context, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare func(*fasthttp.RequestHeader), body []byte) (Timings, error) {
+//
+// Its one context is made after the lookup missed: the pipeline's timeout and deadline (the
+// request's, zero for none) in one lazy context under parent.
+func (p *Pipeline) servePlainCached(parent context.Context, deadline time.Time, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare Prepare, body []byte) (Timings, error) {
 	path, query := pathQuery(rc)
 	key, last, ok := p.keys.KeyAt(sc.key[:0], resultcache.KeyInput{
 		Method: rc.Method(), Path: path, Query: query, Body: body, Header: &sc.fields,
@@ -61,7 +64,11 @@ func (p *Pipeline) servePlainCached(parent context.Context, rc *fasthttp.Request
 			p.fault(err)
 		}
 	}
-	ctx, cancel := lazyctx.WithTimeout(parent, p.cfg.Timeout)
+	until := time.Now().Add(p.cfg.Timeout)
+	if !deadline.IsZero() && deadline.Before(until) {
+		until = deadline
+	}
+	ctx, cancel := lazyctx.WithDeadline(parent, until)
 	defer cancel()
 	if !ok {
 		_, t, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheBypass, false, false)
@@ -112,11 +119,11 @@ func (p *Pipeline) fault(err error) {
 // state. As a result-cache fill it also returns the response as an entry, made in the body's
 // own buffer; a response that may not be stored (not 2xx, or !store: within the refresh lag of
 // a write) is then an *uncacheable error that carries it for the callers that waited for it.
-func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare func(*fasthttp.RequestHeader), body []byte,
+func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte,
 	state cacheState, fill, store bool) ([]byte, Timings, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	prepare(&req.Header)
+	prepare(&req.Header, rc)
 	req.SetBodyRaw(body)
 	var t Timings
 	s := time.Now()
