@@ -55,17 +55,23 @@ func outcomeHeaders(dst []resultcache.Header, h *fasthttp.ResponseHeader) []resu
 // replay. The entry is made in out.body's buffer (the metadata after the body), which nothing
 // appends to afterwards.
 func encodeOutcome(out *outcome) []byte {
-	e := resultcache.Entry{Status: out.status, Stored: out.stored}
+	e := resultcache.Entry{Status: out.status, Stored: out.stored,
+		Rewrite: []byte(out.rewrite), Rerank: []byte(out.rerank), Retrieval: []byte(out.retrieval)}
 	for _, h := range out.header {
-		if httphdr.Stored(h.Name) {
-			e.Headers = append(e.Headers, h)
-		}
-	}
-	e.Headers = append(e.Headers,
-		resultcache.Header{Name: hdrRewrite, Value: []byte(out.rewrite)},
-		resultcache.Header{Name: hdrRerank, Value: []byte(out.rerank)})
-	if out.retrieval != "" {
-		e.Headers = append(e.Headers, resultcache.Header{Name: hdrRetrieval, Value: []byte(out.retrieval)})
+		storeHeader(&e, h.Name, h.Value)
 	}
 	return resultcache.AppendEntryMeta(out.body, &e)
+}
+
+// storeHeader adds a response field to e if a hit replays it: Content-Type into its own
+// field, the others (StoredHeader) to e.Headers. The vlproxy status fields are e's own.
+func storeHeader(e *resultcache.Entry, name, value []byte) {
+	switch {
+	case !httphdr.Stored(name):
+	case bytes.EqualFold(name, hdrContentType):
+		e.ContentType = value
+	case bytes.EqualFold(name, hdrRewrite), bytes.EqualFold(name, hdrRerank):
+	default:
+		e.Headers = append(e.Headers, resultcache.Header{Name: name, Value: value})
+	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"github.com/vlproxy/vlproxy/internal/lazyctx"
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 )
@@ -140,9 +139,7 @@ func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, ki
 	var hs [maxStoredHeaders]resultcache.Header
 	e := resultcache.Entry{Status: status, Headers: hs[:0]}
 	for k, v := range r.Header.All() {
-		if httphdr.Stored(k) {
-			e.Headers = append(e.Headers, resultcache.Header{Name: k, Value: v})
-		}
+		storeHeader(&e, k, v)
 	}
 	var upstreamHeader []resultcache.Header // for the callers an uncacheable answer is passed to
 	if fill && (!store || !resultcache.CacheableStatus(status)) {
@@ -163,7 +160,7 @@ func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, ki
 			rewrite: string(rewrite), rerank: string(rerank), timings: t}
 		return nil, t, &uncacheable{out: out}
 	}
-	e.Headers = append(e.Headers, resultcache.Header{Name: hdrRewrite, Value: rewrite}, resultcache.Header{Name: hdrRerank, Value: rerank})
+	e.Rewrite, e.Rerank = rewrite, rerank
 	e.Stored = time.Now()
 	// The client response holds b[:len(b)]; the metadata goes after it, in b's spare capacity.
 	return resultcache.AppendEntryMeta(b, &e), t, nil

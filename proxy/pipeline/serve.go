@@ -261,22 +261,15 @@ func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cache
 		setAge(&r.Header, e.Stored)
 	}
 	r.SetStatusCode(e.Status)
-	var rewrite, rerank, retrieval []byte
-	for _, h := range e.Headers {
-		switch {
-		case bytes.EqualFold(h.Name, hdrRewrite):
-			rewrite = h.Value
-		case bytes.EqualFold(h.Name, hdrRerank):
-			rerank = h.Value
-		case bytes.EqualFold(h.Name, hdrRetrieval):
-			retrieval = h.Value
-		default:
-			r.Header.AddBytesKV(h.Name, h.Value)
-		}
+	if len(e.ContentType) > 0 {
+		r.Header.SetContentTypeBytes(e.ContentType)
 	}
-	setStatus(&r.Header, rewrite, rerank, state)
-	if len(retrieval) > 0 {
-		r.Header.SetCanonical(hdrRetrieval, retrieval)
+	for _, h := range e.Headers {
+		r.Header.AddBytesKV(h.Name, h.Value)
+	}
+	setStatus(&r.Header, e.Rewrite, e.Rerank, state)
+	if len(e.Retrieval) > 0 {
+		r.Header.SetCanonical(hdrRetrieval, e.Retrieval)
 	}
 	if !rc.IsHead() {
 		// Entries are immutable. The body is the entry's prefix: taken from entry rather than
@@ -291,11 +284,12 @@ func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cache
 // "X-Vlproxy-Cache" on Set), so that SetCanonical skips the normalization and the bytes on the
 // wire stay the same.
 var (
-	hdrAge       = []byte("Age")
-	hdrRewrite   = []byte("X-Vlproxy-Rewrite")
-	hdrRerank    = []byte("X-Vlproxy-Rerank")
-	hdrCache     = []byte("X-Vlproxy-Cache")
-	hdrRetrieval = []byte("X-Vlproxy-Retrieval")
+	hdrAge         = []byte("Age")
+	hdrContentType = []byte("Content-Type")
+	hdrRewrite     = []byte("X-Vlproxy-Rewrite")
+	hdrRerank      = []byte("X-Vlproxy-Rerank")
+	hdrCache       = []byte("X-Vlproxy-Cache")
+	hdrRetrieval   = []byte("X-Vlproxy-Retrieval")
 )
 
 // setAge sets Age: whole seconds since the entry was stored.

@@ -12,8 +12,9 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// keyVersion starts every key; bump it whenever the key layout changes.
-const keyVersion byte = 2
+// keyVersion starts every key; bump it whenever the key layout changes, and whenever
+// entryVersion changes (see there): an L2 shared across versions is then not misread.
+const keyVersion byte = 3
 
 // Headers gives read access to request headers; *fasthttp.RequestHeader satisfies it.
 // Peek returns nil or empty for an absent header.
