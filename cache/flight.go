@@ -14,8 +14,8 @@ type flight struct {
 	done    chan struct{}
 	val     []byte // set before done is closed
 	err     error
-	waiters int                // callers waiting for it, under Cache.flightMu
-	cancel  context.CancelFunc // stops the fill once no caller waits
+	waiters int         // callers waiting for it, under Cache.flightMu
+	ctx     lazyctx.Ctx // the fill's; its Cancel stops the fill once no caller waits
 }
 
 // Do returns the value under key, calling fn to produce it on a miss. Concurrent Do calls for
@@ -71,8 +71,10 @@ func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context)
 		}
 		// Lazy: a fill that never waits on its context (an upstream round trip takes only its
 		// deadline) starts no timer.
-		fillCtx, cancel := lazyctx.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
-		f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
+		// It is part of the flight, which saves two allocations.
+		f = &flight{done: make(chan struct{}), waiters: 1}
+		f.ctx.Init(context.WithoutCancel(ctx), time.Now().Add(c.cfg.FillTimeout))
+		fillCtx := &f.ctx
 		c.flights[fk] = f
 		if inline {
 			c.flightMu.Unlock()
@@ -111,7 +113,7 @@ func (c *Cache) leave(f *flight, fk string) {
 	c.flightMu.Lock()
 	defer c.flightMu.Unlock()
 	if f.waiters--; f.waiters == 0 {
-		f.cancel()
+		f.ctx.Cancel()
 		// A later caller starts a fill of its own instead of joining this cancelled one.
 		if c.flights[fk] == f {
 			delete(c.flights, fk)
@@ -121,7 +123,7 @@ func (c *Cache) leave(f *flight, fk string) {
 
 // fill runs fn for the flight f of full (putPrefix and key) and stores what it returns.
 func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, full []byte, fn func(context.Context) ([]byte, error)) {
-	defer f.cancel()
+	defer f.ctx.Cancel()
 	key := full[prefixLen:]
 	val, err := c.fillThrough(ctx, gen, key, fn)
 	if err == nil && c.fits(key, val) {

@@ -68,10 +68,13 @@ func encodeOutcome(out *outcome) []byte {
 func storeHeader(e *resultcache.Entry, name, value []byte) {
 	switch {
 	case !httphdr.Stored(name):
-	case bytes.EqualFold(name, hdrContentType):
+	case sameName(name, hdrContentType):
 		e.ContentType = value
-	case bytes.EqualFold(name, hdrRewrite), bytes.EqualFold(name, hdrRerank):
+	case sameName(name, hdrRewrite), sameName(name, hdrRerank):
 	default:
 		e.Headers = append(e.Headers, resultcache.Header{Name: name, Value: value})
 	}
 }
+
+// sameName is bytes.EqualFold for header names, lengths first.
+func sameName(a, b []byte) bool { return len(a) == len(b) && bytes.EqualFold(a, b) }

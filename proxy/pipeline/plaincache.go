@@ -67,8 +67,9 @@ func (p *Pipeline) servePlainCached(parent context.Context, deadline time.Time, 
 	if !deadline.IsZero() && deadline.Before(until) {
 		until = deadline
 	}
-	ctx, cancel := lazyctx.WithDeadline(parent, until)
-	defer cancel()
+	ctx := new(lazyctx.Ctx) // one allocation; WithDeadline's CancelFunc would be a second
+	ctx.Init(parent, until)
+	defer ctx.Cancel()
 	if !ok {
 		_, t, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheBypass, false, false)
 		return t, err
