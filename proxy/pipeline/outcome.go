@@ -58,22 +58,35 @@ func encodeOutcome(out *outcome) []byte {
 	e := resultcache.Entry{Status: out.status, Stored: out.stored,
 		Rewrite: []byte(out.rewrite), Rerank: []byte(out.rerank), Retrieval: []byte(out.retrieval)}
 	for _, h := range out.header {
-		storeHeader(&e, h.Name, h.Value)
+		switch storedAs(h.Name) {
+		case storedContentType:
+			e.ContentType = h.Value
+		case storedHeader:
+			e.Headers = append(e.Headers, h)
+		}
 	}
 	return resultcache.AppendEntryMeta(out.body, &e)
 }
 
-// storeHeader adds a response field to e if a hit replays it: Content-Type into its own
-// field, the others (StoredHeader) to e.Headers. The vlproxy status fields are e's own.
-func storeHeader(e *resultcache.Entry, name, value []byte) {
+// How an entry keeps a response field (storedAs).
+const (
+	storedNot         = iota // not replayed by a hit, or one of the entry's status fields
+	storedContentType        // Entry.ContentType
+	storedHeader             // Entry.Headers
+)
+
+// storedAs says where an entry keeps a response field, if a hit replays it (StoredHeader). It
+// classifies rather than appends, so that a caller's header array stays on its stack.
+func storedAs(name []byte) int {
 	switch {
 	case !httphdr.Stored(name):
+		return storedNot
 	case sameName(name, hdrContentType):
-		e.ContentType = value
+		return storedContentType
 	case sameName(name, hdrRewrite), sameName(name, hdrRerank):
-	default:
-		e.Headers = append(e.Headers, resultcache.Header{Name: name, Value: value})
+		return storedNot // the entry's own Rewrite and Rerank
 	}
+	return storedHeader
 }
 
 // sameName is bytes.EqualFold for header names, lengths first.

@@ -17,6 +17,28 @@ import (
 type scratch struct {
 	fields resultcache.Fields
 	key    []byte
+	fill   plainFill
+}
+
+// plainFill is the result-cache fill of a plain search (servePlainCached): one upstream round
+// trip that answers the request itself. It is kept in the scratch so that handing it to
+// DoInlineFiller allocates nothing, as a closure and what it captures would.
+type plainFill struct {
+	p       *Pipeline
+	rc      *fasthttp.RequestCtx
+	kind    Kind
+	prepare Prepare
+	body    []byte
+	store   bool
+	// What the fill did: its timings, and whether it wrote the client response.
+	t     Timings
+	wrote bool
+}
+
+func (f *plainFill) Fill(ctx context.Context) ([]byte, error) {
+	entry, t, err := f.p.forwardPlain(ctx, f.rc, f.kind, f.prepare, f.body, cacheMiss, true, f.store)
+	f.t, f.wrote = t, err == nil || errors.As(err, new(*uncacheable))
+	return entry, err
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -34,6 +56,7 @@ func acquireScratch(rc *fasthttp.RequestCtx) *scratch {
 
 func releaseScratch(sc *scratch) {
 	sc.fields.Reset(nil) // drop the references into the request
+	sc.fill = plainFill{}
 	if cap(sc.key) <= 64<<10 {
 		scratchPool.Put(sc)
 	}
@@ -77,15 +100,10 @@ func (p *Pipeline) servePlainCached(parent context.Context, deadline time.Time, 
 	store := last.IsZero() || time.Since(last) >= p.lag
 	// DoInline runs the fill of the caller that starts it in that caller's goroutine before it
 	// returns, and never a joining caller's fn: the fill answers this request itself.
-	var t Timings
-	wrote := false
-	entry, hit, err := p.results.DoInline(ctx, key, func(ctx context.Context) ([]byte, error) {
-		entry, ft, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheMiss, true, store)
-		t, wrote = ft, err == nil || errors.As(err, new(*uncacheable))
-		return entry, err
-	})
-	if wrote {
-		return t, nil
+	sc.fill = plainFill{p: p, rc: rc, kind: kind, prepare: prepare, body: body, store: store}
+	entry, hit, err := p.results.DoInlineFiller(ctx, key, &sc.fill)
+	if sc.fill.wrote {
+		return sc.fill.t, nil
 	}
 	var unc *uncacheable
 	switch {
@@ -140,7 +158,12 @@ func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, ki
 	var hs [maxStoredHeaders]resultcache.Header
 	e := resultcache.Entry{Status: status, Headers: hs[:0]}
 	for k, v := range r.Header.All() {
-		storeHeader(&e, k, v)
+		switch storedAs(k) {
+		case storedContentType:
+			e.ContentType = v
+		case storedHeader:
+			e.Headers = append(e.Headers, resultcache.Header{Name: k, Value: v})
+		}
 	}
 	var upstreamHeader []resultcache.Header // for the callers an uncacheable answer is passed to
 	if fill && (!store || !resultcache.CacheableStatus(status)) {
