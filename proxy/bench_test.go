@@ -173,6 +173,47 @@ func TestSearchHitAllocs(t *testing.T) {
 	}
 }
 
+// TestSearchMissAllocs guards the allocations of a result-cache miss through the whole server
+// (a distinct body each time): the entry's buffers (the body's, and a second when its
+// metadata does not fit in the body buffer's spare capacity) and its LRU element, the flight (key copy,
+// struct, channel), the fill's and the pipeline's contexts, and fasthttp's drain of the body.
+func TestSearchMissAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	results := cache.New(cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: time.Minute})
+	viaProxy, _, _ := benchSetup(t, WithResultCache(results, resultcache.DefaultConfig(), 0), WithRefreshLag(1500*time.Millisecond))
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	var body []byte
+	seq := 0
+	search := func() {
+		seq++
+		body = strconv.AppendInt(append(body[:0], `{"query":{"match":{"title":"red dress"}},"from":`...), int64(seq), 10)
+		body = append(body, '}')
+		req.Reset()
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/idx/_search")
+		req.Header.SetHost("bench")
+		req.Header.SetContentType("application/json")
+		req.SetBody(body)
+		if err := viaProxy.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("err %v status %d", err, resp.StatusCode())
+		}
+		if got := string(resp.Header.Peek("X-VLProxy-Cache")); got != "miss" {
+			t.Fatalf("X-VLProxy-Cache %q, want miss", got)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		search()
+	}
+	if n := testing.AllocsPerRun(1000, search); n > 11 {
+		t.Fatalf("%v allocations per result-cache miss, want at most 11", n)
+	}
+}
+
 // BenchmarkSearchCached is a search through the proxy with the result cache on, as configured
 // by default: hit repeats one body, miss sends a distinct body each time.
 func BenchmarkSearchCached(b *testing.B) {
