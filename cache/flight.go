@@ -14,8 +14,8 @@ type flight struct {
 	done    chan struct{}
 	val     []byte // set before done is closed
 	err     error
-	waiters int                // callers waiting for it, under Cache.flightMu
-	cancel  context.CancelFunc // stops the fill once no caller waits
+	waiters int         // callers waiting for it, under Cache.flightMu
+	ctx     lazyctx.Ctx // the fill's; its Cancel stops the fill once no caller waits
 }
 
 // Do returns the value under key, calling fn to produce it on a miss. Concurrent Do calls for
@@ -31,8 +31,19 @@ type flight struct {
 //
 // Do takes ownership of the slice fn returns: neither fn nor any caller may modify it.
 func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context) ([]byte, error)) (val []byte, hit bool, err error) {
-	return c.do(ctx, key, fn, false)
+	return c.do(ctx, key, FillFunc(fn), false)
 }
+
+// Filler computes the value of a fill (Do's fn).
+type Filler interface {
+	Fill(ctx context.Context) ([]byte, error)
+}
+
+// FillFunc is a function as a Filler.
+type FillFunc func(ctx context.Context) ([]byte, error)
+
+// Fill calls f.
+func (f FillFunc) Fill(ctx context.Context) ([]byte, error) { return f(ctx) }
 
 // DoInline is Do, except that the caller which starts a fill runs it itself, in its own
 // goroutine, instead of handing it to another and waiting: that saves a goroutine switch each
@@ -41,10 +52,16 @@ func (c *Cache) Do(ctx context.Context, key []byte, fn func(ctx context.Context)
 // runs detached from ctx's cancellation. Use it where the leader has nothing better to do than
 // wait, as a request handler whose response is the fill.
 func (c *Cache) DoInline(ctx context.Context, key []byte, fn func(ctx context.Context) ([]byte, error)) (val []byte, hit bool, err error) {
+	return c.do(ctx, key, FillFunc(fn), true)
+}
+
+// DoInlineFiller is DoInline with the fill as a Filler: a caller that keeps the fill's state in
+// a struct of its own (pooled) saves the closure and the variables it would capture.
+func (c *Cache) DoInlineFiller(ctx context.Context, key []byte, fn Filler) (val []byte, hit bool, err error) {
 	return c.do(ctx, key, fn, true)
 }
 
-func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context) ([]byte, error), inline bool) (val []byte, hit bool, err error) {
+func (c *Cache) do(ctx context.Context, key []byte, fn Filler, inline bool) (val []byte, hit bool, err error) {
 	gen := c.gen.Load()
 	if v, ok := c.Get(key); ok {
 		return v, true, nil
@@ -71,8 +88,10 @@ func (c *Cache) do(ctx context.Context, key []byte, fn func(ctx context.Context)
 		}
 		// Lazy: a fill that never waits on its context (an upstream round trip takes only its
 		// deadline) starts no timer.
-		fillCtx, cancel := lazyctx.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
-		f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
+		// It is part of the flight, which saves two allocations.
+		f = &flight{done: make(chan struct{}), waiters: 1}
+		f.ctx.Init(context.WithoutCancel(ctx), time.Now().Add(c.cfg.FillTimeout))
+		fillCtx := &f.ctx
 		c.flights[fk] = f
 		if inline {
 			c.flightMu.Unlock()
@@ -111,7 +130,7 @@ func (c *Cache) leave(f *flight, fk string) {
 	c.flightMu.Lock()
 	defer c.flightMu.Unlock()
 	if f.waiters--; f.waiters == 0 {
-		f.cancel()
+		f.ctx.Cancel()
 		// A later caller starts a fill of its own instead of joining this cancelled one.
 		if c.flights[fk] == f {
 			delete(c.flights, fk)
@@ -120,8 +139,8 @@ func (c *Cache) leave(f *flight, fk string) {
 }
 
 // fill runs fn for the flight f of full (putPrefix and key) and stores what it returns.
-func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, full []byte, fn func(context.Context) ([]byte, error)) {
-	defer f.cancel()
+func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, full []byte, fn Filler) {
+	defer f.ctx.Cancel()
 	key := full[prefixLen:]
 	val, err := c.fillThrough(ctx, gen, key, fn)
 	if err == nil && c.fits(key, val) {
@@ -140,13 +159,13 @@ func (c *Cache) fill(ctx context.Context, f *flight, fk string, gen uint64, full
 
 // call turns a panic in fn into an error for every waiter instead of killing the process
 // from a goroutine nobody can recover in.
-func call(ctx context.Context, fn func(context.Context) ([]byte, error)) (val []byte, err error) {
+func call(ctx context.Context, fn Filler) (val []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			val, err = nil, fmt.Errorf("cannot fill cache: fill function panicked: %v", r)
 		}
 	}()
-	return fn(ctx)
+	return fn.Fill(ctx)
 }
 
 // fillIdle is how long a fill goroutine waits for the next fill before it exits.

@@ -32,7 +32,7 @@ func (c *Cache) SetTier(t Tier) { c.tier = t }
 // computation fleet-wide (the other processes wait for its value, then fall back to computing
 // themselves), stored in both levels by the caller and here. gen is the cache generation the
 // fill started in.
-func (c *Cache) fillThrough(ctx context.Context, gen uint64, key []byte, fn func(context.Context) ([]byte, error)) ([]byte, error) {
+func (c *Cache) fillThrough(ctx context.Context, gen uint64, key []byte, fn Filler) ([]byte, error) {
 	t := c.tier
 	if t == nil {
 		return call(ctx, fn)

@@ -3,18 +3,22 @@ package proxy
 import (
 	"context"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/vlproxy/vlproxy/cache"
+	"github.com/vlproxy/vlproxy/proxy/resultcache"
 )
 
 // benchSetup wires client → proxy → fake node over in-memory listeners, so the figures are the
 // proxy's cost without the kernel's. direct is the same client talking to the node itself, bare
 // the same client through the smallest fasthttp proxy (HostClient.Do and nothing else, as
 // `vlbench bare-proxy`): the floor a fasthttp proxy is measured against.
-func benchSetup(b testing.TB) (viaProxy, direct, bare *fasthttp.HostClient) {
+func benchSetup(b testing.TB, opts ...Option) (viaProxy, direct, bare *fasthttp.HostClient) {
 	b.Helper()
 	body := []byte(`{"took":1,"timed_out":false,"hits":{"total":{"value":1,"relation":"eq"},"hits":[{"_id":"1","_source":{"title":"x"}}]}}`)
 	upLn := fasthttputil.NewInmemoryListener()
@@ -31,7 +35,7 @@ func benchSetup(b testing.TB) (viaProxy, direct, bare *fasthttp.HostClient) {
 	cfg := DefaultConfig()
 	cfg.Upstreams = []string{"http://upstream.invalid:9200"}
 	cfg.HealthCheckInterval = 0
-	s, err := New(cfg, nil)
+	s, err := New(cfg, nil, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -125,4 +129,127 @@ func TestPassThroughAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, get); n > 0 {
 		t.Fatalf("%v allocations per pass-through GET, want 0", n)
 	}
+}
+
+// TestSearchHitAllocs guards a result-cache hit through the whole server (default
+// configuration): after the first request fills the entry, serving it again allocates nothing
+// in the proxy. The one allocation left is fasthttp's: after the handler, the server drains
+// the streamed request body (StreamRequestBody) with io.CopyN, whose io.LimitedReader escapes.
+func TestSearchHitAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	// The result cache as cmd/vlproxy configures it by default.
+	results := cache.New(cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: time.Minute})
+	viaProxy, _, _ := benchSetup(t, WithResultCache(results, resultcache.DefaultConfig(), 0), WithRefreshLag(1500*time.Millisecond))
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	body := []byte(`{"query":{"match":{"title":"red dress"}},"size":10}`)
+	search := func() {
+		req.Reset()
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/idx/_search")
+		req.Header.SetHost("bench")
+		req.Header.SetContentType("application/json")
+		req.SetBody(body)
+		if err := viaProxy.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("err %v status %d", err, resp.StatusCode())
+		}
+	}
+	search()
+	if got := string(resp.Header.Peek("X-VLProxy-Cache")); got != "miss" {
+		t.Fatalf("first search: X-VLProxy-Cache %q, want miss", got)
+	}
+	for i := 0; i < 100; i++ {
+		search() // pools and buffers warm up
+	}
+	if got := string(resp.Header.Peek("X-VLProxy-Cache")); got != "hit" {
+		t.Fatalf("X-VLProxy-Cache %q, want hit", got)
+	}
+	if n := testing.AllocsPerRun(1000, search); n > 1 {
+		t.Fatalf("%v allocations per result-cache hit, want 1 (fasthttp's drain of the body)", n)
+	}
+}
+
+// TestSearchMissAllocs guards the allocations of a result-cache miss through the whole server
+// (a distinct body each time): the entry's buffers (the body's, and a second when its
+// metadata does not fit in the body buffer's spare capacity) and its LRU element, the flight (key copy,
+// struct, channel), the fill's and the pipeline's contexts, and fasthttp's drain of the body.
+func TestSearchMissAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	results := cache.New(cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: time.Minute})
+	viaProxy, _, _ := benchSetup(t, WithResultCache(results, resultcache.DefaultConfig(), 0), WithRefreshLag(1500*time.Millisecond))
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	var body []byte
+	seq := 0
+	search := func() {
+		seq++
+		body = strconv.AppendInt(append(body[:0], `{"query":{"match":{"title":"red dress"}},"from":`...), int64(seq), 10)
+		body = append(body, '}')
+		req.Reset()
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/idx/_search")
+		req.Header.SetHost("bench")
+		req.Header.SetContentType("application/json")
+		req.SetBody(body)
+		if err := viaProxy.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("err %v status %d", err, resp.StatusCode())
+		}
+		if got := string(resp.Header.Peek("X-VLProxy-Cache")); got != "miss" {
+			t.Fatalf("X-VLProxy-Cache %q, want miss", got)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		search()
+	}
+	if n := testing.AllocsPerRun(1000, search); n > 11 {
+		t.Fatalf("%v allocations per result-cache miss, want at most 11", n)
+	}
+}
+
+// BenchmarkSearchCached is a search through the proxy with the result cache on, as configured
+// by default: hit repeats one body, miss sends a distinct body each time.
+func BenchmarkSearchCached(b *testing.B) {
+	results := cache.New(cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: time.Minute})
+	viaProxy, _, _ := benchSetup(b, WithResultCache(results, resultcache.DefaultConfig(), 0), WithRefreshLag(1500*time.Millisecond))
+	seq := 0 // distinct bodies across the benchmark's runs
+	run := func(b *testing.B, distinct bool) {
+		b.ReportAllocs()
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		var body []byte
+		for i := 0; i < b.N; i++ {
+			body = append(body[:0], `{"query":{"match":{"title":"red dress"}},"size":10,"from":`...)
+			if distinct {
+				seq++
+				body = strconv.AppendInt(body, int64(seq), 10)
+			} else {
+				body = append(body, '0')
+			}
+			body = append(body, '}')
+			req.Reset()
+			req.Header.SetMethod("POST")
+			req.SetRequestURI("/idx/_search")
+			req.Header.SetHost("bench")
+			req.Header.SetContentType("application/json")
+			req.SetBody(body)
+			if err := viaProxy.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+				b.Fatalf("err %v status %d", err, resp.StatusCode())
+			}
+			if distinct && string(resp.Header.Peek("X-VLProxy-Cache")) != "miss" {
+				b.Fatalf("X-VLProxy-Cache %q, want miss", resp.Header.Peek("X-VLProxy-Cache"))
+			}
+		}
+	}
+	b.Run("hit", func(b *testing.B) { run(b, false) })
+	b.Run("miss", func(b *testing.B) { run(b, true) })
 }

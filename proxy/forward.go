@@ -80,7 +80,7 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, rq *request) ([]byte, error)
 	}
 	rq.body = bytebufferpool.Get()
 	lim := int64(s.cfg.MaxBodySize)
-	n, err := rq.body.ReadFrom(io.LimitReader(stream, lim+1))
+	n, err := readAtMost(rq.body, stream, lim+1)
 	if n > lim {
 		return nil, errBodyTooLarge(s.cfg.MaxBodySize)
 	}
@@ -91,6 +91,31 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, rq *request) ([]byte, error)
 		return nil, errBadRequest(errClientBody.Error(), err)
 	}
 	return rq.body.B, nil
+}
+
+// readAtMost appends to buf what r yields until EOF or until max bytes, and returns how many
+// it read; io.EOF is no error. It is buf.ReadFrom(io.LimitReader(r, max)) without the
+// LimitedReader, which escapes to the heap on every search.
+func readAtMost(buf *bytebufferpool.ByteBuffer, r io.Reader, max int64) (int64, error) {
+	b := buf.B
+	start := len(b)
+	for int64(len(b)-start) < max {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		end := min(int64(cap(b)), int64(len(b))+max-int64(len(b)-start))
+		m, err := r.Read(b[len(b):end])
+		b = b[:len(b)+m]
+		if err != nil {
+			buf.B = b
+			if err == io.EOF {
+				err = nil
+			}
+			return int64(len(b) - start), err
+		}
+	}
+	buf.B = b
+	return int64(len(b) - start), nil
 }
 
 // passThrough forwards the request to a node and the answer back, bytes unchanged. Request bodies over

@@ -6,7 +6,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/vlproxy/vlproxy/internal/lazyctx"
 	"github.com/vlproxy/vlproxy/proxy/pipeline"
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 )
@@ -32,11 +31,10 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 		return
 	}
 	// The pipeline's work for this request stops when its deadline passes or, if it may call a
-	// model, when its client leaves (watchClient, through pipeline.Deps). Lazy: a search that
+	// model, when its client leaves (watchClient, through pipeline.Deps). Its context is made
+	// only once there is work to stop (not for a result-cache hit), and lazily: a search that
 	// waits on nothing but its upstream round trip starts no timer.
-	base, cancel := lazyctx.WithDeadline(context.Background(), rq.deadline)
-	defer cancel()
-	t, err := s.pipe.ServeContext(base, ctx, kind, func(dst *fasthttp.RequestHeader) { prepareUpstreamRequest(dst, ctx) }, body)
+	t, err := s.pipe.ServeUntil(rq.deadline, ctx, kind, prepareUpstreamRequest, body)
 	if err != nil {
 		s.fail(ctx, rq, err)
 		return

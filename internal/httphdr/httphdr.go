@@ -33,10 +33,12 @@ var stored = [][]byte{
 	[]byte(Rewrite), []byte(Rerank), []byte(Variant),
 }
 
-// Stored reports whether a response header is kept with a cached result.
+// Stored reports whether a response header is kept with a cached result. It runs for every
+// field of every response a result-cache miss stores: lengths are compared first, as most
+// fields differ from most stored names in length and bytes.EqualFold compares bytes first.
 func Stored(name []byte) bool {
 	for _, h := range stored {
-		if bytes.EqualFold(name, h) {
+		if len(name) == len(h) && bytes.EqualFold(name, h) {
 			return true
 		}
 	}

@@ -14,9 +14,10 @@ import (
 	"time"
 )
 
-// lazy is context.WithDeadline(parent, deadline), made by the first Done. parent is never
-// cancelled (its Done is nil) or is another lazy context.
-type lazy struct {
+// Ctx is context.WithDeadline(parent, deadline), made by the first Done. parent is never
+// cancelled (its Done is nil) or is another Ctx; under any other parent the real context is
+// made at once (Init). Its maker ends it with Cancel.
+type Ctx struct {
 	parent   context.Context
 	deadline time.Time
 
@@ -31,7 +32,7 @@ type lazy struct {
 // registration is made until Done is called. Under any other parent it is
 // context.WithDeadline.
 func WithDeadline(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
-	p, isLazy := parent.(*lazy)
+	p, isLazy := parent.(*Ctx)
 	if !isLazy && parent.Done() != nil {
 		return context.WithDeadline(parent, d)
 	}
@@ -40,9 +41,29 @@ func WithDeadline(parent context.Context, d time.Time) (context.Context, context
 	} else if pd, ok := parent.Deadline(); ok {
 		d = earlier(d, pd)
 	}
-	c := &lazy{parent: parent, deadline: d}
+	c := &Ctx{parent: parent, deadline: d}
 	return c, c.cancel
 }
+
+// Init makes c WithDeadline(parent, d), to be ended with c.Cancel: for a caller that holds the
+// context in a struct of its own, or that defers c.Cancel, which saves WithDeadline's two
+// allocations (the context and its CancelFunc's closure) or one. c must be zero and must not
+// move afterwards.
+func (c *Ctx) Init(parent context.Context, d time.Time) {
+	p, isLazy := parent.(*Ctx)
+	if isLazy {
+		d = earlier(d, p.deadline)
+	} else if pd, ok := parent.Deadline(); ok {
+		d = earlier(d, pd)
+	}
+	c.parent, c.deadline = parent, d
+	if !isLazy && parent.Done() != nil {
+		c.real, c.stop = context.WithDeadline(parent, d)
+	}
+}
+
+// Cancel is the CancelFunc of c.
+func (c *Ctx) Cancel() { c.cancel() }
 
 // WithTimeout is WithDeadline(parent, time.Now().Add(timeout)).
 func WithTimeout(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
@@ -53,7 +74,7 @@ func WithTimeout(parent context.Context, timeout time.Duration) (context.Context
 // of whoever made it: a context from this package, or one that is never cancelled. Watching
 // such a context for an early end (context.AfterFunc) would only start its timer.
 func DeadlineOnly(ctx context.Context) bool {
-	if _, ok := ctx.(*lazy); ok {
+	if _, ok := ctx.(*Ctx); ok {
 		return true
 	}
 	return ctx.Done() == nil
@@ -66,12 +87,12 @@ func earlier(a, b time.Time) time.Time {
 	return a
 }
 
-func (c *lazy) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *Ctx) Deadline() (time.Time, bool) { return c.deadline, true }
 
 // Done makes the real context: from now on it answers everything.
-func (c *lazy) Done() <-chan struct{} { return c.materialize().Done() }
+func (c *Ctx) Done() <-chan struct{} { return c.materialize().Done() }
 
-func (c *lazy) materialize() context.Context {
+func (c *Ctx) materialize() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.real == nil {
@@ -86,7 +107,7 @@ func (c *lazy) materialize() context.Context {
 
 // Err is what the real context's Err would be: Canceled after the CancelFunc (or a lazy
 // parent's), DeadlineExceeded once the deadline has passed.
-func (c *lazy) Err() error {
+func (c *Ctx) Err() error {
 	c.mu.Lock()
 	real, canceled := c.real, c.canceled
 	c.mu.Unlock()
@@ -96,7 +117,7 @@ func (c *lazy) Err() error {
 	case canceled:
 		return context.Canceled
 	}
-	if p, ok := c.parent.(*lazy); ok {
+	if p, ok := c.parent.(*Ctx); ok {
 		if err := p.Err(); err != nil {
 			return err
 		}
@@ -109,7 +130,7 @@ func (c *lazy) Err() error {
 
 // Value goes to the real context once there is one, so that contexts derived from it find its
 // cancelCtx and register with it instead of watching it from a goroutine.
-func (c *lazy) Value(key any) any {
+func (c *Ctx) Value(key any) any {
 	c.mu.Lock()
 	real := c.real
 	c.mu.Unlock()
@@ -119,7 +140,7 @@ func (c *lazy) Value(key any) any {
 	return c.parent.Value(key)
 }
 
-func (c *lazy) cancel() {
+func (c *Ctx) cancel() {
 	c.mu.Lock()
 	stop := c.stop
 	if stop == nil {
@@ -131,4 +152,4 @@ func (c *lazy) cancel() {
 	}
 }
 
-func (c *lazy) String() string { return "lazyctx.WithDeadline(" + c.deadline.String() + ")" }
+func (c *Ctx) String() string { return "lazyctx.WithDeadline(" + c.deadline.String() + ")" }

@@ -14,7 +14,7 @@ func TestDeadlineAndValues(t *testing.T) {
 	d := time.Now().Add(time.Hour)
 	ctx, cancel := WithDeadline(parent, d)
 	defer cancel()
-	if _, ok := ctx.(*lazy); !ok {
+	if _, ok := ctx.(*Ctx); !ok {
 		t.Fatalf("under a parent that is never cancelled: %T, want a lazy context", ctx)
 	}
 	if got, ok := ctx.Deadline(); !ok || !got.Equal(d) {
@@ -26,7 +26,7 @@ func TestDeadlineAndValues(t *testing.T) {
 	// A child takes the earlier deadline and stays lazy; so does a later one.
 	child, cancelChild := WithTimeout(ctx, 2*time.Hour)
 	defer cancelChild()
-	if got, _ := child.Deadline(); !got.Equal(d) || child.(*lazy).real != nil || ctx.(*lazy).real != nil {
+	if got, _ := child.Deadline(); !got.Equal(d) || child.(*Ctx).real != nil || ctx.(*Ctx).real != nil {
 		t.Fatalf("child deadline %v (want %v), or something was made real", got, d)
 	}
 	if !DeadlineOnly(ctx) || !DeadlineOnly(child) || !DeadlineOnly(context.Background()) {
@@ -38,7 +38,7 @@ func TestCancellableParentIsPlainContext(t *testing.T) {
 	parent, cancelParent := context.WithCancel(context.Background())
 	ctx, cancel := WithTimeout(parent, time.Hour)
 	defer cancel()
-	if _, ok := ctx.(*lazy); ok {
+	if _, ok := ctx.(*Ctx); ok {
 		t.Fatal("a lazy context under a cancellable parent would miss its cancellation")
 	}
 	if DeadlineOnly(ctx) {
@@ -158,4 +158,44 @@ func BenchmarkLazyVsContext(b *testing.B) {
 			cancel()
 		}
 	})
+}
+
+// TestInit: a Ctx made with Init is WithDeadline's context, lazy under a parent that is never
+// cancelled and real at once under one that is, ended by Cancel; under a lazy parent nothing
+// is allocated but the Ctx (which escapes here as it would in use).
+func TestInit(t *testing.T) {
+	d := time.Now().Add(time.Hour)
+	var c Ctx
+	c.Init(context.Background(), d)
+	if got, _ := c.Deadline(); !got.Equal(d) || c.real != nil || c.Err() != nil {
+		t.Fatalf("Init under Background: deadline %v, real %v, err %v", got, c.real, c.Err())
+	}
+	c.Cancel()
+	if c.Err() != context.Canceled {
+		t.Fatalf("after Cancel: %v", c.Err())
+	}
+
+	parent, cancel := context.WithCancel(context.Background())
+	var r Ctx
+	r.Init(parent, d)
+	if r.real == nil {
+		t.Fatal("Init under a cancellable parent is not the real context at once")
+	}
+	cancel()
+	<-r.Done()
+	if r.Err() != context.Canceled {
+		t.Fatalf("parent cancelled: %v", r.Err())
+	}
+	r.Cancel()
+
+	var outer Ctx
+	outer.Init(context.Background(), d)
+	defer outer.Cancel()
+	if n := testing.AllocsPerRun(100, func() {
+		var c Ctx
+		c.Init(&outer, d.Add(-time.Minute))
+		c.Cancel()
+	}); n > 1 {
+		t.Fatalf("Init and Cancel allocate %v times, want 1 (the Ctx)", n)
+	}
 }

@@ -55,17 +55,39 @@ func outcomeHeaders(dst []resultcache.Header, h *fasthttp.ResponseHeader) []resu
 // replay. The entry is made in out.body's buffer (the metadata after the body), which nothing
 // appends to afterwards.
 func encodeOutcome(out *outcome) []byte {
-	e := resultcache.Entry{Status: out.status, Stored: out.stored}
+	e := resultcache.Entry{Status: out.status, Stored: out.stored,
+		Rewrite: []byte(out.rewrite), Rerank: []byte(out.rerank), Retrieval: []byte(out.retrieval)}
 	for _, h := range out.header {
-		if httphdr.Stored(h.Name) {
+		switch storedAs(h.Name) {
+		case storedContentType:
+			e.ContentType = h.Value
+		case storedHeader:
 			e.Headers = append(e.Headers, h)
 		}
 	}
-	e.Headers = append(e.Headers,
-		resultcache.Header{Name: hdrRewrite, Value: []byte(out.rewrite)},
-		resultcache.Header{Name: hdrRerank, Value: []byte(out.rerank)})
-	if out.retrieval != "" {
-		e.Headers = append(e.Headers, resultcache.Header{Name: hdrRetrieval, Value: []byte(out.retrieval)})
-	}
 	return resultcache.AppendEntryMeta(out.body, &e)
 }
+
+// How an entry keeps a response field (storedAs).
+const (
+	storedNot         = iota // not replayed by a hit, or one of the entry's status fields
+	storedContentType        // Entry.ContentType
+	storedHeader             // Entry.Headers
+)
+
+// storedAs says where an entry keeps a response field, if a hit replays it (StoredHeader). It
+// classifies rather than appends, so that a caller's header array stays on its stack.
+func storedAs(name []byte) int {
+	switch {
+	case !httphdr.Stored(name):
+		return storedNot
+	case sameName(name, hdrContentType):
+		return storedContentType
+	case sameName(name, hdrRewrite), sameName(name, hdrRerank):
+		return storedNot // the entry's own Rewrite and Rerank
+	}
+	return storedHeader
+}
+
+// sameName is bytes.EqualFold for header names, lengths first.
+func sameName(a, b []byte) bool { return len(a) == len(b) && bytes.EqualFold(a, b) }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/vlproxy/vlproxy/internal/httphdr"
 	"github.com/vlproxy/vlproxy/internal/lazyctx"
 	"github.com/vlproxy/vlproxy/proxy/resultcache"
 )
@@ -18,6 +17,28 @@ import (
 type scratch struct {
 	fields resultcache.Fields
 	key    []byte
+	fill   plainFill
+}
+
+// plainFill is the result-cache fill of a plain search (servePlainCached): one upstream round
+// trip that answers the request itself. It is kept in the scratch so that handing it to
+// DoInlineFiller allocates nothing, as a closure and what it captures would.
+type plainFill struct {
+	p       *Pipeline
+	rc      *fasthttp.RequestCtx
+	kind    Kind
+	prepare Prepare
+	body    []byte
+	store   bool
+	// What the fill did: its timings, and whether it wrote the client response.
+	t     Timings
+	wrote bool
+}
+
+func (f *plainFill) Fill(ctx context.Context) ([]byte, error) {
+	entry, t, err := f.p.forwardPlain(ctx, f.rc, f.kind, f.prepare, f.body, cacheMiss, true, f.store)
+	f.t, f.wrote = t, err == nil || errors.As(err, new(*uncacheable))
+	return entry, err
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -35,6 +56,7 @@ func acquireScratch(rc *fasthttp.RequestCtx) *scratch {
 
 func releaseScratch(sc *scratch) {
 	sc.fields.Reset(nil) // drop the references into the request
+	sc.fill = plainFill{}
 	if cap(sc.key) <= 64<<10 {
 		scratchPool.Put(sc)
 	}
@@ -45,7 +67,10 @@ func releaseScratch(sc *scratch) {
 // neither the request nor the response body, starts no timer and watches no client (nothing it
 // does could be stopped: the upstream round trip has its own deadline), and a hit allocates
 // nothing.
-func (p *Pipeline) servePlainCached(parent context.Context, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare func(*fasthttp.RequestHeader), body []byte) (Timings, error) {
+//
+// Its one context is made after the lookup missed: the pipeline's timeout and deadline (the
+// request's, zero for none) in one lazy context under parent.
+func (p *Pipeline) servePlainCached(parent context.Context, deadline time.Time, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare Prepare, body []byte) (Timings, error) {
 	path, query := pathQuery(rc)
 	key, last, ok := p.keys.KeyAt(sc.key[:0], resultcache.KeyInput{
 		Method: rc.Method(), Path: path, Query: query, Body: body, Header: &sc.fields,
@@ -61,8 +86,13 @@ func (p *Pipeline) servePlainCached(parent context.Context, rc *fasthttp.Request
 			p.fault(err)
 		}
 	}
-	ctx, cancel := lazyctx.WithTimeout(parent, p.cfg.Timeout)
-	defer cancel()
+	until := time.Now().Add(p.cfg.Timeout)
+	if !deadline.IsZero() && deadline.Before(until) {
+		until = deadline
+	}
+	ctx := new(lazyctx.Ctx) // one allocation; WithDeadline's CancelFunc would be a second
+	ctx.Init(parent, until)
+	defer ctx.Cancel()
 	if !ok {
 		_, t, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheBypass, false, false)
 		return t, err
@@ -70,15 +100,10 @@ func (p *Pipeline) servePlainCached(parent context.Context, rc *fasthttp.Request
 	store := last.IsZero() || time.Since(last) >= p.lag
 	// DoInline runs the fill of the caller that starts it in that caller's goroutine before it
 	// returns, and never a joining caller's fn: the fill answers this request itself.
-	var t Timings
-	wrote := false
-	entry, hit, err := p.results.DoInline(ctx, key, func(ctx context.Context) ([]byte, error) {
-		entry, ft, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheMiss, true, store)
-		t, wrote = ft, err == nil || errors.As(err, new(*uncacheable))
-		return entry, err
-	})
-	if wrote {
-		return t, nil
+	sc.fill = plainFill{p: p, rc: rc, kind: kind, prepare: prepare, body: body, store: store}
+	entry, hit, err := p.results.DoInlineFiller(ctx, key, &sc.fill)
+	if sc.fill.wrote {
+		return sc.fill.t, nil
 	}
 	var unc *uncacheable
 	switch {
@@ -112,11 +137,11 @@ func (p *Pipeline) fault(err error) {
 // state. As a result-cache fill it also returns the response as an entry, made in the body's
 // own buffer; a response that may not be stored (not 2xx, or !store: within the refresh lag of
 // a write) is then an *uncacheable error that carries it for the callers that waited for it.
-func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare func(*fasthttp.RequestHeader), body []byte,
+func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte,
 	state cacheState, fill, store bool) ([]byte, Timings, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	prepare(&req.Header)
+	prepare(&req.Header, rc)
 	req.SetBodyRaw(body)
 	var t Timings
 	s := time.Now()
@@ -133,7 +158,10 @@ func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, ki
 	var hs [maxStoredHeaders]resultcache.Header
 	e := resultcache.Entry{Status: status, Headers: hs[:0]}
 	for k, v := range r.Header.All() {
-		if httphdr.Stored(k) {
+		switch storedAs(k) {
+		case storedContentType:
+			e.ContentType = v
+		case storedHeader:
 			e.Headers = append(e.Headers, resultcache.Header{Name: k, Value: v})
 		}
 	}
@@ -156,7 +184,7 @@ func (p *Pipeline) forwardPlain(ctx context.Context, rc *fasthttp.RequestCtx, ki
 			rewrite: string(rewrite), rerank: string(rerank), timings: t}
 		return nil, t, &uncacheable{out: out}
 	}
-	e.Headers = append(e.Headers, resultcache.Header{Name: hdrRewrite, Value: rewrite}, resultcache.Header{Name: hdrRerank, Value: rerank})
+	e.Rewrite, e.Rerank = rewrite, rerank
 	e.Stored = time.Now()
 	// The client response holds b[:len(b)]; the metadata goes after it, in b's spare capacity.
 	return resultcache.AppendEntryMeta(b, &e), t, nil

@@ -33,7 +33,7 @@ func (p *Pipeline) groupRows(ctx context.Context, in *input, pt *part, out *outc
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	in.prepare(&req.Header)
+	in.prepare(&req.Header, in.rc)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.Del("Content-Encoding")
 	req.Header.Del("Accept-Encoding")

@@ -50,7 +50,7 @@ func (p *Pipeline) run(ctx context.Context, in *input) (*outcome, error) {
 	// The upstream request: the client's, with a new body only when something changed it.
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	in.prepare(&req.Header)
+	in.prepare(&req.Header, in.rc)
 	// path and origQuery point into req's URI, which is set again only at the end, from copies.
 	path, origQuery, _ := bytes.Cut(req.Header.RequestURI(), []byte("?"))
 	upQuery := string(origQuery)

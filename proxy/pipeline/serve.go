@@ -26,11 +26,12 @@ import (
 // before its handler returns.
 type input struct {
 	kind    Kind
-	index   string                            // index expression from the path, "" for /_search
-	prepare func(dst *fasthttp.RequestHeader) // fills an upstream request header (proxy/'s)
-	rawBody []byte                            // the body as the client sent it
-	body    []byte                            // the body as ES reads it (gunzipped)
-	raw     bool                              // body is rawBody (no Content-Encoding to undo)
+	index   string // index expression from the path, "" for /_search
+	rc      *fasthttp.RequestCtx
+	prepare Prepare // fills an upstream request header (proxy/'s)
+	rawBody []byte  // the body as the client sent it
+	body    []byte  // the body as ES reads it (gunzipped)
+	raw     bool    // body is rawBody (no Content-Encoding to undo)
 	sw      searchbody.Switches
 	variant *experiment.Variant
 }
@@ -48,13 +49,24 @@ type outcome struct {
 	stored    time.Time // when it entered the result cache; zero when fresh
 }
 
+// Prepare fills dst, the header of a request to send upstream, from the client's request rc
+// (hop-by-hop fields removed, X-Forwarded-* added). It is a plain function of rc, not a closure
+// over it, so that handing it to Serve allocates nothing.
+type Prepare func(dst *fasthttp.RequestHeader, rc *fasthttp.RequestCtx)
+
 // Serve answers one search-endpoint request. body is the client's whole body; prepare fills the
-// request header to send upstream (hop-by-hop fields removed, X-Forwarded-* added) and is only
-// called when the request goes upstream; the index expression is read from the path. On error
-// the X-VLProxy-* headers already set stay, and proxy/ renders the error (it implements
-// ESError). The returned Timings feed Server-Timing.
-func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *fasthttp.RequestHeader), body []byte) (Timings, error) {
-	return p.ServeContext(context.Background(), rc, kind, prepare, body)
+// request header to send upstream and is only called when the request goes upstream; the index
+// expression is read from the path. On error the X-VLProxy-* headers already set stay, and
+// proxy/ renders the error (it implements ESError). The returned Timings feed Server-Timing.
+func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
+	return p.serve(context.Background(), time.Time{}, rc, kind, prepare, body)
+}
+
+// ServeUntil is Serve with the request's deadline: its work stops then. No context is made
+// unless the request has work to stop (a result-cache hit has none), which saves a hit its
+// allocations.
+func (p *Pipeline) ServeUntil(deadline time.Time, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
+	return p.serve(context.Background(), deadline, rc, kind, prepare, body)
 }
 
 // ServeContext is Serve under parent: its cancellation (the client went away) or deadline stops
@@ -62,13 +74,23 @@ func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *f
 // are cancelled — while a result-cache fill that other requests wait for keeps running for them.
 // fasthttp's RequestCtx is no such context: a request that may call a model gets one from
 // Deps.WatchClient, which ends when its client goes away.
-func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare func(dst *fasthttp.RequestHeader), body []byte) (Timings, error) {
+func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
+	return p.serve(parent, time.Time{}, rc, kind, prepare, body)
+}
+
+// serve is ServeContext under parent, and also until deadline unless it is zero.
+func (p *Pipeline) serve(parent context.Context, deadline time.Time, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
 	if p.results != nil {
 		sc := acquireScratch(rc)
 		defer releaseScratch(sc)
 		if p.nothingFor(&sc.fields, rc, kind, body) {
-			return p.servePlainCached(parent, rc, sc, kind, prepare, body)
+			return p.servePlainCached(parent, deadline, rc, sc, kind, prepare, body)
 		}
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		parent, cancel = lazyctx.WithDeadline(parent, deadline)
+		defer cancel()
 	}
 	if p.watch != nil {
 		var stop func()
@@ -81,7 +103,7 @@ func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx,
 		return Timings{}, err
 	}
 	path, _ := pathQuery(rc)
-	in := &input{kind: kind, index: indexOf(path), sw: sw, rawBody: body, prepare: prepare}
+	in := &input{kind: kind, index: indexOf(path), sw: sw, rawBody: body, rc: rc, prepare: prepare}
 	v, ok, err := p.exp.Pick(get, sw.Variant)
 	if err != nil {
 		return Timings{}, err
@@ -239,22 +261,15 @@ func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cache
 		setAge(&r.Header, e.Stored)
 	}
 	r.SetStatusCode(e.Status)
-	var rewrite, rerank, retrieval []byte
-	for _, h := range e.Headers {
-		switch {
-		case bytes.EqualFold(h.Name, hdrRewrite):
-			rewrite = h.Value
-		case bytes.EqualFold(h.Name, hdrRerank):
-			rerank = h.Value
-		case bytes.EqualFold(h.Name, hdrRetrieval):
-			retrieval = h.Value
-		default:
-			r.Header.AddBytesKV(h.Name, h.Value)
-		}
+	if len(e.ContentType) > 0 {
+		r.Header.SetContentTypeBytes(e.ContentType)
 	}
-	setStatus(&r.Header, rewrite, rerank, state)
-	if len(retrieval) > 0 {
-		r.Header.SetCanonical(hdrRetrieval, retrieval)
+	for _, h := range e.Headers {
+		r.Header.AddBytesKV(h.Name, h.Value)
+	}
+	setStatus(&r.Header, e.Rewrite, e.Rerank, state)
+	if len(e.Retrieval) > 0 {
+		r.Header.SetCanonical(hdrRetrieval, e.Retrieval)
 	}
 	if !rc.IsHead() {
 		// Entries are immutable. The body is the entry's prefix: taken from entry rather than
@@ -269,11 +284,12 @@ func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cache
 // "X-Vlproxy-Cache" on Set), so that SetCanonical skips the normalization and the bytes on the
 // wire stay the same.
 var (
-	hdrAge       = []byte("Age")
-	hdrRewrite   = []byte("X-Vlproxy-Rewrite")
-	hdrRerank    = []byte("X-Vlproxy-Rerank")
-	hdrCache     = []byte("X-Vlproxy-Cache")
-	hdrRetrieval = []byte("X-Vlproxy-Retrieval")
+	hdrAge         = []byte("Age")
+	hdrContentType = []byte("Content-Type")
+	hdrRewrite     = []byte("X-Vlproxy-Rewrite")
+	hdrRerank      = []byte("X-Vlproxy-Rerank")
+	hdrCache       = []byte("X-Vlproxy-Cache")
+	hdrRetrieval   = []byte("X-Vlproxy-Retrieval")
 )
 
 // setAge sets Age: whole seconds since the entry was stored.

@@ -47,7 +47,7 @@ func TestCorruptResultCacheEntryIsAMiss(t *testing.T) {
 	serve := func() *fasthttp.RequestCtx {
 		t.Helper()
 		rc := newCtx(body)
-		prepare := func(dst *fasthttp.RequestHeader) { rc.Request.Header.CopyTo(dst) }
+		prepare := func(dst *fasthttp.RequestHeader, rc *fasthttp.RequestCtx) { rc.Request.Header.CopyTo(dst) }
 		if _, err := p.Serve(rc, Search, prepare, rc.Request.Body()); err != nil {
 			t.Fatalf("Serve: %v", err)
 		}
@@ -91,7 +91,7 @@ func FuzzServe(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k uint8, body []byte) {
 		kind := []Kind{Search, Msearch, Count}[int(k)%3]
 		rc := newCtx(string(body))
-		prepare := func(dst *fasthttp.RequestHeader) { rc.Request.Header.CopyTo(dst) }
+		prepare := func(dst *fasthttp.RequestHeader, rc *fasthttp.RequestCtx) { rc.Request.Header.CopyTo(dst) }
 		_, err := p.Serve(rc, kind, prepare, body)
 		if err == nil {
 			return
@@ -114,7 +114,7 @@ func TestRerankWithoutScorerSaysNoScorer(t *testing.T) {
 		rc := newCtx(body)
 		rc.Request.SetRequestURI(uri)
 		rc.Request.Header.Set("X-VLProxy-Rerank", "on")
-		prepare := func(dst *fasthttp.RequestHeader) { rc.Request.Header.CopyTo(dst) }
+		prepare := func(dst *fasthttp.RequestHeader, rc *fasthttp.RequestCtx) { rc.Request.Header.CopyTo(dst) }
 		if _, err := p.Serve(rc, kind, prepare, []byte(body)); err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +179,7 @@ func hitSetup(tb testing.TB) (*fasthttp.RequestCtx, func()) {
 	rc := newCtx(`{"query":{"match":{"title":"shirt"}}}`)
 	rc.Request.Header.SetContentType("application/json")
 	rc.Request.Header.Set("User-Agent", "wrk")
-	prepare := func(dst *fasthttp.RequestHeader) { rc.Request.Header.CopyTo(dst) }
+	prepare := func(dst *fasthttp.RequestHeader, rc *fasthttp.RequestCtx) { rc.Request.Header.CopyTo(dst) }
 	ctx := context.Background()
 	serve := func() {
 		rc.Response.Reset()

@@ -7,8 +7,10 @@ import (
 	"time"
 )
 
-// entryVersion ends every encoded entry; bump it whenever the layout changes.
-const entryVersion byte = 2
+// entryVersion ends every encoded entry; bump it whenever the layout changes, and keyVersion
+// with it: replicas of two versions that share an L2 then never see each other's entries
+// (one they could not decode would be a fault, which flushes the whole cache).
+const entryVersion byte = 3
 
 // trailerLen is the fixed end of an entry: the length of its metadata and the version.
 const trailerLen = 4 + 1
@@ -20,10 +22,13 @@ type Header struct {
 
 // Entry is a cached response.
 type Entry struct {
-	Status  int
-	Stored  time.Time // when the upstream answered; the Age header counts from it
-	Headers []Header  // only those StoredHeader accepts
-	Body    []byte
+	Status int
+	Stored time.Time // when the upstream answered; the Age header counts from it
+	// The fields every hit sets, apart so that a hit sets them without looking at names:
+	// Content-Type, and X-VLProxy-Rewrite, -Rerank and -Retrieval (empty: none).
+	ContentType, Rewrite, Rerank, Retrieval []byte
+	Headers                                 []Header // the other fields StoredHeader accepts
+	Body                                    []byte
 }
 
 // storedHeaders are the response headers a hit replays. Everything else is either per
@@ -39,8 +44,8 @@ func AppendEntry(dst []byte, e *Entry) []byte {
 }
 
 // AppendEntryMeta appends everything of e but its body to body, which is the response body
-// (e.Body is not read): the status, the stored time, the headers, their length and the
-// version. The result is the encoded entry. The metadata comes last so that it usually fits in
+// (e.Body is not read): the headers, the fixed fields, the status, the stored time, their
+// length and the version. The result is the encoded entry. The metadata comes last so that it usually fits in
 // the spare capacity of the buffer the body was read into, and storing a response then copies
 // none of its body.
 func AppendEntryMeta(body []byte, e *Entry) []byte {
@@ -50,6 +55,10 @@ func AppendEntryMeta(body []byte, e *Entry) []byte {
 		dst = appendField(dst, h.Name)
 		dst = appendField(dst, h.Value)
 	}
+	dst = appendField(dst, e.ContentType)
+	dst = appendField(dst, e.Rewrite)
+	dst = appendField(dst, e.Rerank)
+	dst = appendField(dst, e.Retrieval)
 	dst = binary.AppendUvarint(dst, uint64(e.Status))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(e.Stored.UnixNano()))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(dst)-start))
@@ -94,6 +103,14 @@ func (e *Entry) Decode(b []byte) error {
 			return errBadEntry
 		}
 		e.Headers[i] = Header{Name: name, Value: value}
+	}
+	var ok [4]bool
+	e.ContentType, m, ok[0] = readField(m)
+	e.Rewrite, m, ok[1] = readField(m)
+	e.Rerank, m, ok[2] = readField(m)
+	e.Retrieval, m, ok[3] = readField(m)
+	if ok != [4]bool{true, true, true, true} {
+		return errBadEntry
 	}
 	status, k := binary.Uvarint(m)
 	if k <= 0 || status < 100 || status > 999 || len(m)-k != 8 {

@@ -9,12 +9,15 @@ import (
 func TestEntryRoundTrip(t *testing.T) {
 	stored := time.Date(2025, 3, 1, 12, 0, 0, 123, time.UTC)
 	in := Entry{
-		Status: 200,
-		Stored: stored,
+		Status:      200,
+		Stored:      stored,
+		ContentType: []byte("application/json; charset=UTF-8"),
+		Rewrite:     []byte("skipped"),
+		Rerank:      []byte("applied"),
 		Headers: []Header{
-			{Name: []byte("Content-Type"), Value: []byte("application/json; charset=UTF-8")},
 			{Name: []byte("X-Elastic-Product"), Value: []byte("Elasticsearch")},
-			{Name: []byte("X-VLProxy-Rerank"), Value: []byte("applied")},
+			{Name: []byte("Warning"), Value: []byte("299 Elasticsearch")},
+			{Name: []byte("Warning"), Value: []byte("299 again")},
 		},
 		Body: []byte(`{"took":3,"hits":{"total":{"value":0,"relation":"eq"},"hits":[]}}`),
 	}
@@ -28,6 +31,9 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 	if out.Status != 200 || !out.Stored.Equal(stored) || !bytes.Equal(out.Body, in.Body) || len(out.Headers) != 3 {
 		t.Fatalf("decoded %+v", out)
+	}
+	if string(out.ContentType) != string(in.ContentType) || string(out.Rewrite) != "skipped" || string(out.Rerank) != "applied" || len(out.Retrieval) != 0 {
+		t.Fatalf("fixed fields: Content-Type %q, rewrite %q, rerank %q, retrieval %q", out.ContentType, out.Rewrite, out.Rerank, out.Retrieval)
 	}
 	for i, h := range out.Headers {
 		if string(h.Name) != string(in.Headers[i].Name) || string(h.Value) != string(in.Headers[i].Value) {
@@ -67,6 +73,8 @@ func TestEntryDecodeErrors(t *testing.T) {
 	f(AppendEntry(nil, &Entry{Status: 5, Body: []byte("{}")}))
 	old := append([]byte{}, good...)
 	old[len(old)-1] = 1 // the version before the metadata moved behind the body
+	f(old)
+	old[len(old)-1] = 2 // the version before the fixed fields
 	f(old)
 }
 

@@ -49,6 +49,10 @@ func TestFieldsKeyLikeFasthttp(t *testing.T) {
 	f("POST /p/_search HTTP/1.1\r\nHost: a\r\nCache-Control: max-age=0, No-Store\r\n\r\n")
 	f("POST /p/_search HTTP/1.1\r\nHost: a\r\nX-Auth-Token: t\r\n\r\n")
 	f("POST /p/_search HTTP/1.1\r\nHost: a\r\nopendistro_security_impersonate_as: bob\r\nUser-Agent: curl\r\n\r\n")
+	f("POST /p/_search HTTP/1.1\r\nHost: a\r\npragma: no-cache\r\n\r\n")
+	f("POST /p/_search HTTP/1.1\r\nHost: a\r\nx-gateway-user: bob\r\nX-Session-Id: s\r\n\r\n")
+	f("POST /p/_search HTTP/1.1\r\nHost: a\r\nX-" + strings.Repeat("a", 70) + ": v\r\n\r\n")
+	f("POST /p/_search HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nContent-Type: application/json\r\nX-VLProxy-Variant: b\r\nX-Api-Key: k\r\n\r\n")
 	var many strings.Builder
 	many.WriteString("POST /p/_search HTTP/1.1\r\nHost: a\r\n")
 	for i := range maxFields + 5 {
@@ -56,6 +60,26 @@ func TestFieldsKeyLikeFasthttp(t *testing.T) {
 	}
 	many.WriteString("Authorization: late\r\n\r\n")
 	f(many.String()) // past maxFields: looked up in the header itself
+}
+
+// TestFieldsCarriesSwitch: the switch fields are found in any case, and only when not empty.
+func TestFieldsCarriesSwitch(t *testing.T) {
+	f := func(name, value string, want bool) {
+		t.Helper()
+		var h fasthttp.RequestHeader
+		h.Set("Content-Type", "application/json")
+		h.Set(name, value)
+		if got := fieldsOf(&h).CarriesSwitch(); got != want {
+			t.Fatalf("%s: %q: CarriesSwitch %v, want %v", name, value, got, want)
+		}
+	}
+	f("x-vlproxy-rewrite", "off", true)
+	f("X-VLProxy-Rerank", "on", true)
+	f("X-VLPROXY-VARIANT", "b", true)
+	f("X-VLProxy-Retrieval", "text", true)
+	f("Content-Encoding", "gzip", true)
+	f("X-VLProxy-Rewrite", "", false)
+	f("X-VLProxy-Other", "x", false)
 }
 
 func TestFieldsFallBack(t *testing.T) {

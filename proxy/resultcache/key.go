@@ -12,8 +12,9 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// keyVersion starts every key; bump it whenever the key layout changes.
-const keyVersion byte = 2
+// keyVersion starts every key; bump it whenever the key layout changes, and whenever
+// entryVersion changes (see there): an L2 shared across versions is then not misread.
+const keyVersion byte = 3
 
 // Headers gives read access to request headers; *fasthttp.RequestHeader satisfies it.
 // Peek returns nil or empty for an absent header.
@@ -111,6 +112,11 @@ func LooksLikeCredentials(name []byte) bool {
 		}
 		lower[i] = c
 	}
+	return lowerLooksLikeCredentials(lower)
+}
+
+// lowerLooksLikeCredentials is LooksLikeCredentials of a lower-cased name.
+func lowerLooksLikeCredentials(lower []byte) bool {
 	if commonHeader(lower) {
 		return false
 	}
@@ -224,14 +230,14 @@ func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time,
 	dst = appendField(dst, in.Method)
 	dst = appendField(dst, in.Path)
 	dst = appendSortedQuery(dst, in.Query)
-	for _, h := range identityHeaders {
-		dst = appendField(dst, peek(in.Header, h))
+	for i := range identityHeaders {
+		dst = appendField(dst, lookup(in.Header, slotIdentity+i))
 	}
 	for _, h := range k.cfg.IdentityHeaders {
 		dst = appendField(dst, peek(in.Header, h))
 	}
-	for _, h := range responseHeaders {
-		dst = appendField(dst, peek(in.Header, h))
+	for i := range responseHeaders {
+		dst = appendField(dst, lookup(in.Header, slotResponse+i))
 	}
 	dst = appendStringField(dst, in.Variant)
 
@@ -284,7 +290,7 @@ func bypassQuery(query []byte) bool {
 }
 
 func bypassHeaders(h Headers) bool {
-	return hasNoCache(h.Peek("Cache-Control")) || hasNoCache(h.Peek("Pragma"))
+	return hasNoCache(lookup(h, slotCacheControl)) || hasNoCache(lookup(h, slotPragma))
 }
 
 func hasNoCache(v []byte) bool {
