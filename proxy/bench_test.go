@@ -139,24 +139,14 @@ func TestSearchHitAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	// The result cache as cmd/vlproxy configures it by default.
-	results := cache.New(cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: time.Minute})
-	viaProxy, _, _ := benchSetup(t, WithResultCache(results, resultcache.DefaultConfig(), 0), WithRefreshLag(1500*time.Millisecond))
+	viaProxy := cachedSearchProxy(t)
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	body := []byte(`{"query":{"match":{"title":"red dress"}},"size":10}`)
 	search := func() {
-		req.Reset()
-		req.Header.SetMethod("POST")
-		req.SetRequestURI("/idx/_search")
-		req.Header.SetHost("bench")
-		req.Header.SetContentType("application/json")
-		req.SetBody(body)
-		if err := viaProxy.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-			t.Fatalf("err %v status %d", err, resp.StatusCode())
-		}
+		postSearch(t, viaProxy, req, resp, body)
 	}
 	search()
 	if got := string(resp.Header.Peek("X-VLProxy-Cache")); got != "miss" {
@@ -181,8 +171,7 @@ func TestSearchMissAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	results := cache.New(cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: time.Minute})
-	viaProxy, _, _ := benchSetup(t, WithResultCache(results, resultcache.DefaultConfig(), 0), WithRefreshLag(1500*time.Millisecond))
+	viaProxy := cachedSearchProxy(t)
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -193,15 +182,7 @@ func TestSearchMissAllocs(t *testing.T) {
 		seq++
 		body = strconv.AppendInt(append(body[:0], `{"query":{"match":{"title":"red dress"}},"from":`...), int64(seq), 10)
 		body = append(body, '}')
-		req.Reset()
-		req.Header.SetMethod("POST")
-		req.SetRequestURI("/idx/_search")
-		req.Header.SetHost("bench")
-		req.Header.SetContentType("application/json")
-		req.SetBody(body)
-		if err := viaProxy.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-			t.Fatalf("err %v status %d", err, resp.StatusCode())
-		}
+		postSearch(t, viaProxy, req, resp, body)
 		if got := string(resp.Header.Peek("X-VLProxy-Cache")); got != "miss" {
 			t.Fatalf("X-VLProxy-Cache %q, want miss", got)
 		}
@@ -217,8 +198,7 @@ func TestSearchMissAllocs(t *testing.T) {
 // BenchmarkSearchCached is a search through the proxy with the result cache on, as configured
 // by default: hit repeats one body, miss sends a distinct body each time.
 func BenchmarkSearchCached(b *testing.B) {
-	results := cache.New(cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: time.Minute})
-	viaProxy, _, _ := benchSetup(b, WithResultCache(results, resultcache.DefaultConfig(), 0), WithRefreshLag(1500*time.Millisecond))
+	viaProxy := cachedSearchProxy(b)
 	seq := 0 // distinct bodies across the benchmark's runs
 	run := func(b *testing.B, distinct bool) {
 		b.ReportAllocs()
@@ -236,15 +216,7 @@ func BenchmarkSearchCached(b *testing.B) {
 				body = append(body, '0')
 			}
 			body = append(body, '}')
-			req.Reset()
-			req.Header.SetMethod("POST")
-			req.SetRequestURI("/idx/_search")
-			req.Header.SetHost("bench")
-			req.Header.SetContentType("application/json")
-			req.SetBody(body)
-			if err := viaProxy.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-				b.Fatalf("err %v status %d", err, resp.StatusCode())
-			}
+			postSearch(b, viaProxy, req, resp, body)
 			if distinct && string(resp.Header.Peek("X-VLProxy-Cache")) != "miss" {
 				b.Fatalf("X-VLProxy-Cache %q, want miss", resp.Header.Peek("X-VLProxy-Cache"))
 			}
@@ -252,4 +224,25 @@ func BenchmarkSearchCached(b *testing.B) {
 	}
 	b.Run("hit", func(b *testing.B) { run(b, false) })
 	b.Run("miss", func(b *testing.B) { run(b, true) })
+}
+
+// cachedSearchProxy is a client of the in-process proxy with the result cache as cmd/vlproxy
+// configures it by default.
+func cachedSearchProxy(tb testing.TB) *fasthttp.HostClient {
+	results := cache.New(cache.Config{Name: "results", MaxBytes: 64 << 20, MaxEntryBytes: 4 << 20, TTL: time.Minute})
+	viaProxy, _, _ := benchSetup(tb, WithResultCache(results, resultcache.DefaultConfig(), 0), WithRefreshLag(1500*time.Millisecond))
+	return viaProxy
+}
+
+// postSearch sends body as a _search through c into resp (req is reused), failing on anything but a 200.
+func postSearch(tb testing.TB, c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, body []byte) {
+	req.Reset()
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/idx/_search")
+	req.Header.SetHost("bench")
+	req.Header.SetContentType("application/json")
+	req.SetBody(body)
+	if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+		tb.Fatalf("err %v status %d", err, resp.StatusCode())
+	}
 }
