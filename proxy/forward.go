@@ -207,7 +207,7 @@ func (s *Server) prefetch(resp *fasthttp.Response) (prefix *bytebufferpool.ByteB
 		return nil, false, nil
 	}
 	prefix = bytebufferpool.Get()
-	n, err := prefix.ReadFrom(io.LimitReader(resp.BodyStream(), limit+1))
+	n, err := readAtMost(prefix, resp.BodyStream(), limit+1)
 	if err != nil {
 		bytebufferpool.Put(prefix)
 		return nil, false, errors.New("the upstream broke off the response body: " + err.Error())
@@ -394,7 +394,7 @@ func (s *Server) exchangeWhole(n *node, req *fasthttp.Request, resp *fasthttp.Re
 	limit := int64(s.cfg.MaxBufferedResponseSize)
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
-	got, err := buf.ReadFrom(io.LimitReader(stream.BodyStream(), limit+1))
+	got, err := readAtMost(buf, stream.BodyStream(), limit+1)
 	stream.CloseBodyStream() //nolint:errcheck
 	switch {
 	case err != nil:

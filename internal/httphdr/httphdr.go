@@ -33,12 +33,15 @@ var stored = [][]byte{
 	[]byte(Rewrite), []byte(Rerank), []byte(Variant),
 }
 
+// EqualName is bytes.EqualFold for header names, lengths first: most names differ from most
+// others in length, and bytes.EqualFold compares bytes first.
+func EqualName(a, b []byte) bool { return len(a) == len(b) && bytes.EqualFold(a, b) }
+
 // Stored reports whether a response header is kept with a cached result. It runs for every
-// field of every response a result-cache miss stores: lengths are compared first, as most
-// fields differ from most stored names in length and bytes.EqualFold compares bytes first.
+// field of every response a result-cache miss stores.
 func Stored(name []byte) bool {
 	for _, h := range stored {
-		if len(name) == len(h) && bytes.EqualFold(name, h) {
+		if EqualName(name, h) {
 			return true
 		}
 	}

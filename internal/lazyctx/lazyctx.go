@@ -32,16 +32,11 @@ type Ctx struct {
 // registration is made until Done is called. Under any other parent it is
 // context.WithDeadline.
 func WithDeadline(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
-	p, isLazy := parent.(*Ctx)
-	if !isLazy && parent.Done() != nil {
+	if _, isLazy := parent.(*Ctx); !isLazy && parent.Done() != nil {
 		return context.WithDeadline(parent, d)
 	}
-	if isLazy {
-		d = earlier(d, p.deadline)
-	} else if pd, ok := parent.Deadline(); ok {
-		d = earlier(d, pd)
-	}
-	c := &Ctx{parent: parent, deadline: d}
+	c := new(Ctx)
+	c.Init(parent, d)
 	return c, c.cancel
 }
 

@@ -81,13 +81,10 @@ func storedAs(name []byte) int {
 	switch {
 	case !httphdr.Stored(name):
 		return storedNot
-	case sameName(name, hdrContentType):
+	case httphdr.EqualName(name, hdrContentType):
 		return storedContentType
-	case sameName(name, hdrRewrite), sameName(name, hdrRerank):
+	case httphdr.EqualName(name, hdrRewrite), httphdr.EqualName(name, hdrRerank):
 		return storedNot // the entry's own Rewrite and Rerank
 	}
 	return storedHeader
 }
-
-// sameName is bytes.EqualFold for header names, lengths first.
-func sameName(a, b []byte) bool { return len(a) == len(b) && bytes.EqualFold(a, b) }

@@ -40,18 +40,11 @@ func (f *Fields) Add(name, value []byte) {
 		f.full = true
 		return
 	}
-	var buf [64]byte
-	if len(name) > len(buf) {
+	var buf [maxNameLen]byte
+	if lower, ok := lowerName(&buf, name); !ok {
 		// No slot name is this long, and LooksLikeCredentials suspects any such name.
 		f.suspect |= 1 << f.n
 	} else {
-		lower := buf[:len(name)]
-		for i, c := range name {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			lower[i] = c
-		}
 		s := slotOf(lower)
 		switch {
 		case s == slotTrailer:
@@ -132,12 +125,12 @@ func (f *Fields) unknownCredentials(k *Keyer) bool {
 const (
 	slotCacheControl                       = 0
 	slotPragma                             = 1
-	slotIdentity                           = 2                  // identityHeaders, in order
-	slotResponse                           = slotIdentity + 7   // responseHeaders, in order
-	slotContentEnc                         = slotResponse + 7   // Content-Encoding
-	numSlots                               = slotContentEnc + 1 //
-	slotTrailer                            = numSlots           // not a slot: Add gives up on Fields
-	slotRewrite                            = slotResponse + 3   // httphdr.Rewrite
+	slotIdentity                           = 2                // identityHeaders, in order
+	slotResponse                           = slotIdentity + 7 // responseHeaders, in order
+	slotContentEnc                         = slotResponse + 7 // Content-Encoding
+	numSlots                               = slotContentEnc + 1
+	slotTrailer                            = numSlots         // not a slot: Add gives up on Fields
+	slotRewrite                            = slotResponse + 3 // httphdr.Rewrite
 	slotRerank, slotVariant, slotRetrieval = slotRewrite + 1, slotRewrite + 2, slotRewrite + 3
 )
 

@@ -101,9 +101,22 @@ func toBytes(s ...string) [][]byte {
 
 // LooksLikeCredentials reports whether a header name may carry caller identity.
 func LooksLikeCredentials(name []byte) bool {
-	var buf [64]byte
-	if len(name) > len(buf) {
+	var buf [maxNameLen]byte
+	lower, ok := lowerName(&buf, name)
+	if !ok {
 		return true // no legitimate header is this long; treat it with suspicion
+	}
+	return lowerLooksLikeCredentials(lower)
+}
+
+// maxNameLen is the longest header name lowerName handles.
+const maxNameLen = 64
+
+// lowerName writes name lower-cased (ASCII) into buf and returns it; false when name is
+// longer than buf.
+func lowerName(buf *[maxNameLen]byte, name []byte) ([]byte, bool) {
+	if len(name) > len(buf) {
+		return nil, false
 	}
 	lower := buf[:len(name)]
 	for i, c := range name {
@@ -112,7 +125,7 @@ func LooksLikeCredentials(name []byte) bool {
 		}
 		lower[i] = c
 	}
-	return lowerLooksLikeCredentials(lower)
+	return lower, true
 }
 
 // lowerLooksLikeCredentials is LooksLikeCredentials of a lower-cased name.
