@@ -102,7 +102,13 @@ func (c *Cache) mapKey(gen uint64, key []byte) uint64 {
 // every other reader: the caller must not modify them; they stay valid (and unchanged) for as
 // long as the caller holds them, even after the entry is evicted.
 func (c *Cache) Get(key []byte) (val []byte, ok bool) {
-	val, ok = c.lookup(c.gen.Load(), key, true)
+	return c.GetAt(key, time.Now())
+}
+
+// GetAt is Get with the time the caller already read (a request's start): entries that expire
+// by then are misses. It saves a hot caller a clock read (≈ 60 ns on these VMs).
+func (c *Cache) GetAt(key []byte, now time.Time) (val []byte, ok bool) {
+	val, ok = c.lookup(c.gen.Load(), key, true, now)
 	if ok {
 		c.hits.Add(1)
 		c.m.hits.Inc()
@@ -114,7 +120,7 @@ func (c *Cache) Get(key []byte) (val []byte, ok bool) {
 }
 
 // lookup finds key in generation gen; touch moves a hit to the front of the LRU.
-func (c *Cache) lookup(gen uint64, key []byte, touch bool) ([]byte, bool) {
+func (c *Cache) lookup(gen uint64, key []byte, touch bool, now time.Time) ([]byte, bool) {
 	h := c.mapKey(gen, key)
 	c.mu.Lock()
 	e, ok := c.lru.Peek(h)
@@ -131,7 +137,7 @@ func (c *Cache) lookup(gen uint64, key []byte, touch bool) ([]byte, bool) {
 		c.mu.Unlock()
 		return nil, false
 	}
-	if e.expires != 0 && time.Now().UnixNano() >= e.expires {
+	if e.expires != 0 && now.UnixNano() >= e.expires {
 		c.removeLocked(h, e)
 		c.mu.Unlock()
 		c.expirations.Add(1)

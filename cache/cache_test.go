@@ -66,7 +66,7 @@ func TestEvictionByBytes(t *testing.T) {
 	per := entryCost("k0", "0123456789")
 	c := New(testConfig(3 * per))
 	set := func(k string) { c.Set([]byte(k), []byte("0123456789")) }
-	has := func(k string) bool { _, ok := c.lookup(c.gen.Load(), []byte(k), false); return ok }
+	has := func(k string) bool { _, ok := c.lookup(c.gen.Load(), []byte(k), false, time.Now()); return ok }
 	set("k0")
 	set("k1")
 	set("k2")

@@ -82,7 +82,7 @@ func (c *Cache) do(ctx context.Context, key []byte, fn Filler, inline bool) (val
 		f.waiters++
 	} else {
 		// A fill may have stored the value and left between our lookup and the lock.
-		if v, ok := c.lookup(gen, key, true); ok {
+		if v, ok := c.lookup(gen, key, true, time.Now()); ok {
 			c.flightMu.Unlock()
 			return v, true, nil
 		}

@@ -34,7 +34,7 @@ func (s *Server) serveSearch(ctx *fasthttp.RequestCtx, rq *request) {
 	// model, when its client leaves (watchClient, through pipeline.Deps). Its context is made
 	// only once there is work to stop (not for a result-cache hit), and lazily: a search that
 	// waits on nothing but its upstream round trip starts no timer.
-	t, err := s.pipe.ServeUntil(rq.deadline, ctx, kind, prepareUpstreamRequest, body)
+	t, err := s.pipe.ServeUntil(rq.start, rq.deadline, ctx, kind, prepareUpstreamRequest, body)
 	if err != nil {
 		s.fail(ctx, rq, err)
 		return

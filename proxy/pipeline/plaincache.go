@@ -68,27 +68,28 @@ func releaseScratch(sc *scratch) {
 // does could be stopped: the upstream round trip has its own deadline), and a hit allocates
 // nothing.
 //
-// Its one context is made after the lookup missed: the pipeline's timeout and deadline (the
-// request's, zero for none) in one lazy context under parent.
-func (p *Pipeline) servePlainCached(parent context.Context, deadline time.Time, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare Prepare, body []byte) (Timings, error) {
+// Its one context is made after the lookup missed: the pipeline's timeout and clk's deadline
+// (zero for none) in one lazy context under parent.
+func (p *Pipeline) servePlainCached(parent context.Context, clk clock, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare Prepare, body []byte) (Timings, error) {
 	path, query := pathQuery(rc)
 	key, last, ok := p.keys.KeyAt(sc.key[:0], resultcache.KeyInput{
 		Method: rc.Method(), Path: path, Query: query, Body: body, Header: &sc.fields,
 	})
 	if ok {
 		sc.key = key
-		entry, hit := p.results.Get(key)
+		now := clk.now()
+		entry, hit := p.results.GetAt(key, now)
 		if hit {
-			err := p.writeEntry(rc, entry, cacheHit)
+			err := p.writeEntry(rc, entry, cacheHit, now)
 			if err == nil {
 				return Timings{}, nil
 			}
 			p.fault(err)
 		}
 	}
-	until := time.Now().Add(p.cfg.Timeout)
-	if !deadline.IsZero() && deadline.Before(until) {
-		until = deadline
+	until := clk.now().Add(p.cfg.Timeout)
+	if !clk.deadline.IsZero() && clk.deadline.Before(until) {
+		until = clk.deadline
 	}
 	ctx := new(lazyctx.Ctx) // one allocation; WithDeadline's CancelFunc would be a second
 	ctx.Init(parent, until)
@@ -117,7 +118,7 @@ func (p *Pipeline) servePlainCached(parent context.Context, deadline time.Time, 
 	if !hit {
 		state = cacheCollapsed
 	}
-	if err := p.writeEntry(rc, entry, state); err != nil {
+	if err := p.writeEntry(rc, entry, state, time.Now()); err != nil {
 		p.fault(err)
 		_, t, err := p.forwardPlain(ctx, rc, kind, prepare, body, cacheMiss, false, false)
 		return t, err

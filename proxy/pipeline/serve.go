@@ -59,14 +59,26 @@ type Prepare func(dst *fasthttp.RequestHeader, rc *fasthttp.RequestCtx)
 // expression is read from the path. On error the X-VLProxy-* headers already set stay, and
 // proxy/ renders the error (it implements ESError). The returned Timings feed Server-Timing.
 func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
-	return p.serve(context.Background(), time.Time{}, rc, kind, prepare, body)
+	return p.serve(context.Background(), clock{}, rc, kind, prepare, body)
 }
 
-// ServeUntil is Serve with the request's deadline: its work stops then. No context is made
-// unless the request has work to stop (a result-cache hit has none), which saves a hit its
-// allocations.
-func (p *Pipeline) ServeUntil(deadline time.Time, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
-	return p.serve(context.Background(), deadline, rc, kind, prepare, body)
+// ServeUntil is Serve with the request's arrival time and deadline: its work stops at the
+// deadline, and result-cache freshness (TTL, Age) is judged at start, which saves a hit its
+// clock reads. No context is made unless the request has work to stop (a result-cache hit
+// has none), which saves a hit its allocations.
+func (p *Pipeline) ServeUntil(start, deadline time.Time, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
+	return p.serve(context.Background(), clock{start: start, deadline: deadline}, rc, kind, prepare, body)
+}
+
+// clock is what serve knows of a request's time: when it arrived and when its work must stop.
+// A zero start is read from the clock when needed; a zero deadline is none.
+type clock struct{ start, deadline time.Time }
+
+func (c clock) now() time.Time {
+	if c.start.IsZero() {
+		return time.Now()
+	}
+	return c.start
 }
 
 // ServeContext is Serve under parent: its cancellation (the client went away) or deadline stops
@@ -75,21 +87,21 @@ func (p *Pipeline) ServeUntil(deadline time.Time, rc *fasthttp.RequestCtx, kind 
 // fasthttp's RequestCtx is no such context: a request that may call a model gets one from
 // Deps.WatchClient, which ends when its client goes away.
 func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
-	return p.serve(parent, time.Time{}, rc, kind, prepare, body)
+	return p.serve(parent, clock{}, rc, kind, prepare, body)
 }
 
-// serve is ServeContext under parent, and also until deadline unless it is zero.
-func (p *Pipeline) serve(parent context.Context, deadline time.Time, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
+// serve is ServeContext under parent, and also until clk.deadline unless it is zero.
+func (p *Pipeline) serve(parent context.Context, clk clock, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
 	if p.results != nil {
 		sc := acquireScratch(rc)
 		defer releaseScratch(sc)
 		if p.nothingFor(&sc.fields, rc, kind, body) {
-			return p.servePlainCached(parent, deadline, rc, sc, kind, prepare, body)
+			return p.servePlainCached(parent, clk, rc, sc, kind, prepare, body)
 		}
 	}
-	if !deadline.IsZero() {
+	if !clk.deadline.IsZero() {
 		var cancel context.CancelFunc
-		parent, cancel = lazyctx.WithDeadline(parent, deadline)
+		parent, cancel = lazyctx.WithDeadline(parent, clk.deadline)
 		defer cancel()
 	}
 	if p.watch != nil {
@@ -124,7 +136,8 @@ func (p *Pipeline) serve(parent context.Context, deadline time.Time, rc *fasthtt
 	key, store := p.resultKey(rc, in, kb)
 	if key != nil {
 		// The hit path: no upstream header, no copies, no deadline.
-		if entry, ok := p.results.Get(key); ok && p.writeEntry(rc, entry, cacheHit) == nil {
+		now := clk.now()
+		if entry, ok := p.results.GetAt(key, now); ok && p.writeEntry(rc, entry, cacheHit, now) == nil {
 			return Timings{}, nil
 		}
 	}
@@ -184,7 +197,7 @@ func (p *Pipeline) answer(rc *fasthttp.RequestCtx, entry []byte, hit bool, led *
 	if !hit {
 		state = cacheCollapsed
 	}
-	if derr := p.writeEntry(rc, entry, state); derr != nil {
+	if derr := p.writeEntry(rc, entry, state, time.Now()); derr != nil {
 		p.log.Warn("cannot decode a result cache entry", "err", derr)
 		p.results.Flush()
 		out, err := rerun()
@@ -250,7 +263,7 @@ const maxStoredHeaders = 8
 
 // writeEntry answers with a stored response: status, stored headers, Age, status headers and
 // body, which the client response references. It does not allocate.
-func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cacheState) error {
+func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cacheState, now time.Time) error {
 	var hs [maxStoredHeaders]resultcache.Header
 	e := resultcache.Entry{Headers: hs[:0]}
 	if err := e.Decode(entry); err != nil {
@@ -258,7 +271,7 @@ func (p *Pipeline) writeEntry(rc *fasthttp.RequestCtx, entry []byte, state cache
 	}
 	r := &rc.Response
 	if state == cacheHit {
-		setAge(&r.Header, e.Stored)
+		setAge(&r.Header, now.Sub(e.Stored))
 	}
 	r.SetStatusCode(e.Status)
 	if len(e.ContentType) > 0 {
@@ -292,9 +305,9 @@ var (
 	hdrRetrieval   = []byte("X-Vlproxy-Retrieval")
 )
 
-// setAge sets Age: whole seconds since the entry was stored.
-func setAge(h *fasthttp.ResponseHeader, stored time.Time) {
-	age := max(time.Since(stored), 0) / time.Second
+// setAge sets Age: the whole seconds an entry has been stored for.
+func setAge(h *fasthttp.ResponseHeader, stored time.Duration) {
+	age := max(stored, 0) / time.Second
 	var buf [20]byte
 	h.SetCanonical(hdrAge, strconv.AppendInt(buf[:0], int64(age), 10))
 }

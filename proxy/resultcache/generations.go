@@ -160,9 +160,21 @@ func (t *Topology) resolve(name string, assumeConcrete bool) (indices []string, 
 // isPattern reports whether an index name may stand for indices the proxy cannot list:
 // empty, _all, wildcards, exclusions, date math, cross-cluster names.
 func isPattern(name string) bool {
-	return name == "" || name == "_all" || name[0] == '-' || name[0] == '+' || name[0] == '_' ||
-		strings.ContainsAny(name, "*?<>:{}")
+	if name == "" || name[0] == '-' || name[0] == '+' || name[0] == '_' { // "_all" too
+		return true
+	}
+	for i := 0; i < len(name); i++ {
+		if patternByte[name[i]] {
+			return true
+		}
+	}
+	return false
 }
+
+// patternByte marks the bytes that make a name a pattern: wildcards, date math, and the
+// cluster separator. A table, since strings.ContainsAny costs ≈ 60 ns per name and every
+// cached search resolves its index names.
+var patternByte = [256]bool{'*': true, '?': true, '<': true, '>': true, ':': true, '{': true, '}': true}
 
 // appendGenerations appends what a search over the index expressions exprs depends on. A nil
 // exprs entry means "no index named" (all indices).

@@ -235,7 +235,9 @@ func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time,
 	if route == RouteNone {
 		return dst, time.Time{}, false
 	}
-	if bypassQuery(in.Query) || (in.Header != nil && (bypassHeaders(in.Header) || k.unknownCredentials(in.Header))) || bypassBody(route, in.Body) {
+	// A single body's bypassBody check waits for its compaction, which tells whether it is needed.
+	if bypassQuery(in.Query) || (in.Header != nil && (bypassHeaders(in.Header) || k.unknownCredentials(in.Header))) ||
+		(route == RouteMSearch && bypassBody(route, in.Body)) {
 		return dst, time.Time{}, false
 	}
 	start := len(dst)
@@ -279,7 +281,10 @@ func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time,
 	if route == RouteMSearch {
 		dst = appendNDJSON(dst, in.Body)
 	} else {
-		dst = appendBody(dst, in.Body)
+		var suspect bool
+		if dst, suspect = appendBodySuspect(dst, in.Body); suspect && bypassBody(route, in.Body) {
+			return dst[:start], time.Time{}, false
+		}
 	}
 	if last > 0 {
 		lastWrite = time.Unix(0, last)
@@ -322,11 +327,12 @@ func hasNoCache(v []byte) bool {
 // bypassBody reports a point-in-time search, or an _msearch line asking for no request cache.
 func bypassBody(route Route, body []byte) bool {
 	// Most bodies mention neither key: skip parsing them.
-	if len(body) == 0 || (!bytes.Contains(body, []byte(`"pit"`)) && !bytes.Contains(body, []byte(`"request_cache"`))) {
+	if !mentionsBypassKeys(body) {
 		return false
 	}
 	if route != RouteMSearch {
-		return gjson.GetBytes(body, "pit").Exists()
+		pit, _ := bypassKeys(body)
+		return pit
 	}
 	for len(body) > 0 {
 		line := body
@@ -335,15 +341,33 @@ func bypassBody(route Route, body []byte) bool {
 		} else {
 			body = nil
 		}
-		if len(line) == 0 {
-			continue
-		}
-		r := gjson.GetManyBytes(line, "pit", "request_cache")
-		if r[0].Exists() || (r[1].Exists() && r[1].Type == gjson.False) {
+		if pit, noCache := bypassKeys(line); pit || noCache {
 			return true
 		}
 	}
 	return false
+}
+
+// bypassKeys reads a JSON object's top-level keys as ES does (escapes decoded, so that
+// "p\u0069t" is pit too): whether it has "pit", and "request_cache": false.
+func bypassKeys(doc []byte) (pit, noRequestCache bool) {
+	gjson.ParseBytes(doc).ForEach(func(k, v gjson.Result) bool {
+		switch k.String() {
+		case "pit":
+			pit = true
+		case "request_cache":
+			noRequestCache = noRequestCache || v.Type == gjson.False
+		}
+		return true
+	})
+	return pit, noRequestCache
+}
+
+// mentionsBypassKeys is bypassBody's quick check: whether the bytes name either key at all.
+// A key spelt with escapes counts as a mention.
+func mentionsBypassKeys(body []byte) bool {
+	return len(body) > 0 && (bytes.Contains(body, []byte(`"pit"`)) || bytes.Contains(body, []byte(`"request_cache"`)) ||
+		bytes.IndexByte(body, '\\') >= 0)
 }
 
 // msearchIndices returns the index expressions an _msearch reads: each header's own "index"

@@ -83,6 +83,9 @@ func TestKeyBypass(t *testing.T) {
 	f("POST /_search/scroll", `{"scroll_id":"x"}`, nil, true)
 	f("POST /_search", `{"pit":{"id":"abc","keep_alive":"1m"},"size":10}`, nil, true)
 	f("POST /_search", `{"query":{"term":{"pit":"x"}}}`, nil, false) // a field called pit is not a point in time
+	f("POST /_search", `{"p\u0069t":{"id":"abc"}}`, nil, true)       // ES reads the escaped key as pit
+	f("POST /_search", `{"pit" :{"id":"abc"}}`, nil, true)
+	f("POST /_search", `pit: {id: abc}`, nil, false) // not JSON: keyed by its bytes, never parsed
 	f("POST /products/_search?request_cache=false", `{}`, nil, true)
 	f("POST /products/_search?request_cache=true", `{}`, nil, false)
 	f("POST /products/_search", `{}`, hdr{"Cache-Control": "no-cache"}, true)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
-
-	"github.com/tidwall/gjson"
 )
 
 // Body markers in the key: a body that is valid JSON is keyed by its compact form, anything
@@ -29,19 +27,26 @@ func appendStringField(dst []byte, s string) []byte {
 // appendBody appends the key form of one JSON document (a _search or _count body, or one
 // _msearch line): its compact form when it is valid JSON, otherwise its exact bytes.
 func appendBody(dst, body []byte) []byte {
+	dst, _ = appendBodySuspect(dst, body)
+	return dst
+}
+
+// appendBodySuspect is appendBody that also reports whether the body may name a key
+// bypassBody looks for (see appendCompactValid), so that most bodies are never parsed twice.
+func appendBodySuspect(dst, body []byte) ([]byte, bool) {
 	if len(body) == 0 {
-		return append(dst, markRaw, 0)
-	}
-	if !gjson.ValidBytes(body) {
-		dst = append(dst, markRaw)
-		return appendField(dst, body)
+		return append(dst, markRaw, 0), false
 	}
 	dst = append(dst, markJSON)
 	// Reserve a length slot after compacting: compact output is never longer than its input.
 	start := len(dst)
 	dst = binary.AppendUvarint(dst, uint64(len(body)))
 	lenEnd := len(dst)
-	dst = appendCompactJSON(dst, body)
+	dst, suspect, ok := appendCompactValid(dst, body)
+	if !ok {
+		dst = append(dst[:start-1], markRaw)
+		return appendField(dst, body), mentionsBypassKeys(body)
+	}
 	n := len(dst) - lenEnd
 	var tmp [binary.MaxVarintLen64]byte
 	l := binary.PutUvarint(tmp[:], uint64(n))
@@ -51,34 +56,7 @@ func appendBody(dst, body []byte) []byte {
 		dst = dst[:start+l+n]
 	}
 	copy(dst[start:], tmp[:l])
-	return dst
-}
-
-// appendCompactJSON appends src without the whitespace JSON allows between tokens. src must
-// be valid JSON; string contents, numbers, key order and array order are kept as they are.
-func appendCompactJSON(dst, src []byte) []byte {
-	inString := false
-	start := 0
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++ // the escaped byte cannot end the string
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case ' ', '\t', '\n', '\r':
-			dst = append(dst, src[start:i]...)
-			start = i + 1
-		}
-	}
-	return append(dst, src[start:]...)
+	return dst, suspect
 }
 
 // appendNDJSON appends the key form of an _msearch body: every line normalized on its own,
