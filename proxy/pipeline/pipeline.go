@@ -124,6 +124,7 @@ type Pipeline struct {
 	scorers map[string]Reranker
 	exp     *experiment.Set
 	results *cache.Cache
+	memo    hitMemo // the key parts of repeated result-cache hits, by their raw bytes
 	keys    *resultcache.Keyer
 	lag     time.Duration
 	watch   func(ctx context.Context, rc *fasthttp.RequestCtx) (context.Context, func())

@@ -30,16 +30,13 @@ func SetPlainStatus(h *fasthttp.ResponseHeader, kind Kind) {
 // reranking by default on its index. Its answer is the upstream's, and serving it can call no
 // model. h is the request's header, or Fields of it.
 func (p *Pipeline) nothingFor(h resultcache.Headers, rc *fasthttp.RequestCtx, kind Kind, body []byte) bool {
-	if !p.exp.Empty() {
-		return false
-	}
-	if carriesSwitch(h) {
-		return false
-	}
-	if searchbody.MaybeIntercepted(body) {
-		return false
-	}
-	return kind == Count || p.rr == nil || !p.rr.EnabledFor(indexOf(pathOrig(rc)))
+	return p.nothingConfigured(rc, kind) && !carriesSwitch(h) && !searchbody.MaybeIntercepted(body)
+}
+
+// nothingConfigured is the part of nothingFor that the configuration decides: no experiment
+// runs, and no reranking is on by default for the index.
+func (p *Pipeline) nothingConfigured(rc *fasthttp.RequestCtx, kind Kind) bool {
+	return p.exp.Empty() && (kind == Count || p.rr == nil || !p.rr.EnabledFor(indexOf(pathOrig(rc))))
 }
 
 // switchNames are the request fields that make a search something for vlproxy (or one it

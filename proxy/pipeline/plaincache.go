@@ -17,7 +17,11 @@ import (
 type scratch struct {
 	fields resultcache.Fields
 	key    []byte
+	parts  resultcache.Parts
 	fill   plainFill
+	// The request as sent, and whether a hit may be remembered by it (hitMemo).
+	raw     rawRequest
+	memoize bool
 }
 
 // plainFill is the result-cache fill of a plain search (servePlainCached): one upstream round
@@ -43,20 +47,19 @@ func (f *plainFill) Fill(ctx context.Context) ([]byte, error) {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// acquireScratch returns a scratch holding the request's header fields, read in one pass.
-func acquireScratch(rc *fasthttp.RequestCtx) *scratch {
-	sc := scratchPool.Get().(*scratch)
+// readFields files the request's header fields in sc.fields, in one pass.
+func (sc *scratch) readFields(rc *fasthttp.RequestCtx) {
 	h := &rc.Request.Header
 	sc.fields.Reset(h)
 	for k, v := range h.All() {
 		sc.fields.Add(k, v)
 	}
-	return sc
 }
 
 func releaseScratch(sc *scratch) {
 	sc.fields.Reset(nil) // drop the references into the request
 	sc.fill = plainFill{}
+	sc.raw, sc.memoize, sc.parts = rawRequest{}, false, resultcache.Parts{}
 	if cap(sc.key) <= 64<<10 {
 		scratchPool.Put(sc)
 	}
@@ -70,26 +73,40 @@ func releaseScratch(sc *scratch) {
 //
 // Its one context is made after the lookup missed: the pipeline's timeout and clk's deadline
 // (zero for none) in one lazy context under parent.
-func (p *Pipeline) servePlainCached(parent context.Context, clk clock, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare Prepare, body []byte) (Timings, error) {
-	path, query := pathQuery(rc)
-	key, last, ok := p.keys.KeyAt(sc.key[:0], resultcache.KeyInput{
-		Method: rc.Method(), Path: path, Query: query, Body: body, Header: &sc.fields,
-	})
+//
+// A request the hit memo remembers (memo not nil) takes its key from there, with the index
+// generations of the moment; any other reads sc.fields for it.
+func (p *Pipeline) servePlainCached(parent context.Context, c call, rc *fasthttp.RequestCtx, sc *scratch, kind Kind, prepare Prepare, body []byte,
+	memo *memoEntry) (Timings, error) {
+	var key []byte
+	var last time.Time
+	ok := true
+	if memo != nil {
+		key, last = p.keys.KeyAgain(sc.key[:0], memo.key, &memo.parts)
+	} else {
+		path, query := pathQuery(rc)
+		key, last, ok = p.keys.KeyParts(sc.key[:0], resultcache.KeyInput{
+			Method: rc.Method(), Path: path, Query: query, Body: body, Header: &sc.fields,
+		}, &sc.parts)
+	}
 	if ok {
 		sc.key = key
-		now := clk.now()
+		now := c.now()
 		entry, hit := p.results.GetAt(key, now)
 		if hit {
 			err := p.writeEntry(rc, entry, cacheHit, now)
 			if err == nil {
+				if memo == nil && sc.memoize && sc.parts.Reusable() {
+					p.memo.remember(&sc.raw, kind, key, &sc.parts)
+				}
 				return Timings{}, nil
 			}
 			p.fault(err)
 		}
 	}
-	until := clk.now().Add(p.cfg.Timeout)
-	if !clk.deadline.IsZero() && clk.deadline.Before(until) {
-		until = clk.deadline
+	until := c.now().Add(p.cfg.Timeout)
+	if !c.deadline.IsZero() && c.deadline.Before(until) {
+		until = c.deadline
 	}
 	ctx := new(lazyctx.Ctx) // one allocation; WithDeadline's CancelFunc would be a second
 	ctx.Init(parent, until)

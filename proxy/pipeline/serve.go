@@ -59,22 +59,28 @@ type Prepare func(dst *fasthttp.RequestHeader, rc *fasthttp.RequestCtx)
 // expression is read from the path. On error the X-VLProxy-* headers already set stay, and
 // proxy/ renders the error (it implements ESError). The returned Timings feed Server-Timing.
 func (p *Pipeline) Serve(rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
-	return p.serve(context.Background(), clock{}, rc, kind, prepare, body)
+	return p.serve(context.Background(), call{}, rc, kind, prepare, body)
 }
 
-// ServeUntil is Serve with the request's arrival time and deadline: its work stops at the
-// deadline, and result-cache freshness (TTL, Age) is judged at start, which saves a hit its
-// clock reads. No context is made unless the request has work to stop (a result-cache hit
-// has none), which saves a hit its allocations.
+// ServeUntil is Serve for a request parsed from the wire, with its arrival time and deadline:
+// its work stops at the deadline, and result-cache freshness (TTL, Age) is judged at start,
+// which saves a hit its clock reads. rc's header must be as fasthttp parsed it (not edited
+// since): a repeated hit finds its key by the raw request bytes (hitMemo). No context is made
+// unless the request has work to stop (a result-cache hit has none), which saves a hit its
+// allocations.
 func (p *Pipeline) ServeUntil(start, deadline time.Time, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
-	return p.serve(context.Background(), clock{start: start, deadline: deadline}, rc, kind, prepare, body)
+	return p.serve(context.Background(), call{start: start, deadline: deadline, wire: true}, rc, kind, prepare, body)
 }
 
-// clock is what serve knows of a request's time: when it arrived and when its work must stop.
-// A zero start is read from the clock when needed; a zero deadline is none.
-type clock struct{ start, deadline time.Time }
+// call is what serve knows of a request besides rc: when it arrived (zero: read the clock when
+// needed), when its work must stop (zero: no deadline), and whether its header is as parsed
+// from the wire, which the hit memo needs.
+type call struct {
+	start, deadline time.Time
+	wire            bool
+}
 
-func (c clock) now() time.Time {
+func (c call) now() time.Time {
 	if c.start.IsZero() {
 		return time.Now()
 	}
@@ -87,21 +93,33 @@ func (c clock) now() time.Time {
 // fasthttp's RequestCtx is no such context: a request that may call a model gets one from
 // Deps.WatchClient, which ends when its client goes away.
 func (p *Pipeline) ServeContext(parent context.Context, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
-	return p.serve(parent, clock{}, rc, kind, prepare, body)
+	return p.serve(parent, call{}, rc, kind, prepare, body)
 }
 
-// serve is ServeContext under parent, and also until clk.deadline unless it is zero.
-func (p *Pipeline) serve(parent context.Context, clk clock, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
+// serve is ServeContext under parent, and also until c.deadline unless it is zero.
+func (p *Pipeline) serve(parent context.Context, c call, rc *fasthttp.RequestCtx, kind Kind, prepare Prepare, body []byte) (Timings, error) {
 	if p.results != nil {
-		sc := acquireScratch(rc)
+		sc := scratchPool.Get().(*scratch)
 		defer releaseScratch(sc)
+		if c.wire {
+			var ok bool
+			if sc.raw, ok = rawOf(rc, body); ok {
+				sc.memoize = true
+				// A request the memo knows was plain when it was remembered, and its bytes
+				// are the same: only the configuration may have changed since.
+				if e := p.memo.find(&sc.raw, kind); e != nil && p.nothingConfigured(rc, kind) {
+					return p.servePlainCached(parent, c, rc, sc, kind, prepare, body, e)
+				}
+			}
+		}
+		sc.readFields(rc)
 		if p.nothingFor(&sc.fields, rc, kind, body) {
-			return p.servePlainCached(parent, clk, rc, sc, kind, prepare, body)
+			return p.servePlainCached(parent, c, rc, sc, kind, prepare, body, nil)
 		}
 	}
-	if !clk.deadline.IsZero() {
+	if !c.deadline.IsZero() {
 		var cancel context.CancelFunc
-		parent, cancel = lazyctx.WithDeadline(parent, clk.deadline)
+		parent, cancel = lazyctx.WithDeadline(parent, c.deadline)
 		defer cancel()
 	}
 	if p.watch != nil {
@@ -136,7 +154,7 @@ func (p *Pipeline) serve(parent context.Context, clk clock, rc *fasthttp.Request
 	key, store := p.resultKey(rc, in, kb)
 	if key != nil {
 		// The hit path: no upstream header, no copies, no deadline.
-		now := clk.now()
+		now := c.now()
 		if entry, ok := p.results.GetAt(key, now); ok && p.writeEntry(rc, entry, cacheHit, now) == nil {
 			return Timings{}, nil
 		}

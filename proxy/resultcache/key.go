@@ -231,6 +231,32 @@ func (k *Keyer) Key(dst []byte, in KeyInput) ([]byte, bool) {
 // cluster's next periodic refresh, so a response filled shortly after lastWrite may predate
 // it and should not be stored.
 func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time, ok bool) {
+	return k.KeyParts(dst, in, nil)
+}
+
+// Parts locates, in a key KeyParts made, what came from the request alone: the head (route,
+// method, path, query, identity and response-shaping fields, variant) before the generations
+// of the indices it reads, and the body after them. KeyAgain rebuilds the same request's key
+// from them with the generations as they are then, without reading the request again.
+type Parts struct {
+	route     Route
+	index     string // the path's index expression, decoded
+	headEnd   int    // key[:headEnd] is the head
+	bodyStart int    // key[bodyStart:] is the body
+}
+
+// Clone returns parts that hold none of the request's memory, for keeping past it.
+func (p Parts) Clone() Parts {
+	p.index = strings.Clone(p.index)
+	return p
+}
+
+// Reusable reports whether KeyAgain can rebuild the key: not for _msearch, whose indices come
+// from its body.
+func (p *Parts) Reusable() bool { return p.route == RouteSearch || p.route == RouteCount }
+
+// KeyParts is KeyAt that also fills parts (when not nil) for KeyAgain.
+func (k *Keyer) KeyParts(dst []byte, in KeyInput, parts *Parts) (key []byte, lastWrite time.Time, ok bool) {
 	route := RouteOf(in.Method, in.Path)
 	if route == RouteNone {
 		return dst, time.Time{}, false
@@ -255,6 +281,7 @@ func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time,
 		dst = appendField(dst, lookup(in.Header, slotResponse+i))
 	}
 	dst = appendStringField(dst, in.Variant)
+	headEnd := len(dst)
 
 	var last int64
 	index, _, _ := splitSearchPath(in.Path)
@@ -262,21 +289,13 @@ func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time,
 	if !ok {
 		return dst[:start], time.Time{}, false
 	}
-	var names *[]string
-	var nameBuf []string
-	if k.shared != nil {
-		nameBuf = make([]string, 0, 4)
-		names = &nameBuf
-	}
+	one := [1]string{pathExpr}
+	exprs := one[:]
 	if route == RouteMSearch {
-		dst = k.gens.appendGenerations(dst, msearchIndices(pathExpr, in.Body), k.cfg.AssumeConcrete, &last, names)
-	} else {
-		one := [1]string{pathExpr}
-		dst = k.gens.appendGenerations(dst, one[:], k.cfg.AssumeConcrete, &last, names)
+		exprs = msearchIndices(pathExpr, in.Body)
 	}
-	if k.shared != nil {
-		dst = k.appendShared(dst, nameBuf, &last)
-	}
+	dst = k.appendDeps(dst, exprs, &last)
+	bodyStart := len(dst)
 
 	if route == RouteMSearch {
 		dst = appendNDJSON(dst, in.Body)
@@ -286,10 +305,44 @@ func (k *Keyer) KeyAt(dst []byte, in KeyInput) (key []byte, lastWrite time.Time,
 			return dst[:start], time.Time{}, false
 		}
 	}
+	if parts != nil {
+		*parts = Parts{route: route, index: pathExpr, headEnd: headEnd - start, bodyStart: bodyStart - start}
+	}
 	if last > 0 {
 		lastWrite = time.Unix(0, last)
 	}
 	return dst, lastWrite, true
+}
+
+// KeyAgain appends the key of the request whose key KeyParts made as key with parts
+// (parts.Reusable), with the generations of its indices as they are now, and returns it with
+// the time of the newest write it depends on. key is only read.
+func (k *Keyer) KeyAgain(dst, key []byte, parts *Parts) ([]byte, time.Time) {
+	var last int64
+	dst = append(dst, key[:parts.headEnd]...)
+	one := [1]string{parts.index}
+	dst = k.appendDeps(dst, one[:], &last)
+	dst = append(dst, key[parts.bodyStart:]...)
+	if last > 0 {
+		return dst, time.Unix(0, last)
+	}
+	return dst, time.Time{}
+}
+
+// appendDeps appends what a search over the index expressions exprs depends on: the
+// generations of their indices, and the fleet's shared ones when shared.
+func (k *Keyer) appendDeps(dst []byte, exprs []string, last *int64) []byte {
+	var names *[]string
+	var nameBuf []string
+	if k.shared != nil {
+		nameBuf = make([]string, 0, 4)
+		names = &nameBuf
+	}
+	dst = k.gens.appendGenerations(dst, exprs, k.cfg.AssumeConcrete, last, names)
+	if k.shared != nil {
+		dst = k.appendShared(dst, nameBuf, last)
+	}
+	return dst
 }
 
 func peek(h Headers, name string) []byte {

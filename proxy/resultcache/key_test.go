@@ -194,3 +194,41 @@ func TestKeyEquality(t *testing.T) {
 	diff(ms("{}\n{}\n"), ms("{}{}\n\n"))
 	diff(ms("\n{}\n"), ms("{}\n"))
 }
+
+// KeyAgain must give what KeyParts gives for the same request, with the generations of the
+// moment: unchanged until a write, then the key a fresh KeyAt makes.
+func TestKeyAgain(t *testing.T) {
+	k := New(DefaultConfig())
+	k.SetTopology(k.TopologyVersion(), NewTopology([]string{"products", "other"}, nil))
+	inputs := []KeyInput{
+		req("POST /products/_search?size=10&from=5", `{ "query": {"match": {"title": "navy shirt"}} }`, hdr{"Authorization": "Basic YQ=="}),
+		req("GET /products/_count", "", nil),
+		req("POST /_search", `not json`, nil),
+	}
+	for _, in := range inputs {
+		var parts Parts
+		key, _, ok := k.KeyParts(nil, in, &parts)
+		if !ok || !parts.Reusable() {
+			t.Fatalf("%s %s: KeyParts ok %v, reusable %v", in.Method, in.Path, ok, parts.Reusable())
+		}
+		if again, _ := k.KeyAgain([]byte("x"), key, &parts); string(again) != "x"+string(key) {
+			t.Fatalf("%s %s: KeyAgain = %q; want %q", in.Method, in.Path, again, key)
+		}
+	}
+	var parts Parts
+	in := inputs[0]
+	before, _, _ := k.KeyParts(nil, in, &parts)
+	k.Invalidate(Writes([]byte("POST"), []byte("/other/_doc"), nil, []byte(`{}`)))
+	if again, _ := k.KeyAgain(nil, before, &parts); !bytes.Equal(again, before) {
+		t.Fatal("a write to another index changed the key")
+	}
+	k.Invalidate(Writes([]byte("POST"), []byte("/products/_doc"), []byte("refresh=true"), []byte(`{}`)))
+	fresh, _, _ := k.KeyAt(nil, in)
+	again, _ := k.KeyAgain(nil, before, &parts)
+	if bytes.Equal(fresh, before) || !bytes.Equal(again, fresh) {
+		t.Fatalf("after a write to products: KeyAgain %q, KeyAt %q, before %q", again, fresh, before)
+	}
+	if _, _, ok := k.KeyParts(nil, req("POST /_msearch", "{}\n{}\n", nil), &parts); !ok || parts.Reusable() {
+		t.Fatal("an _msearch key is reusable: its indices come from its body")
+	}
+}
