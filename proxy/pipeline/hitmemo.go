@@ -19,14 +19,16 @@ import (
 //
 // Requests whose header was not parsed from the wire (no raw header block: built in code)
 // or whose body is chunked (trailers are fields the raw block does not hold) are not memoized.
-// The memo is bounded: at memoMaxEntries it starts over.
+// The memo is bounded: at memoMaxEntries requests or memoMaxBytes it starts over.
 type hitMemo struct {
-	mu sync.Mutex
-	m  map[uint64]*memoEntry
+	mu    sync.Mutex
+	m     map[uint64]*memoEntry
+	bytes int // what the entries of m hold
 }
 
 const (
 	memoMaxEntries = 4096
+	memoMaxBytes   = 4 << 20
 	memoMaxRequest = 8 << 10 // bytes of request (target, header block, body) worth keeping
 )
 
@@ -37,6 +39,7 @@ type memoEntry struct {
 	kind                         Kind
 	key                          []byte
 	parts                        resultcache.Parts
+	size                         int // bytes held
 }
 
 var memoSeed = maphash.MakeSeed()
@@ -87,14 +90,18 @@ func (m *hitMemo) remember(r *rawRequest, kind Kind, key []byte, parts *resultca
 		buf = append(buf, b...)
 		return buf[len(buf)-len(b) : len(buf) : len(buf)]
 	}
-	e := &memoEntry{kind: kind, parts: parts.Clone()}
+	e := &memoEntry{kind: kind, parts: parts.Clone(), size: cap(buf)}
 	e.method, e.target, e.header, e.body = take(r.method), take(r.target), take(r.header), take(r.body)
 	e.key = take(key)
 	h := r.hash()
 	m.mu.Lock()
-	if m.m == nil || len(m.m) >= memoMaxEntries {
-		m.m = make(map[uint64]*memoEntry)
+	if m.m == nil || len(m.m) >= memoMaxEntries || m.bytes+e.size > memoMaxBytes {
+		m.m, m.bytes = make(map[uint64]*memoEntry), 0
+	}
+	if old := m.m[h]; old != nil {
+		m.bytes -= old.size
 	}
 	m.m[h] = e
+	m.bytes += e.size
 	m.mu.Unlock()
 }
