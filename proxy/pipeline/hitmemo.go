@@ -32,11 +32,10 @@ const (
 	memoMaxRequest = 8 << 10 // bytes of request (target, header block, body) worth keeping
 )
 
-// memoEntry is one remembered request: its bytes, and its key with the key's parts. Entries
-// never change once stored.
+// memoEntry is one remembered request: its bytes, and its key with the key's parts (the
+// search kind follows from the target). Entries never change once stored.
 type memoEntry struct {
 	method, target, header, body []byte // sub-slices of one buffer
-	kind                         Kind
 	key                          []byte
 	parts                        resultcache.Parts
 	size                         int // bytes held
@@ -44,16 +43,21 @@ type memoEntry struct {
 
 var memoSeed = maphash.MakeSeed()
 
-// rawRequest is what the memo keys on: the request as the client sent it.
-type rawRequest struct{ method, target, header, body []byte }
+// rawRequest is what the memo keys on: the request as the client sent it, and its hash.
+type rawRequest struct {
+	method, target, header, body []byte
+	sum                          uint64
+}
 
 // rawOf returns rc's request as sent, and false when it may not be memoized.
 func rawOf(rc *fasthttp.RequestCtx, body []byte) (rawRequest, bool) {
 	h := &rc.Request.Header
 	r := rawRequest{method: h.Method(), target: h.RequestURI(), header: h.RawHeaders(), body: body}
-	ok := len(r.header) > 0 && h.ContentLength() >= 0 &&
-		len(r.target)+len(r.header)+len(r.body) <= memoMaxRequest
-	return r, ok
+	if len(r.header) == 0 || h.ContentLength() < 0 || len(r.target)+len(r.header)+len(r.body) > memoMaxRequest {
+		return rawRequest{}, false
+	}
+	r.sum = r.hash()
+	return r, true
 }
 
 func (r *rawRequest) hash() uint64 {
@@ -70,12 +74,11 @@ func (r *rawRequest) hash() uint64 {
 }
 
 // find returns the entry remembered for r, nil when there is none.
-func (m *hitMemo) find(r *rawRequest, kind Kind) *memoEntry {
-	h := r.hash()
+func (m *hitMemo) find(r *rawRequest) *memoEntry {
 	m.mu.Lock()
-	e := m.m[h]
+	e := m.m[r.sum]
 	m.mu.Unlock()
-	if e == nil || e.kind != kind || !bytes.Equal(e.body, r.body) || !bytes.Equal(e.target, r.target) ||
+	if e == nil || !bytes.Equal(e.body, r.body) || !bytes.Equal(e.target, r.target) ||
 		!bytes.Equal(e.header, r.header) || !bytes.Equal(e.method, r.method) {
 		return nil
 	}
@@ -83,17 +86,17 @@ func (m *hitMemo) find(r *rawRequest, kind Kind) *memoEntry {
 }
 
 // remember stores what r's key was made of (parts.Reusable).
-func (m *hitMemo) remember(r *rawRequest, kind Kind, key []byte, parts *resultcache.Parts) {
+func (m *hitMemo) remember(r *rawRequest, key []byte, parts *resultcache.Parts) {
 	n := len(r.method) + len(r.target) + len(r.header) + len(r.body)
 	buf := make([]byte, 0, n+len(key))
 	take := func(b []byte) []byte {
 		buf = append(buf, b...)
 		return buf[len(buf)-len(b) : len(buf) : len(buf)]
 	}
-	e := &memoEntry{kind: kind, parts: parts.Clone(), size: cap(buf)}
+	e := &memoEntry{parts: parts.Clone(), size: cap(buf)}
 	e.method, e.target, e.header, e.body = take(r.method), take(r.target), take(r.header), take(r.body)
 	e.key = take(key)
-	h := r.hash()
+	h := r.sum
 	m.mu.Lock()
 	if m.m == nil || len(m.m) >= memoMaxEntries || m.bytes+e.size > memoMaxBytes {
 		m.m, m.bytes = make(map[uint64]*memoEntry), 0

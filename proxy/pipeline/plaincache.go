@@ -97,7 +97,7 @@ func (p *Pipeline) servePlainCached(parent context.Context, c call, rc *fasthttp
 			err := p.writeEntry(rc, entry, cacheHit, now)
 			if err == nil {
 				if memo == nil && sc.memoize && sc.parts.Reusable() {
-					p.memo.remember(&sc.raw, kind, key, &sc.parts)
+					p.memo.remember(&sc.raw, key, &sc.parts)
 				}
 				return Timings{}, nil
 			}

@@ -107,7 +107,7 @@ func (p *Pipeline) serve(parent context.Context, c call, rc *fasthttp.RequestCtx
 				sc.memoize = true
 				// A request the memo knows was plain when it was remembered, and its bytes
 				// are the same: only the configuration may have changed since.
-				if e := p.memo.find(&sc.raw, kind); e != nil && p.nothingConfigured(rc, kind) {
+				if e := p.memo.find(&sc.raw); e != nil && p.nothingConfigured(rc, kind) {
 					return p.servePlainCached(parent, c, rc, sc, kind, prepare, body, e)
 				}
 			}
